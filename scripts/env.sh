@@ -1,0 +1,17 @@
+# Source this file (bash) to put the venv, the ROS 2 Jazzy wheels and the colcon install in the
+# environment:   source scripts/env.sh
+# Every node, test and CLI of the project runs in this environment.
+_EMO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export EMOTION_ROBOT_ROOT="$_EMO_ROOT"
+# shellcheck disable=SC1091
+. "$_EMO_ROOT/.venv/bin/activate"
+export AMENT_PREFIX_PATH="$_EMO_ROOT/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+export CMAKE_PREFIX_PATH="$_EMO_ROOT/.venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+export ROS_LOG_DIR="${ROS_LOG_DIR:-$_EMO_ROOT/log/ros}"
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+if [ -f "$_EMO_ROOT/install/setup.bash" ]; then
+  # shellcheck disable=SC1091
+  . "$_EMO_ROOT/install/setup.bash"
+fi
+unset _EMO_ROOT
