@@ -14,6 +14,11 @@ STAMPS="$VENV/.stamps"
 PY_BOOT="${PYTHON:-python3.11}"
 command -v "$PY_BOOT" >/dev/null 2>&1 || PY_BOOT=python3
 
+# One setup at a time (several shells may call it, e.g. tests that need the build).
+mkdir -p "$ROOT/log"
+exec 9>"$ROOT/log/.setup.lock"
+flock 9
+
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 stamp_ok() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }

@@ -1,0 +1,1 @@
+"""Shared test harness: isolated DDS domains, node processes, topic collectors."""

@@ -1,0 +1,218 @@
+"""Run real ROS 2 nodes in tests without letting DDS traffic leave the machine.
+
+Why a module of its own: every package's node tests need the same three things (a domain id nobody
+else uses at the same time, an environment that keeps discovery on localhost, and node processes
+whose output is kept for the failure message), and doing them three different ways is how tests
+start to talk to each other.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+_LOCK_DIR = Path(tempfile.gettempdir()) / 'emotion_dds_domains'
+# Domain ids 0..101 are valid for Fast DDS on Linux; keep clear of 0 (the default) and of the ids a
+# developer's own robot is likely to use.
+_DOMAIN_RANGE = range(60, 101)
+
+
+def loopback_only() -> bool:
+    """True when this process sees no network device but `lo` (an `unshare -rn` namespace)."""
+    try:
+        return sorted(os.listdir('/sys/class/net')) == ['lo']
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def allocate_domain_id() -> Iterator[int]:
+    """Hold a ROS_DOMAIN_ID that no other test on this machine holds, until the block ends."""
+    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    start = os.getpid() % len(_DOMAIN_RANGE)
+    ids = list(_DOMAIN_RANGE[start:]) + list(_DOMAIN_RANGE[:start])
+    for domain_id in ids:
+        fd = os.open(_LOCK_DIR / f'{domain_id}.lock', os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            yield domain_id
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        return
+    raise RuntimeError(f'no free ROS_DOMAIN_ID in {_DOMAIN_RANGE.start}..{_DOMAIN_RANGE.stop - 1}')
+
+
+def ros_env(domain_id: int, base: Optional[dict] = None) -> dict:
+    """The environment for a ROS process of a test: its own domain, discovery on localhost only."""
+    env = dict(os.environ if base is None else base)
+    env['ROS_DOMAIN_ID'] = str(domain_id)
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env.pop('ROS_STATIC_PEERS', None)
+    env.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    env.setdefault('ROS_LOG_DIR', str(Path(tempfile.gettempdir()) / 'emotion_ros_logs'))
+    env['PYTHONUNBUFFERED'] = '1'
+    return env
+
+
+@contextlib.contextmanager
+def isolated_domain() -> Iterator[int]:
+    """Allocate a domain and set it (and LOCALHOST discovery) in this process's environment.
+
+    rclpy reads ROS_DOMAIN_ID when a context is initialised, so in-process participants created
+    inside the block join the same isolated domain as the node processes started with ros_env().
+    """
+    with allocate_domain_id() as domain_id:
+        saved = {k: os.environ.get(k) for k in
+                 ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_LOG_DIR')}
+        os.environ.update({k: v for k, v in ros_env(domain_id).items()
+                           if k in saved})
+        try:
+            yield domain_id
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def executable_path(package: str, executable: str) -> str:
+    """Path of a colcon-installed node executable (install/<pkg>/lib/<pkg>/<exe>)."""
+    from ament_index_python.packages import get_package_prefix
+    path = Path(get_package_prefix(package)) / 'lib' / package / executable
+    if not path.exists():
+        raise FileNotFoundError(f'{package}/{executable} is not installed at {path}; '
+                                'run scripts/setup.sh (colcon build) first')
+    return str(path)
+
+
+class NodeProcess:
+    """A node started as its own process, with stdout and stderr kept for failure messages."""
+
+    def __init__(self, package: str, executable: str, args: Optional[list] = None,
+                 env: Optional[dict] = None, ros_args: Optional[list] = None,
+                 params: Optional[dict] = None, cwd: Optional[str] = None) -> None:
+        cmd = [executable_path(package, executable)] + list(args or [])
+        extra = list(ros_args or [])
+        for key, value in (params or {}).items():
+            extra += ['-p', f'{key}:={_param_literal(value)}']
+        if extra:
+            cmd += ['--ros-args'] + extra
+        self.name = f'{package}/{executable}'
+        self.cmd = cmd
+        self._log = tempfile.NamedTemporaryFile(prefix=f'{executable}-', suffix='.log',
+                                                delete=False)
+        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self) -> str:
+        """Everything the process printed so far."""
+        self._log.flush()
+        return Path(self._log.name).read_text(errors='replace')
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGINT (as Ctrl-C would), then SIGKILL if it does not end in time; returns the code."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL at once: a crash as the rest of the graph would see it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+
+    def __enter__(self) -> 'NodeProcess':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def _param_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (list, tuple)):
+        return '[' + ','.join(_param_literal(v) for v in value) + ']'
+    return str(value)
+
+
+class RosHarness:
+    """An rclpy context and node in the test process, spun on a background thread.
+
+    Use it to publish inputs to and collect outputs from node processes in the same domain.
+    """
+
+    def __init__(self, name: str = 'test_harness') -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        self._rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._stop = False
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop and self.context.ok():
+            self._executor.spin_once(timeout_sec=0.05)
+
+    def collect(self, msg_type: Any, topic: str, qos: Any = 10) -> list:
+        """Subscribe and return the list that received messages are appended to."""
+        received: list = []
+        self.node.create_subscription(msg_type, topic, received.append, qos)
+        return received
+
+    def publisher(self, msg_type: Any, topic: str, qos: Any = 10) -> Any:
+        return self.node.create_publisher(msg_type, topic, qos)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float,
+                 interval: float = 0.05) -> bool:
+        """Poll `predicate` until it holds or `timeout` seconds pass; returns whether it held."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(interval)
+        return predicate()
+
+    def wait_for_subscribers(self, publisher: Any, count: int = 1, timeout: float = 15.0) -> bool:
+        return self.wait_for(lambda: publisher.get_subscription_count() >= count, timeout)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(2)
+        self._executor.shutdown()
+        self.node.destroy_node()
+        self._rclpy.shutdown(context=self.context)
+
+    def __enter__(self) -> 'RosHarness':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
