@@ -25,11 +25,16 @@ _DOMAIN_RANGE = range(60, 101)
 
 
 def loopback_only() -> bool:
-    """True when this process sees no network device but `lo` (an `unshare -rn` namespace)."""
+    """True when this process sees no network device but `lo` (an `unshare -rn` namespace).
+
+    Reads /proc/net/dev, which belongs to the process's network namespace (/sys/class/net shows
+    the namespace of whoever mounted sysfs, so it still lists the host's devices).
+    """
     try:
-        return sorted(os.listdir('/sys/class/net')) == ['lo']
+        lines = Path('/proc/net/dev').read_text().splitlines()[2:]
     except OSError:
         return False
+    return [line.split(':', 1)[0].strip() for line in lines] == ['lo']
 
 
 @contextlib.contextmanager
