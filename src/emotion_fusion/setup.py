@@ -24,6 +24,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'fusion_node = emotion_fusion.fusion_node:main',
         ],
     },
 )

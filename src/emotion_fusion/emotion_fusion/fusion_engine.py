@@ -1,0 +1,292 @@
+"""The fusion logic of fusion_node, without rclpy: buffers in, one batched LSTM step, estimates out.
+
+Why a separate engine: the node is then a thin adapter (messages <-> dataclasses, timers,
+publishers), and everything that decides *what* is published (alignment, voice assignment, track
+lifecycle, presence masks, hysteresis, input checks) is tested and benchmarked in-process with a
+fake clock.
+
+One output step at ``now``:
+
+1. forget buffered features older than their max age and tracks past ``track_timeout``;
+2. every face whose newest vision feature is fresh takes part (sorted by id, at most
+   ``max_tracks``);
+3. the voice goes to the face(s) chosen by ``voice_assignment`` (see ``voice_owners``), fused with
+   the voice window nearest to that face's frame within ``slop``; with no face at all, the newest
+   fresh voice window drives the audio-only track ``voice_only_id``;
+4. one batched fusion step (presence masks say which modality each row has), new LSTM states
+   stored per track, hysteresis on the label, one EmotionEstimate per row whose stamp is the
+   newest contributing input's stamp.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Protocol, Sequence
+
+import numpy as np
+
+from .config import FusionConfig
+from .face_tracks import FaceTracks
+from .features import MODALITY_VISION, MODALITY_VOICE, Feature, check_feature
+from .smoothing import LabelHysteresis
+from .time_alignment import NS, TimeAligner
+
+__all__ = ['FusionStep', 'FaceBox', 'EmotionEstimate', 'StepResult', 'FusionEngine']
+
+
+class FusionStep(Protocol):
+    """What the engine needs from a model; emotion_perception's ModelBundle satisfies it.
+
+    Tests may pass a deterministic fake with the same members.
+    """
+
+    labels: Sequence[str]
+
+    @property
+    def vision_embedding_size(self) -> int: ...
+
+    @property
+    def voice_embedding_size(self) -> int: ...
+
+    def initial_state(self, n: int = 1) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def fusion_step(self, vision_emb: np.ndarray, vision_present: np.ndarray,
+                    voice_emb: np.ndarray, voice_present: np.ndarray, h: np.ndarray,
+                    c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """The part of emotion_msgs/Face the voice assignment needs."""
+
+    face_id: str
+    area: float
+
+
+@dataclass
+class EmotionEstimate:
+    """One face's fused output of one step (the node turns it into emotion_msgs/Emotion)."""
+
+    face_id: str
+    stamp_ns: int
+    frame_id: str
+    expression: str
+    confidence: float
+    labels: List[str]
+    probabilities: np.ndarray
+    valence: float
+    arousal: float
+    modalities: int
+    received_ns: int = 0   # node-clock arrival of the newest contributing input (latency figures)
+
+
+@dataclass
+class StepResult:
+    estimates: List[EmotionEstimate] = field(default_factory=list)
+    removed: List[str] = field(default_factory=list)   # track ids gone (expired or evicted)
+    compute_s: float = 0.0                               # wall time of the model call
+    error: Optional[str] = None                          # the model call failed: why
+
+
+@dataclass
+class _TrackState:
+    h: np.ndarray
+    c: np.ndarray
+    smoother: LabelHysteresis
+
+
+class FusionEngine:
+    """Per-step fusion of buffered features for every visible face (see module docstring)."""
+
+    def __init__(self, cfg: FusionConfig, model: Optional[FusionStep] = None,
+                 voice_window_s: float = 0.0) -> None:
+        self.cfg = cfg
+        self.model: Optional[FusionStep] = None
+        self.labels: List[str] = []
+        self.aligner = TimeAligner(
+            slop_ns=int(cfg.slop * NS), vision_max_age_ns=int(cfg.vision_max_age * NS),
+            voice_max_age_ns=int(cfg.voice_max_age * NS), queue_size=cfg.queue_size,
+            max_faces=cfg.max_tracks * 2, voice_window_ns=int(voice_window_s * NS))
+        self.tracks: FaceTracks[_TrackState] = FaceTracks(
+            cfg.max_tracks, int(cfg.track_timeout * NS), self._new_state)
+        self._faces: List[FaceBox] = []
+        self._faces_at: Optional[int] = None
+        self._target: str = ''
+        self._target_at: Optional[int] = None
+        self.rejected: Dict[str, int] = {}
+        self.steps = 0
+        self.estimates_out = 0
+        self.voice_unassigned_steps = 0
+        self.rows_over_capacity = 0
+        self.model_errors = 0
+        self.nonfinite_outputs = 0
+        if model is not None:
+            self.set_model(model)
+
+    # ------------------------------------------------------------------ model
+    def set_model(self, model: FusionStep) -> None:
+        """Use ``model`` from now on; existing tracks restart (their state fits the old model)."""
+        self.model = model
+        self.labels = list(model.labels)
+        for fid in self.tracks.ids():
+            self.tracks.remove(fid)
+
+    def _new_state(self, face_id: str) -> _TrackState:
+        assert self.model is not None
+        h, c = self.model.initial_state(1)
+        return _TrackState(np.array(h, np.float32), np.array(c, np.float32),
+                           LabelHysteresis(self.cfg.hysteresis_steps, self.cfg.hysteresis_margin))
+
+    # ------------------------------------------------------------------ inputs
+    def add_vision(self, feature: Feature, now_ns: int) -> Optional[str]:
+        """Check and buffer one vision feature; return None or why it was refused/dropped."""
+        size = self.model.vision_embedding_size if self.model is not None else None
+        return self._add(feature, now_ns, MODALITY_VISION, size, self.aligner.add_vision)
+
+    def add_voice(self, feature: Feature, now_ns: int) -> Optional[str]:
+        """Check and buffer one voice feature; return None or why it was refused/dropped."""
+        size = self.model.voice_embedding_size if self.model is not None else None
+        return self._add(feature, now_ns, MODALITY_VOICE, size, self.aligner.add_voice)
+
+    def _add(self, feature: Feature, now_ns: int, modality: int, size: Optional[int],
+             push) -> Optional[str]:
+        reason = check_feature(feature.source_id, feature.modality, feature.embedding, modality,
+                               size)
+        if reason is not None:
+            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+            return reason
+        return push(feature, now_ns)
+
+    def set_faces(self, boxes: Sequence[FaceBox], now_ns: int) -> None:
+        """The newest FaceArray (for the 'largest' voice assignment)."""
+        self._faces = list(boxes)
+        self._faces_at = now_ns
+
+    def set_target(self, target_id: str, now_ns: int) -> None:
+        """The newest tracker/state target ('' = no target)."""
+        self._target = target_id
+        self._target_at = now_ns
+
+    # ------------------------------------------------------------------ voice policy
+    def voice_owners(self, visible: Sequence[str], now_ns: int) -> List[str]:
+        """Which visible faces the voice is fused with this step.
+
+        'all': every visible face.  'target': the tracker's target_id when tracker/state arrived
+        within ``target_timeout`` and that face is visible, otherwise as 'largest'.  'largest':
+        the visible face with the largest box in the newest fresh FaceArray; without a fresh
+        FaceArray, the only visible face if there is exactly one.  [] = nobody (the voice is then
+        not fused with any face this step, and counted as unassigned).
+        """
+        if not visible:
+            return []
+        policy = self.cfg.voice_assignment
+        if policy == 'all':
+            return list(visible)
+        timeout = int(self.cfg.target_timeout * NS)
+        if (policy == 'target' and self._target and self._target_at is not None and
+                now_ns - self._target_at <= timeout and self._target in visible):
+            return [self._target]
+        if self._faces_at is not None and now_ns - self._faces_at <= timeout:
+            seen = [b for b in self._faces if b.face_id in visible]
+            if seen:
+                return [max(seen, key=lambda b: (b.area, b.face_id)).face_id]
+        return [visible[0]] if len(visible) == 1 else []
+
+    # ------------------------------------------------------------------ the step
+    def step(self, now_ns: int) -> StepResult:
+        """Run one output step at ``now_ns`` (see module docstring)."""
+        self.steps += 1
+        result = StepResult()
+        self.aligner.prune(now_ns)
+        result.removed.extend(self.tracks.expire(now_ns))
+        if self.model is None:
+            return result
+        cfg = self.cfg
+        vision = self.aligner.latest_vision(now_ns)
+        if len(vision) > cfg.max_tracks:
+            # keep the faces with the newest frames; the others wait for a free slot
+            keep = sorted(vision, key=lambda k: vision[k].stamp_ns, reverse=True)[:cfg.max_tracks]
+            self.rows_over_capacity += len(vision) - len(keep)
+            vision = {k: vision[k] for k in sorted(keep)}
+        rows: List[tuple[str, Optional[Feature], Optional[Feature]]] = []
+        if vision:
+            owners = set(self.voice_owners(list(vision), now_ns))
+            if not owners and self.aligner.voice_for(None, now_ns, cfg.require_speech):
+                self.voice_unassigned_steps += 1
+            for fid, vf in vision.items():
+                af = (self.aligner.voice_for(vf.stamp_ns, now_ns, cfg.require_speech)
+                      if fid in owners else None)
+                rows.append((fid, vf, af))
+        else:
+            af = self.aligner.voice_for(None, now_ns, cfg.require_speech)
+            if af is not None:
+                rows.append((cfg.voice_only_id, None, af))
+        if not rows:
+            return self._finish(result)
+
+        tracks = []
+        for fid, _, _ in rows:
+            track, removed = self.tracks.see(fid, now_ns)
+            result.removed.extend(removed)
+            tracks.append(track)
+        n = len(rows)
+        ve = np.zeros((n, self.model.vision_embedding_size), np.float32)
+        ae = np.zeros((n, self.model.voice_embedding_size), np.float32)
+        vp = np.zeros(n, np.float32)
+        ap = np.zeros(n, np.float32)
+        for i, (_, vf, af) in enumerate(rows):
+            if vf is not None:
+                ve[i], vp[i] = vf.embedding, 1.0
+            if af is not None:
+                ae[i], ap[i] = af.embedding, 1.0
+        h = np.concatenate([t.state.h for t in tracks], axis=1)
+        c = np.concatenate([t.state.c for t in tracks], axis=1)
+        t0 = time.perf_counter()
+        try:
+            probs, va, h2, c2 = self.model.fusion_step(ve, vp, ae, ap, h, c)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types
+            self.model_errors += 1
+            result.error = f'fusion step failed: {exc}'
+            return self._finish(result)
+        result.compute_s = time.perf_counter() - t0
+        probs = np.asarray(probs, np.float32)
+        va = np.asarray(va, np.float32)
+        for i, ((fid, vf, af), track) in enumerate(zip(rows, tracks)):
+            if not (np.all(np.isfinite(probs[i])) and np.all(np.isfinite(va[i])) and
+                    np.all(np.isfinite(h2[:, i])) and np.all(np.isfinite(c2[:, i]))):
+                # never keep a poisoned state: restart this face from zero
+                self.nonfinite_outputs += 1
+                track.state.h, track.state.c = (np.array(a, np.float32)
+                                                for a in self.model.initial_state(1))
+                track.state.smoother.reset()
+                continue
+            track.state.h = np.array(h2[:, i:i + 1], np.float32)
+            track.state.c = np.array(c2[:, i:i + 1], np.float32)
+            track.steps += 1
+            idx = track.state.smoother.update(probs[i])
+            contributors = [f for f in (vf, af) if f is not None]
+            newest = max(contributors, key=lambda f: f.stamp_ns)
+            result.estimates.append(EmotionEstimate(
+                face_id=fid,
+                stamp_ns=newest.stamp_ns,
+                frame_id=(vf.frame_id if vf is not None else af.frame_id),
+                expression=self.labels[idx],
+                confidence=float(probs[i, idx]),
+                labels=self.labels,
+                probabilities=probs[i].copy(),
+                valence=float(np.clip(va[i, 0], -1.0, 1.0)),
+                arousal=float(np.clip(va[i, 1], -1.0, 1.0)),
+                modalities=(MODALITY_VISION if vf is not None else 0) |
+                           (MODALITY_VOICE if af is not None else 0),
+                received_ns=max(f.received_ns for f in contributors),
+            ))
+        return self._finish(result)
+
+    def _finish(self, result: StepResult) -> StepResult:
+        # an id removed and re-created in the same step (seen again after its timeout) is not gone
+        result.removed = [fid for fid in dict.fromkeys(result.removed) if fid not in self.tracks]
+        self.estimates_out += len(result.estimates)
+        return result
+
+    def drops(self) -> Dict[str, int]:
+        return self.aligner.drops()

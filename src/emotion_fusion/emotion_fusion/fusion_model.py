@@ -1,0 +1,79 @@
+"""Fusion head: an LSTM over time on the per-step concatenation of face and voice embeddings.
+
+Why this shape: faces arrive at camera rate and voice windows only while someone speaks, so at any
+step either modality may be missing.  Each step's input is ``[LN(vision)*vp, vp, LN(voice)*ap, ap]``
+(LN = per-modality LayerNorm so neither encoder dominates by scale; vp/ap = presence flags in
+{0, 1}); the LSTM carries evidence across steps when a modality drops out.  Valence/arousal is
+``probabilities @ VA`` with the documented circumplex table (a fixed buffer, exported inside the
+ONNX graph), so it is always consistent with the class probabilities.
+
+This module needs torch (training/export only); the robot runs the exported ``fusion_step.onnx``.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+FUSION_INPUTS = ['vision_embedding', 'vision_present', 'voice_embedding', 'voice_present', 'h', 'c']
+FUSION_OUTPUTS = ['probabilities', 'valence_arousal', 'h_out', 'c_out']
+
+
+class FusionModel(nn.Module):
+    """Presence-masked LSTM fusion of vision and voice embeddings."""
+
+    def __init__(self, vision_dim: int, voice_dim: int, num_classes: int,
+                 va_table: Sequence[Sequence[float]], hidden_size: int = 64, num_layers: int = 1,
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        self.config = dict(vision_dim=vision_dim, voice_dim=voice_dim, num_classes=num_classes,
+                           va_table=[list(map(float, r)) for r in va_table],
+                           hidden_size=hidden_size, num_layers=num_layers, dropout=dropout)
+        self.vision_norm = nn.LayerNorm(vision_dim)
+        self.voice_norm = nn.LayerNorm(voice_dim)
+        self.proj = nn.Sequential(nn.Linear(vision_dim + voice_dim + 2, hidden_size), nn.ReLU(),
+                                  nn.Dropout(dropout))
+        self.lstm = nn.LSTM(hidden_size, hidden_size, num_layers=num_layers, batch_first=True)
+        self.head = nn.Linear(hidden_size, num_classes)
+        va = torch.tensor(va_table, dtype=torch.float32)
+        if va.shape != (num_classes, 2):
+            raise ValueError(f'va_table must be [{num_classes}, 2], got {tuple(va.shape)}')
+        self.register_buffer('va', va)
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+
+    def step_input(self, ve: torch.Tensor, vp: torch.Tensor, ae: torch.Tensor,
+                   ap: torch.Tensor) -> torch.Tensor:
+        """The per-step fusion input (also what the collapse diagnostics measure)."""
+        vp = vp.unsqueeze(-1).to(ve.dtype)
+        ap = ap.unsqueeze(-1).to(ae.dtype)
+        return torch.cat([self.vision_norm(ve) * vp, vp, self.voice_norm(ae) * ap, ap], dim=-1)
+
+    def forward(self, ve: torch.Tensor, vp: torch.Tensor, ae: torch.Tensor, ap: torch.Tensor,
+                state: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Sequences: ve [N,T,Ev], vp [N,T], ae [N,T,Ea], ap [N,T] -> (logits [N,T,C], (h, c))."""
+        x = self.proj(self.step_input(ve, vp, ae, ap))
+        out, state = self.lstm(x, state)
+        return self.head(out), state
+
+    def step(self, ve: torch.Tensor, vp: torch.Tensor, ae: torch.Tensor, ap: torch.Tensor,
+             h: torch.Tensor, c: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step for N tracks: ve [N,Ev], vp [N] ... h, c [L,N,H] -> (probs, va, h, c)."""
+        logits, (h2, c2) = self.forward(ve.unsqueeze(1), vp.unsqueeze(1), ae.unsqueeze(1),
+                                        ap.unsqueeze(1), (h, c))
+        probs = torch.softmax(logits[:, 0], dim=-1)
+        return probs, probs @ self.va, h2, c2
+
+
+class FusionStep(nn.Module):
+    """Wrapper whose forward is one step, for ONNX export with state in/out."""
+
+    def __init__(self, model: FusionModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, ve, vp, ae, ap, h, c):  # noqa: D102 - see FusionModel.step
+        return self.model.step(ve, vp, ae, ap, h, c)

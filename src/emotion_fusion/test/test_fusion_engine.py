@@ -1,0 +1,219 @@
+"""The engine with a deterministic fake model: masks, voice policy, bad inputs, tracks."""
+import numpy as np
+import pytest
+
+from emotion_fusion.config import FusionConfig
+from emotion_fusion.features import MODALITY_VISION, MODALITY_VOICE, Feature, RejectReason
+from emotion_fusion.fusion_engine import FaceBox, FusionEngine
+
+from fakes import LABELS, FakeFusion, onehot
+
+S = 1_000_000_000
+MS = 1_000_000
+ANGRY, HAPPY, NEUTRAL, SAD = range(4)
+
+
+def engine(**cfg):
+    base = dict(hysteresis_steps=1, hysteresis_margin=1.0)
+    base.update(cfg)
+    model = FakeFusion()
+    return FusionEngine(FusionConfig.from_mapping(base), model), model
+
+
+def vis(fid, t, label, frame='camera'):
+    return Feature(t, fid, MODALITY_VISION, onehot(label, 8), frame_id=frame)
+
+
+def voc(t, label, speech=True):
+    return Feature(t, 'voice', MODALITY_VOICE, onehot(label, 6), speech=speech, frame_id='mic')
+
+
+def by_id(result):
+    return {e.face_id: e for e in result.estimates}
+
+
+def test_two_faces_vision_only():
+    eng, model = engine()
+    now = 10 * S
+    eng.add_vision(vis('f1', now - 10 * MS, HAPPY), now)
+    eng.add_vision(vis('f2', now - 20 * MS, SAD), now)
+    out = by_id(eng.step(now))
+    assert set(out) == {'f1', 'f2'}
+    assert out['f1'].expression == 'happy' and out['f2'].expression == 'sad'
+    assert out['f1'].modalities == MODALITY_VISION
+    assert out['f1'].stamp_ns == now - 10 * MS and out['f1'].frame_id == 'camera'
+    assert out['f1'].labels == LABELS
+    assert abs(float(out['f1'].probabilities.sum()) - 1.0) < 1e-5
+    assert out['f1'].confidence == pytest.approx(float(out['f1'].probabilities[HAPPY]))
+    assert list(model.calls[-1]['ap']) == [0.0, 0.0]   # voice masked out
+
+
+def test_voice_goes_to_tracker_target_and_stamp_is_newest_input():
+    eng, model = engine(voice_assignment='target')
+    now = 10 * S
+    eng.add_vision(vis('f1', now - 50 * MS, NEUTRAL), now)
+    eng.add_vision(vis('f2', now - 50 * MS, NEUTRAL), now)
+    eng.add_voice(voc(now - 20 * MS, ANGRY), now)
+    eng.set_target('f2', now)
+    out = by_id(eng.step(now))
+    assert out['f2'].modalities == MODALITY_VISION | MODALITY_VOICE
+    assert out['f1'].modalities == MODALITY_VISION
+    assert out['f2'].stamp_ns == now - 20 * MS        # the voice window is the newer input
+    assert out['f2'].valence == 1.0 and out['f2'].arousal == 1.0   # fake: va = (vp, ap)
+
+
+def test_stale_target_falls_back_to_largest_face():
+    eng, _ = engine(voice_assignment='target', target_timeout=1.0)
+    now = 10 * S
+    eng.set_target('f2', now - 2 * S)                 # stale
+    eng.set_faces([FaceBox('f1', 900.0), FaceBox('f2', 100.0)], now)
+    eng.add_vision(vis('f1', now, NEUTRAL), now)
+    eng.add_vision(vis('f2', now, NEUTRAL), now)
+    eng.add_voice(voc(now, ANGRY), now)
+    out = by_id(eng.step(now))
+    assert out['f1'].modalities == 3 and out['f2'].modalities == 1
+
+
+def test_all_policy_gives_voice_to_every_face():
+    eng, _ = engine(voice_assignment='all')
+    now = 10 * S
+    eng.add_vision(vis('f1', now, NEUTRAL), now)
+    eng.add_vision(vis('f2', now, NEUTRAL), now)
+    eng.add_voice(voc(now, ANGRY), now)
+    assert {e.modalities for e in eng.step(now).estimates} == {3}
+
+
+def test_ambiguous_owner_leaves_voice_unfused_and_counts_it():
+    eng, _ = engine(voice_assignment='largest')
+    now = 10 * S
+    eng.add_vision(vis('f1', now, NEUTRAL), now)
+    eng.add_vision(vis('f2', now, NEUTRAL), now)
+    eng.add_voice(voc(now, ANGRY), now)
+    assert {e.modalities for e in eng.step(now).estimates} == {1}
+    assert eng.voice_unassigned_steps == 1
+
+
+def test_single_face_gets_voice_without_faces_topic():
+    eng, _ = engine(voice_assignment='largest')
+    now = 10 * S
+    eng.add_vision(vis('f1', now, NEUTRAL), now)
+    eng.add_voice(voc(now, ANGRY), now)
+    assert [e.modalities for e in eng.step(now).estimates] == [3]
+
+
+def test_audio_only_publishes_for_voice_id():
+    eng, model = engine(voice_only_id='voice')
+    now = 10 * S
+    eng.add_voice(voc(now - 100 * MS, ANGRY), now)
+    out = eng.step(now).estimates
+    assert [(e.face_id, e.modalities, e.expression, e.frame_id) for e in out] == \
+        [('voice', MODALITY_VOICE, 'angry', 'mic')]
+    assert list(model.calls[-1]['vp']) == [0.0]
+
+
+def test_silence_without_faces_publishes_nothing():
+    eng, _ = engine(require_speech=True)
+    now = 10 * S
+    eng.add_voice(voc(now, ANGRY, speech=False), now)
+    assert eng.step(now).estimates == []
+
+
+def test_voice_stop_switches_to_vision_only_without_gap():
+    eng, _ = engine(slop=0.3, voice_max_age=2.0)
+    t = 10 * S
+    mods = []
+    for k in range(30):
+        now = t + k * 100 * MS
+        eng.add_vision(vis('f1', now, HAPPY), now)
+        if k < 10:
+            eng.add_voice(voc(now, ANGRY), now)
+        out = eng.step(now).estimates
+        assert len(out) == 1        # one estimate every step: no gap
+        mods.append(out[0].modalities)
+    assert mods[:10] == [3] * 10
+    first_vision_only = mods.index(1)
+    assert mods[first_vision_only:] == [1] * (30 - first_vision_only)
+    assert first_vision_only <= 14  # voice leaves once it is more than slop from the frame
+
+
+@pytest.mark.parametrize('make,reason', [
+    (lambda: Feature(1, 'f1', MODALITY_VISION, np.zeros(0, np.float32)), RejectReason.EMPTY),
+    (lambda: Feature(1, 'f1', MODALITY_VISION, np.ones(7, np.float32)), RejectReason.WRONG_SIZE),
+    (lambda: Feature(1, 'f1', MODALITY_VISION, np.array([np.nan] + [0.0] * 7, np.float32)),
+     RejectReason.NOT_FINITE),
+    (lambda: Feature(1, 'f1', MODALITY_VISION, np.array([np.inf] + [0.0] * 7, np.float32)),
+     RejectReason.NOT_FINITE),
+    (lambda: Feature(1, 'f1', MODALITY_VOICE, np.ones(8, np.float32)), RejectReason.WRONG_MODALITY),
+    (lambda: Feature(1, '', MODALITY_VISION, np.ones(8, np.float32)), RejectReason.NO_SOURCE),
+])
+def test_bad_vision_inputs_rejected_and_counted(make, reason):
+    eng, model = engine()
+    assert eng.add_vision(make(), 1) == reason
+    assert eng.rejected == {reason: 1}
+    assert eng.step(1).estimates == [] and model.calls == []
+
+
+def test_bad_voice_size_rejected():
+    eng, _ = engine()
+    bad = Feature(1, 'voice', MODALITY_VOICE, np.ones(8, np.float32))
+    assert eng.add_voice(bad, 1) == RejectReason.WRONG_SIZE
+
+
+def test_state_per_face_persists_and_resets_after_timeout():
+    eng, model = engine(track_timeout=1.0)
+    now = 10 * S
+    for k in range(3):
+        t = now + k * 100 * MS
+        eng.add_vision(vis('f1', t, HAPPY), t)
+        eng.step(t)
+    assert model.calls[-1]['h'][0, 0, 0] == 2.0        # third step sees two earlier steps
+    later = now + 5 * S
+    res = eng.step(later)
+    assert res.removed == ['f1'] and len(eng.tracks) == 0
+    eng.add_vision(vis('f1', later, HAPPY), later)
+    eng.step(later)
+    assert model.calls[-1]['h'][0, 0, 0] == 0.0        # fresh state
+
+
+def test_track_limit_bounds_rows_and_evicts_least_recent():
+    eng, _ = engine(max_tracks=2, track_timeout=5.0)
+    now = 10 * S
+    eng.add_vision(vis('a', now, HAPPY), now)
+    eng.add_vision(vis('b', now, HAPPY), now)
+    eng.step(now)
+    t = now + 1 * S
+    eng.add_vision(vis('c', t, HAPPY), t)
+    res = eng.step(t)
+    assert [e.face_id for e in res.estimates] == ['c']
+    assert len(res.removed) == 1 and res.removed[0] in ('a', 'b')
+    assert len(eng.tracks) == 2
+
+
+def test_hysteresis_applies_per_face():
+    eng, _ = engine(hysteresis_steps=3, hysteresis_margin=1.0)
+    t = 10 * S
+    labels = []
+    for k, lab in enumerate([HAPPY, SAD, SAD, SAD, SAD]):
+        now = t + k * 100 * MS
+        eng.add_vision(vis('f1', now, lab), now)
+        labels.append(eng.step(now).estimates[0].expression)
+    assert labels == ['happy', 'happy', 'happy', 'sad', 'sad']
+
+
+def test_no_model_means_no_output_but_inputs_counted():
+    eng = FusionEngine(FusionConfig())
+    assert eng.add_vision(Feature(1, 'f1', MODALITY_VISION, np.zeros(0, np.float32)), 1) == \
+        RejectReason.EMPTY
+    eng.add_vision(Feature(1, 'f1', MODALITY_VISION, np.ones(3, np.float32)), 1)
+    assert eng.step(1).estimates == []
+
+
+def test_model_failure_reported_not_raised():
+    eng, model = engine()
+
+    def boom(*a):
+        raise RuntimeError('kaput')
+    model.fusion_step = boom
+    eng.add_vision(vis('f1', 1, HAPPY), 1)
+    res = eng.step(1)
+    assert res.estimates == [] and 'kaput' in res.error and eng.model_errors == 1
