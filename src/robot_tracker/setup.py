@@ -24,6 +24,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'tracker_node = robot_tracker.tracker_node:main',
         ],
     },
 )
