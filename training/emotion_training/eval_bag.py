@@ -1,0 +1,817 @@
+"""`emotion-eval bag`: score the emotion pipeline on a bag against its ground truth.
+
+offline: the perception + fusion pipeline runs in this process on the bag's image_raw and audio,
+         in header-stamp order on a virtual clock (the stamps), so a run is deterministic and
+         needs no DDS.  It uses the very modules the nodes run (FacePipeline = Haar detector +
+         tracker + vision encoder, VoicePipeline = stream buffer + VAD + windows + vocal encoder,
+         FusionEngine = alignment + per-face LSTM state + hysteresis), stepped at the fusion
+         node's output rate.  Three engines see the same features: fused, vision only and voice
+         only (the ablation); the encoders' own classifier heads are scored as well.
+live:    a bag recorded from a running graph (`emotion-bag record` of /emotion and
+         /emotion/ground_truth while `emotion-bag replay --restamp` plays an evaluation bag) is
+         scored as published; latency = receive (log) time - header stamp.
+
+Why two modes: offline answers "how good is the model + fusion logic" reproducibly; live answers
+"what does the robot really publish, and how late".  Both score every Emotion estimate against
+the ground-truth label at the estimate's stamp, and write the same report.
+"""
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import heapq
+import logging
+import pathlib
+import time
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .bag_io import BagError, find_topic, iter_messages, open_bag, require_topics, stamp_ns
+from .bag_types import typestore
+
+log = logging.getLogger('emotion_eval')
+
+IMAGE_TOPIC, AUDIO_TOPIC = '/image_raw', '/audio'
+TRUTH_TOPIC, EMOTION_TOPIC, FACES_TOPIC = '/emotion/ground_truth', '/emotion', '/faces'
+NS = 1_000_000_000
+
+
+# --------------------------------------------------------------------------- ground truth
+class Truth:
+    """Ground-truth labels over time: the label of the newest truth message at or before t.
+
+    A truth sample holds for at most `max_gap_ns` (a bag whose truth stops does not extend its
+    last label forever); estimates outside that are not scored and counted as `unscored`.
+    """
+
+    def __init__(self, samples: Sequence[tuple[int, str]], max_gap_ns: int) -> None:
+        samples = sorted(samples)
+        self.stamps = [s for s, _ in samples]
+        self.labels = [lab for _, lab in samples]
+        self.max_gap_ns = max_gap_ns
+
+    def __len__(self) -> int:
+        return len(self.stamps)
+
+    def at(self, t_ns: int) -> Optional[str]:
+        i = bisect.bisect_right(self.stamps, t_ns) - 1
+        if i < 0 or t_ns - self.stamps[i] > self.max_gap_ns:
+            return None
+        return self.labels[i] or None
+
+    def segments(self) -> list[tuple[int, int, str]]:
+        """Runs of one label as (start_ns, end_ns, label), for plots."""
+        out: list[list] = []
+        for s, lab in zip(self.stamps, self.labels):
+            if out and out[-1][2] == lab and s - out[-1][1] <= self.max_gap_ns:
+                out[-1][1] = s
+            else:
+                out.append([s, s, lab])
+        return [(a, b, lab) for a, b, lab in out]
+
+
+def read_truth(reader: Any, path: Any, topic: str = TRUTH_TOPIC) -> Truth:
+    """All ground-truth Emotion messages of the bag (BagError when the topic is absent/empty)."""
+    conns = require_topics(reader, [topic], path)[topic]
+    samples = []
+    for conn, _, raw in iter_messages(reader, conns, path):
+        msg = typestore().deserialize_cdr(raw, conn.msgtype)
+        samples.append((stamp_ns(msg), str(msg.expression)))
+    if not samples:
+        raise BagError(f'bag {path}: ground-truth topic {topic} has no messages')
+    stamps = sorted(s for s, _ in samples)
+    gaps = np.diff(stamps) if len(stamps) > 1 else np.array([NS // 2])
+    period = float(np.median(gaps)) if gaps.size else NS / 2
+    return Truth(samples, max_gap_ns=int(max(2.5 * period, 0.6 * NS)))
+
+
+# --------------------------------------------------------------------------- predictions
+@dataclasses.dataclass
+class Prediction:
+    """One published (or simulated) Emotion: what was said about which face and when."""
+
+    stamp_ns: int          # header stamp (newest contributing input)
+    face_id: str
+    expression: str
+    confidence: float
+    modalities: int
+    probabilities: Optional[list] = None
+    emitted_ns: int = 0    # step time (offline) or receive time (live)
+    truth: Optional[str] = None
+
+
+def score(preds: Sequence[Prediction], truth: Truth, labels: Sequence[str]) -> dict:
+    """Accuracy, UAR, macro-F1 and confusion of predictions whose truth is known and in `labels`."""
+    from .metrics import summarise
+    idx = {lab: i for i, lab in enumerate(labels)}
+    y_t, y_p = [], []
+    unscored = outside = 0
+    for p in preds:
+        p.truth = truth.at(p.stamp_ns)
+        if p.truth is None:
+            unscored += 1
+            continue
+        if p.truth not in idx or p.expression not in idx:
+            outside += 1
+            continue
+        y_t.append(idx[p.truth])
+        y_p.append(idx[p.expression])
+    out = summarise(y_t, y_p, list(labels))
+    out['unscored'] = unscored
+    out['outside_labels'] = outside
+    return out
+
+
+def coverage(preds: Sequence[Prediction], truth: Truth, window_ns: int = NS // 2) -> float:
+    """Fraction of truth samples with at least one prediction stamped within `window_ns` before.
+
+    Why: a pipeline that publishes nothing for half the clip would otherwise look as accurate as
+    one that publishes all the time.
+    """
+    if not len(truth):
+        return 0.0
+    stamps = sorted(p.stamp_ns for p in preds)
+    hit = 0
+    for t in truth.stamps:
+        i = bisect.bisect_right(stamps, t) - 1
+        if i >= 0 and t - stamps[i] <= window_ns:
+            hit += 1
+    return hit / len(truth)
+
+
+def latency_stats(values_ms: Sequence[float]) -> dict:
+    """n, mean, p50, p95, max of a list of milliseconds (empty -> n = 0 only)."""
+    v = np.asarray([x for x in values_ms if np.isfinite(x)], np.float64)
+    if v.size == 0:
+        return {'n': 0}
+    return {'n': int(v.size), 'mean': round(float(v.mean()), 3),
+            'p50': round(float(np.percentile(v, 50)), 3),
+            'p95': round(float(np.percentile(v, 95)), 3), 'max': round(float(v.max()), 3)}
+
+
+# --------------------------------------------------------------------------- bag reading
+def ordered(reader: Any, conns: list, path: Any, reorder_ns: int = NS // 2
+            ) -> Iterator[tuple[int, int, Any, Any]]:
+    """(header stamp ns, log time ns, connection, decoded msg) in header-stamp order.
+
+    A bag is stored in log-time (receive) order; images and audio chunks of a recorded bag can be
+    a few ms out of stamp order.  A heap holding `reorder_ns` of log time restores stamp order so
+    the virtual clock never runs backwards.
+    """
+    ts = typestore()
+    heap: list = []
+    seq = 0
+    for conn, t_log, raw in iter_messages(reader, conns, path):
+        try:
+            msg = ts.deserialize_cdr(raw, conn.msgtype)
+        except Exception as exc:  # noqa: BLE001
+            raise BagError(f'bag {path}: a {conn.msgtype} message on {conn.topic} does not '
+                           f'decode: {exc}') from exc
+        heapq.heappush(heap, (stamp_ns(msg), seq, t_log, conn, msg))
+        seq += 1
+        while heap and heap[0][0] < t_log - reorder_ns:
+            s, _, tl, c, m = heapq.heappop(heap)
+            yield s, tl, c, m
+    while heap:
+        s, _, tl, c, m = heapq.heappop(heap)
+        yield s, tl, c, m
+
+
+def image_fps(reader: Any, conns: list) -> float:
+    """Frame rate from the image count and the bag's image time span (30 when unknown)."""
+    n = sum(c.msgcount for c in conns)
+    span = (reader.end_time - reader.start_time) / NS
+    return float(np.clip((n - 1) / span, 1.0, 120.0)) if n > 1 and span > 0 else 30.0
+
+
+# --------------------------------------------------------------------------- offline pipeline
+@dataclasses.dataclass
+class FrameOverlay:
+    """What the annotated video shows for one frame."""
+
+    stamp_ns: int
+    boxes: list            # [(face_id, x, y, w, h)]
+    pred: Optional[Prediction]
+    truth: Optional[str]
+
+
+class OfflinePipeline:
+    """The nodes' perception + fusion modules on a virtual clock (header stamps).
+
+    Event rules mirror the graph: an image is processed when it "arrives" (now = its stamp) and
+    yields one vision feature per tracked face; an audio chunk is pushed at its END time (a window
+    is complete only once its last sample was captured); the fusion engines step every
+    1 / output_rate_hz seconds of stamp time.
+    """
+
+    def __init__(self, bundle: Any, fusion_cfg: Any = None,
+                 face_params: Optional[dict] = None, vocal_params: Optional[dict] = None) -> None:
+        from emotion_fusion.config import FusionConfig
+        from emotion_fusion.fusion_engine import FusionEngine
+        from emotion_perception.audio_buffer import AudioStreamBuffer
+        from emotion_perception.face_detection import HaarFaceDetector
+        from emotion_perception.face_tracking import FaceTracker
+        from emotion_perception.vision_pipeline import FacePipeline
+        from emotion_perception.voice_pipeline import VoicePipeline
+        self.bundle = bundle
+        self.cfg = fusion_cfg or FusionConfig()
+        # The face and vocal nodes' own parameter tables (defaults + overrides), built into the
+        # same objects the nodes build, so offline numbers are the robot's numbers.
+        fp = node_params('face_node', face_params)
+        vp = node_params('vocal_node', vocal_params)
+        self.params = {'face_node': fp, 'vocal_node': vp}
+        detector = HaarFaceDetector(fp['cascade'], fp['detection_scale'], fp['scale_factor'],
+                                    fp['min_neighbors'], fp['min_face_size'])
+        tracker = FaceTracker(fp['iou_threshold'], fp['max_center_shift'], fp['lost_timeout'])
+        self.faces = FacePipeline(detector, tracker, bundle, fp['crop_margin'], fp['max_faces'])
+        vad = {'frame_seconds': vp['vad_frame_seconds'], 'margin_db': vp['vad_margin_db'],
+               'min_level_db': vp['vad_min_level_db'],
+               'hangover_seconds': vp['vad_hangover_seconds'],
+               'noise_window_seconds': vp['vad_noise_window_seconds'],
+               'noise_percentile': vp['vad_noise_percentile']}
+        self.voice = VoicePipeline(
+            bundle, vp['window_seconds'] or bundle.window_seconds,
+            vp['hop_seconds'] or bundle.hop_seconds,
+            AudioStreamBuffer(vp['buffer_seconds'], vp['gap_tolerance'], vp['max_gap_fill']),
+            vad, vp['min_speech_fraction'])
+        self.engines = {name: FusionEngine(self.cfg, bundle, voice_window_s=bundle.window_seconds)
+                        for name in ('fused', 'vision_only', 'voice_only')}
+        self.preds: dict[str, list[Prediction]] = {k: [] for k in self.engines}
+        self.latest: dict[str, Prediction] = {}       # fused, per face id
+        self.period_ns = int(round(NS / self.cfg.output_rate_hz))
+        self.next_tick: Optional[int] = None
+        self.vision_head: list[tuple[int, str]] = []  # (stamp, argmax label) per face per frame
+        self.voice_head: list[tuple[int, str]] = []   # (window centre stamp, label) speech only
+        self.frame_ms: list[float] = []
+        self.window_ms: list[float] = []
+        self.step_ms: list[float] = []
+        self.output_age_ms: list[float] = []
+        self.voice_windows = self.speech_windows = 0
+        self.faces_seen = 0
+        self.frames = 0
+
+    def advance(self, now_ns: int) -> None:
+        """Run every fusion step due at or before `now_ns`."""
+        if self.next_tick is None:
+            self.next_tick = now_ns
+        while self.next_tick <= now_ns:
+            t = self.next_tick
+            for name, eng in self.engines.items():
+                t0 = time.perf_counter()
+                res = eng.step(t)
+                if name == 'fused':
+                    self.step_ms.append((time.perf_counter() - t0) * 1e3)
+                for e in res.estimates:
+                    p = Prediction(e.stamp_ns, e.face_id, e.expression, e.confidence,
+                                   e.modalities, [float(x) for x in e.probabilities], t)
+                    self.preds[name].append(p)
+                    if name == 'fused':
+                        self.latest[e.face_id] = p
+                        self.output_age_ms.append((t - e.stamp_ns) / 1e6)
+                for fid in res.removed:
+                    if name == 'fused':
+                        self.latest.pop(fid, None)
+            self.next_tick += self.period_ns
+
+    def on_image(self, stamp: int, frame_id: str, bgr: np.ndarray) -> list:
+        """Detect, track, encode one frame; feed vision features; returns the visible tracks."""
+        from emotion_fusion.fusion_engine import FaceBox
+        from emotion_fusion.features import MODALITY_VISION, Feature
+        self.advance(stamp)
+        t0 = time.perf_counter()
+        res = self.faces.process(bgr, stamp / NS)
+        self.frames += 1
+        self.faces_seen += len(res.tracks)
+        boxes = [FaceBox(t.id, float(t.w * t.h)) for t in res.tracks]
+        for name in ('fused', 'vision_only'):
+            self.engines[name].set_faces(boxes, stamp)
+        if res.embeddings is not None:
+            for k, tr in enumerate(res.tracks):
+                f = Feature(stamp, tr.id, MODALITY_VISION, res.embeddings[k],
+                            quality=float(tr.confidence), speech=True, frame_id=frame_id,
+                            received_ns=stamp)
+                for name in ('fused', 'vision_only'):
+                    self.engines[name].add_vision(f, stamp)
+                self.vision_head.append((stamp, self.bundle.labels[int(np.argmax(res.logits[k]))]))
+        elif res.model_error:
+            log.warning('vision encoder failed at %d: %s', stamp, res.model_error)
+        self.frame_ms.append((time.perf_counter() - t0) * 1e3)
+        return res.tracks
+
+    def on_audio(self, stamp: int, frame_id: str, rate: int, mono: np.ndarray) -> None:
+        """Push one chunk (at its end time); feed every completed window as a voice feature."""
+        from emotion_fusion.features import MODALITY_VOICE, Feature
+        end = stamp + int(round(mono.size / max(1, rate) * NS))
+        self.advance(end)
+        t0 = time.perf_counter()
+        _, windows = self.voice.push(stamp / NS, rate, mono)
+        if windows:
+            self.window_ms.append((time.perf_counter() - t0) * 1e3 / len(windows))
+        for w in windows:
+            self.voice_windows += 1
+            self.speech_windows += int(w.speech)
+            if w.embedding is None:
+                continue
+            ws = int(round(w.stamp * NS))
+            f = Feature(ws, 'voice', MODALITY_VOICE, w.embedding,
+                        quality=float(w.speech_probability), speech=bool(w.speech),
+                        frame_id=frame_id, received_ns=end)
+            for name in ('fused', 'voice_only'):
+                self.engines[name].add_voice(f, end)
+            if w.speech and w.logits is not None:
+                centre = ws + int(self.bundle.window_seconds * NS / 2)
+                self.voice_head.append((centre, self.bundle.labels[int(np.argmax(w.logits))]))
+
+
+def node_params(node: str, overrides: Optional[dict] = None) -> dict:
+    """A perception node's parameters: its PARAMS table's defaults, overridden and validated."""
+    import importlib
+
+    from emotion_perception.params import validate
+    specs = importlib.import_module(f'emotion_perception.{node}').PARAMS
+    values = {s.name: s.default for s in specs}
+    unknown = sorted(set(overrides or {}) - set(values))
+    if unknown:
+        raise ValueError(f'{node}: unknown parameter(s) {unknown}')
+    values.update(overrides or {})
+    return validate(specs, values)
+
+
+def _warm_up(bundle: Any) -> None:
+    """Create the ONNX sessions and librosa's caches before timing, so the first frame's and the
+    first window's processing time measure inference, not one-off session creation."""
+    bundle.encode_faces([np.zeros((48, 48), np.uint8)])
+    bundle.encode_voice_window(np.zeros(bundle.window_samples, np.float32), bundle.sample_rate)
+    h, c = bundle.initial_state(1)
+    bundle.fusion_step(np.zeros((1, bundle.vision_embedding_size), np.float32), np.ones(1),
+                       np.zeros((1, bundle.voice_embedding_size), np.float32), np.ones(1), h, c)
+
+
+def _head_score(items: list[tuple[int, str]], truth: Truth, labels: Sequence[str]) -> dict:
+    preds = [Prediction(s, '', lab, 1.0, 0) for s, lab in items]
+    out = score(preds, truth, labels)
+    return {k: out[k] for k in ('n', 'accuracy', 'uar', 'macro_f1', 'unscored')}
+
+
+# --------------------------------------------------------------------------- video
+class VideoOut:
+    """cv2.VideoWriter with a codec this OpenCV build can write (mp4v .mp4, else MJPG .avi)."""
+
+    def __init__(self, out_dir: pathlib.Path, fps: float, stem: str = 'annotated') -> None:
+        self.out_dir, self.fps, self.stem = out_dir, fps, stem
+        self.writer = None
+        self.path: Optional[pathlib.Path] = None
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        import cv2
+        if self.writer is None:
+            h, w = frame.shape[:2]
+            for ext, fourcc in (('mp4', 'mp4v'), ('avi', 'MJPG')):
+                path = self.out_dir / f'{self.stem}.{ext}'
+                wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h))
+                if wr.isOpened():
+                    self.writer, self.path = wr, path
+                    break
+                wr.release()
+                path.unlink(missing_ok=True)
+            if self.writer is None:
+                raise RuntimeError('this OpenCV build can write neither mp4v/.mp4 nor MJPG/.avi')
+        self.writer.write(frame)
+        self.frames += 1
+
+    def close(self) -> Optional[pathlib.Path]:
+        if self.writer is not None:
+            self.writer.release()
+        return self.path
+
+
+def annotate(frame: np.ndarray, ov: FrameOverlay, labels: Sequence[str],
+             per_face: dict[str, Prediction], t0_ns: int) -> np.ndarray:
+    """Face boxes with id and label, and a corner panel: predicted vs true emotion (the demo look).
+
+    Green when the fused prediction equals the truth, red when it differs, grey when unknown.
+    """
+    import cv2
+    out = frame.copy()
+    for fid, x, y, w, h in ov.boxes:
+        p = per_face.get(fid)
+        cv2.rectangle(out, (int(x), int(y)), (int(x + w), int(y + h)), (0, 255, 0), 2)
+        text = fid + (f' {p.expression} {p.confidence:.2f}' if p else '')
+        cv2.putText(out, text, (int(x), max(14, int(y) - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (0, 255, 0), 1, cv2.LINE_AA)
+    pred = ov.pred
+    colour = ((160, 160, 160) if pred is None or ov.truth is None else
+              (0, 200, 0) if pred.expression == ov.truth else (0, 0, 230))
+    panel_w, panel_h = 230, 58 + 12 * len(labels)
+    cv2.rectangle(out, (4, 4), (4 + panel_w, 4 + panel_h), (0, 0, 0), -1)
+    cv2.rectangle(out, (4, 4), (4 + panel_w, 4 + panel_h), colour, 2)
+    mods = '' if pred is None else ('V' if pred.modalities & 1 else '') + \
+        ('A' if pred.modalities & 2 else '')
+    ptxt = 'pred: -' if pred is None else f'pred: {pred.expression} {pred.confidence:.2f} [{mods}]'
+    cv2.putText(out, ptxt, (10, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    cv2.putText(out, f'true: {ov.truth or "-"}', (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    probs = pred.probabilities if pred is not None and pred.probabilities else None
+    for i, lab in enumerate(labels):
+        y = 50 + 12 * i
+        cv2.putText(out, lab[:8], (10, y + 9), cv2.FONT_HERSHEY_PLAIN, 0.8, (220, 220, 220), 1)
+        if probs is not None and i < len(probs):
+            cv2.rectangle(out, (80, y + 1), (80 + int(140 * float(probs[i])), y + 9),
+                          (0, 180, 255) if lab != ov.truth else (0, 220, 0), -1)
+    cv2.putText(out, f't={(ov.stamp_ns - t0_ns) / NS:6.2f}s', (out.shape[1] - 110,
+                out.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def _frame_bgr(msg: Any) -> np.ndarray:
+    from emotion_perception.image_conversion import image_to_numpy, to_bgr8
+    return to_bgr8(image_to_numpy(msg), str(msg.encoding))
+
+
+def _pick(per_face: dict[str, Prediction]) -> Optional[Prediction]:
+    """The estimate shown in the corner: the newest (largest stamp) of the faces shown."""
+    return max(per_face.values(), key=lambda p: (p.stamp_ns, p.face_id)) if per_face else None
+
+
+# --------------------------------------------------------------------------- offline mode
+def evaluate_offline(bag: pathlib.Path, out_dir: pathlib.Path, bundle_path: Optional[str] = None,
+                     fusion_cfg: Any = None, video: bool = True, progress: bool = True,
+                     image_topic: str = IMAGE_TOPIC, audio_topic: str = AUDIO_TOPIC,
+                     truth_topic: str = TRUTH_TOPIC, face_params: Optional[dict] = None,
+                     vocal_params: Optional[dict] = None) -> dict:
+    """Run the pipeline on `bag`, score it, write the report files; returns the metrics dict."""
+    from emotion_perception.audio_format import decode_pcm, to_mono
+    from emotion_perception.model_bundle import ModelBundle
+    reader = open_bag(bag)
+    try:
+        truth = read_truth(reader, bag, truth_topic)
+        bundle = ModelBundle.load(bundle_path)
+        img_conns = find_topic(reader, image_topic)
+        aud_conns = find_topic(reader, audio_topic)
+        if not img_conns and not aud_conns:
+            require_topics(reader, [image_topic, audio_topic], bag)
+        if not img_conns:
+            log.warning('bag %s has no %s: vision is not evaluated', bag, image_topic)
+        if not aud_conns:
+            log.warning('bag %s has no %s: voice is not evaluated', bag, audio_topic)
+        pipe = OfflinePipeline(bundle, fusion_cfg, face_params, vocal_params)
+        _warm_up(bundle)
+        fps = image_fps(reader, img_conns) if img_conns else 30.0
+        vid = VideoOut(out_dir, fps) if video and img_conns else None
+        overlays_truth: list = []
+        total = sum(c.msgcount for c in img_conns + aud_conns)
+        t0_ns = reader.start_time
+        bar = tqdm(total=total, desc='offline eval', unit='msg', disable=not progress,
+                   leave=False)
+        wall0 = time.perf_counter()
+        image_ids = {c.id for c in img_conns}
+        for s, _, conn, msg in ordered(reader, img_conns + aud_conns, bag):
+            bar.update(1)
+            if conn.id in image_ids:
+                bgr = _frame_bgr(msg)
+                tracks = pipe.on_image(s, str(msg.header.frame_id), bgr)
+                if vid is not None:
+                    shown = {t.id: pipe.latest[t.id] for t in tracks if t.id in pipe.latest}
+                    ov = FrameOverlay(s, [(t.id, *t.box) for t in tracks],
+                                      _pick(shown) or _pick(pipe.latest), truth.at(s))
+                    overlays_truth.append(ov.truth)
+                    vid.write(annotate(bgr, ov, bundle.labels, shown, t0_ns))
+            else:
+                x = to_mono(decode_pcm(bytes(msg.data), str(msg.encoding), int(msg.channels)))
+                pipe.on_audio(s, str(msg.header.frame_id), int(msg.sample_rate), x)
+        bar.close()
+        end_ns = reader.end_time
+        pipe.advance(end_ns)
+        wall = time.perf_counter() - wall0
+    finally:
+        reader.close()
+    labels = bundle.labels
+    ablation = {name: {**score(p, truth, labels), 'coverage': round(coverage(p, truth), 4)}
+                for name, p in pipe.preds.items()}
+    fused = ablation['fused']
+    video_path = vid.close() if vid is not None else None
+    result = {
+        'mode': 'offline', 'bag': str(bag), 'bundle': str(bundle.path), 'labels': labels,
+        'n': fused['n'], 'accuracy': fused['accuracy'], 'uar': fused['uar'],
+        'macro_f1': fused['macro_f1'], 'coverage': fused['coverage'],
+        'per_class_recall': fused['per_class_recall'], 'confusion': fused['confusion'],
+        'ablation': {k: {m: v[m] for m in ('n', 'accuracy', 'uar', 'macro_f1', 'coverage')}
+                     for k, v in ablation.items()},
+        'encoder_heads': {'vision': _head_score(pipe.vision_head, truth, labels),
+                          'voice': _head_score(pipe.voice_head, truth, labels)},
+        'latency_ms': {'frame_processing': latency_stats(pipe.frame_ms),
+                       'voice_window_processing': latency_stats(pipe.window_ms),
+                       'fusion_step': latency_stats(pipe.step_ms),
+                       'output_age': latency_stats(pipe.output_age_ms)},
+        'counts': {'frames': pipe.frames, 'faces': pipe.faces_seen,
+                   'voice_windows': pipe.voice_windows, 'speech_windows': pipe.speech_windows,
+                   'estimates': {k: len(v) for k, v in pipe.preds.items()},
+                   'truth_samples': len(truth)},
+        'params': {**pipe.params, 'fusion_node': dataclasses.asdict(pipe.cfg)},
+        'wall_s': round(wall, 3),
+        'realtime_factor': round((end_ns - t0_ns) / NS / wall, 3) if wall > 0 else None,
+        'video': str(video_path) if video_path else None,
+        'video_frames': vid.frames if vid is not None else 0,
+    }
+    from .report import write_report
+    files = write_report(out_dir, result, truth, {k: v for k, v in pipe.preds.items()},
+                         latency_values=pipe.frame_ms, latency_title='processing time per frame',
+                         t0_ns=t0_ns)
+    result['files'] = files
+    return result
+
+
+# --------------------------------------------------------------------------- live mode
+def _read_emotions(reader: Any, path: Any, topic: str) -> list[Prediction]:
+    conns = require_topics(reader, [topic], path)[topic]
+    out = []
+    for conn, t_log, raw in iter_messages(reader, conns, path):
+        m = typestore().deserialize_cdr(raw, conn.msgtype)
+        out.append(Prediction(stamp_ns(m), str(m.face_id), str(m.expression),
+                              float(m.confidence), int(m.modalities),
+                              [float(x) for x in m.probabilities], int(t_log)))
+    if not out:
+        raise BagError(f'bag {path}: topic {topic} has no messages')
+    return out
+
+
+def evaluate_live(bag: pathlib.Path, out_dir: pathlib.Path,
+                  truth_bag: Optional[pathlib.Path] = None,
+                  video: bool = True, progress: bool = True, emotion_topic: str = EMOTION_TOPIC,
+                  truth_topic: str = TRUTH_TOPIC, image_topic: str = IMAGE_TOPIC,
+                  faces_topic: str = FACES_TOPIC) -> dict:
+    """Score the /emotion messages recorded in `bag` against the ground truth.
+
+    The truth comes from `bag` itself when it recorded the truth topic (the replay restamps both
+    consistently), else from `truth_bag` (the evaluation bag; then the emotions must carry that
+    bag's stamps, i.e. the replay ran without --restamp).
+    """
+    reader = open_bag(bag)
+    try:
+        preds = _read_emotions(reader, bag, emotion_topic)
+        labels = next((list(map(str, typestore().deserialize_cdr(raw, c.msgtype).labels))
+                       for c, _, raw in iter_messages(reader, find_topic(reader, emotion_topic),
+                                                      bag)), [])
+        if find_topic(reader, truth_topic):
+            truth, truth_src = read_truth(reader, bag, truth_topic), str(bag)
+        elif truth_bag is not None:
+            r2 = open_bag(truth_bag)
+            try:
+                truth, truth_src = read_truth(r2, truth_bag, truth_topic), str(truth_bag)
+            finally:
+                r2.close()
+        else:
+            raise BagError(f'bag {bag} lacks the ground-truth topic {truth_topic}; record it too '
+                           f'(emotion-bag record OUT --topics {emotion_topic} {truth_topic}) or '
+                           'pass --truth EVAL_BAG')
+        t0_ns = min(truth.stamps[0], min(p.stamp_ns for p in preds))
+        lat = [(p.emitted_ns - p.stamp_ns) / 1e6 for p in preds]
+        med = float(np.median(lat)) if lat else 0.0
+        if abs(med) > 60_000:
+            log.warning('median latency %.0f s: the header stamps are not on the recorder\'s clock '
+                        '(replay with --restamp for latency figures)', med / 1000)
+        overlap = any(truth.at(p.stamp_ns) is not None for p in preds)
+        if not overlap:
+            raise BagError(f'no /emotion stamp of {bag} falls inside the ground truth of '
+                           f'{truth_src}: the replay was restamped; record {truth_topic} together '
+                           f'with {emotion_topic} (or replay without --restamp)')
+        if not labels:
+            labels = sorted({p.expression for p in preds if p.expression})
+        by_mod: dict[str, list[Prediction]] = {}
+        for p in preds:
+            key = {1: 'vision_only', 2: 'voice_only', 3: 'fused'}.get(p.modalities, 'none')
+            by_mod.setdefault(key, []).append(p)
+        overall = score(preds, truth, labels)
+        ablation = {}
+        for k, v in by_mod.items():
+            s = score(v, truth, labels)
+            ablation[k] = {m: s[m] for m in ('n', 'accuracy', 'uar', 'macro_f1')}
+        # Video: images from this bag, else from the truth bag.
+        vid_frames = 0
+        video_path = None
+        if video:
+            src_reader, src, offset = reader, bag, 0
+            if not find_topic(reader, image_topic) and truth_bag is not None:
+                src_reader, src = open_bag(truth_bag), truth_bag
+                if truth_src == str(bag):   # restamped replay: find its shift from the truths
+                    orig = read_truth(src_reader, src, truth_topic)
+                    offset = truth_offset(list(zip(truth.stamps, truth.labels)),
+                                          list(zip(orig.stamps, orig.labels)))
+            try:
+                video_path, vid_frames = _live_video(src_reader, src, out_dir, preds, truth,
+                                                     labels, image_topic, faces_topic, reader,
+                                                     bag, t0_ns, progress, offset)
+            finally:
+                if src_reader is not reader:
+                    src_reader.close()
+    finally:
+        reader.close()
+    result = {
+        'mode': 'live', 'bag': str(bag), 'truth_source': truth_src, 'labels': labels,
+        'n': overall['n'], 'accuracy': overall['accuracy'], 'uar': overall['uar'],
+        'macro_f1': overall['macro_f1'], 'coverage': round(coverage(preds, truth), 4),
+        'per_class_recall': overall['per_class_recall'], 'confusion': overall['confusion'],
+        'ablation': ablation,
+        'latency_ms': {'end_to_end': latency_stats(lat)},
+        'counts': {'estimates': len(preds), 'faces': len({p.face_id for p in preds}),
+                   'truth_samples': len(truth), 'unscored': overall['unscored']},
+        'video': str(video_path) if video_path else None, 'video_frames': vid_frames,
+    }
+    from .report import write_report
+    result['files'] = write_report(out_dir, result, truth, {'published': preds},
+                                   latency_values=lat, latency_title='end-to-end latency '
+                                   '(receive time - header stamp)', t0_ns=t0_ns)
+    return result
+
+
+def _live_video(src_reader: Any, src: Any, out_dir: pathlib.Path, preds: list[Prediction],
+                truth: Truth, labels: Sequence[str], image_topic: str, faces_topic: str,
+                rec_reader: Any, rec: Any, t0_ns: int, progress: bool, offset_ns: int = 0
+                ) -> tuple[Optional[pathlib.Path], int]:
+    """Annotate the replayed images with the latest /emotion per face at each frame's stamp.
+
+    `offset_ns` maps the image bag's stamps onto the recording's (a --restamp replay).
+    """
+    conns = find_topic(src_reader, image_topic)
+    if not conns:
+        log.warning('no %s in %s: no annotated video', image_topic, src)
+        return None, 0
+    faces: dict[int, list] = {}
+    for c, _, raw in iter_messages(rec_reader, find_topic(rec_reader, faces_topic), rec):
+        m = typestore().deserialize_cdr(raw, c.msgtype)
+        faces[stamp_ns(m)] = [(f.id, f.x, f.y, f.width, f.height) for f in m.faces]
+    fstamps = sorted(faces)
+    preds = sorted(preds, key=lambda p: p.stamp_ns)
+    pstamps = [p.stamp_ns for p in preds]
+    vid = VideoOut(out_dir, image_fps(src_reader, conns))
+    for _, _, _, msg in tqdm(ordered(src_reader, conns, src), total=sum(c.msgcount for c in conns),
+                             desc='video', disable=not progress, leave=False):
+        s = stamp_ns(msg) + offset_ns
+        k = bisect.bisect_right(pstamps, s)
+        per_face: dict[str, Prediction] = {}
+        for p in preds[max(0, k - 50):k]:
+            if s - p.stamp_ns <= NS:
+                per_face[p.face_id] = p
+        # boxes of the newest FaceArray at or before this frame (the face node skips frames
+        # under load), held for at most 0.3 s
+        j = bisect.bisect_right(fstamps, s) - 1
+        boxes = faces[fstamps[j]] if j >= 0 and s - fstamps[j] <= 0.3 * NS else []
+        ov = FrameOverlay(s, boxes, _pick(per_face), truth.at(s))
+        vid.write(annotate(_frame_bgr(msg), ov, labels, per_face, t0_ns))
+    return vid.close(), vid.frames
+
+
+def truth_offset(recorded: Sequence[tuple[int, str]], original: Sequence[tuple[int, str]]) -> int:
+    """The shift (ns) a --restamp replay at rate 1 applied: recorded = original + offset.
+
+    Every recorded truth sample is an original one (same label) plus one offset.  The offset that
+    maps the most recorded samples exactly (within 1 ms) onto original samples with the same label
+    wins; the label boundaries make it unique, and among equals (a single-label bag) the one that
+    maps the first recorded sample onto the first original one is preferred (the recorder usually
+    starts before the replay).  0 when no offset explains at least half of them (no restamp).
+    """
+    if not recorded or not original:
+        return 0
+    orig = {int(o // 1_000_000): lab for o, lab in original}
+
+    def hits(off: int) -> int:
+        n = 0
+        for x, lab in recorded:
+            ms = int((x - off) // 1_000_000)
+            n += any(orig.get(ms + d) == lab for d in (-1, 0, 1))
+        return n
+
+    first = recorded[0][0] - original[0][0]
+    cands = {r - o for r, _ in recorded[:3] for o, _ in original}
+    scored = sorted(cands, key=lambda off: (-hits(off), abs(off - first)))
+    best = scored[0]
+    return best if hits(best) >= len(recorded) / 2 else 0
+
+
+def load_params(paths: Sequence[pathlib.Path] = ()) -> tuple[Any, dict, dict]:
+    """(FusionConfig, face_node overrides, vocal_node overrides) from ROS parameter YAML files.
+
+    Each file is read like the nodes read it (any node key, e.g. "/**" or "fusion", with
+    ros__parameters); a parameter goes to whichever node declares it (face_node, vocal_node or
+    fusion_node), so the launch's own config files can be passed unchanged.  model_bundle and the
+    thread counts are ignored (the bundle is --bundle; threads do not change results).
+    """
+    import yaml
+    from emotion_fusion.config import FusionConfig
+    face_names = set(node_params('face_node'))
+    vocal_names = set(node_params('vocal_node'))
+    fusion_names = {f.name for f in dataclasses.fields(FusionConfig)}
+    fusion: dict = {}
+    face: dict = {}
+    vocal: dict = {}
+    for path in paths or ():
+        path = pathlib.Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f'--params {path}: cannot read it as YAML: {exc}') from exc
+        for node in (data or {}).values():
+            if not isinstance(node, dict) or 'ros__parameters' not in node:
+                continue
+            for k, v in (node['ros__parameters'] or {}).items():
+                if k in ('model_bundle', 'encoder_threads', 'onnx_threads'):
+                    continue
+                hit = False
+                for names, out in ((face_names, face), (vocal_names, vocal),
+                                   (fusion_names, fusion)):
+                    if k in names:
+                        out[k], hit = v, True
+                if not hit:
+                    log.warning('--params %s: parameter %s belongs to no node of the pipeline; '
+                                'ignored', path, k)
+    return FusionConfig.from_mapping(fusion), face, vocal
+
+
+# --------------------------------------------------------------------------- CLI glue
+def add_parser(sub: Any) -> None:
+    """Register the `bag` subcommand on emotion-eval's subparsers (evaluate.SUBCOMMANDS)."""
+    p = sub.add_parser('bag', help='evaluate the pipeline on a ROS 2 bag (offline or live)',
+                       description='Score the emotion pipeline on a ROS 2 bag against its '
+                       'ground truth (emotion/ground_truth). offline: the perception and fusion '
+                       'modules of the nodes run in-process on image_raw and audio, in stamp '
+                       'order, deterministic, with a vision-only / voice-only / fused ablation. '
+                       'live: score the /emotion recorded from a running graph (emotion-bag '
+                       'record), latency = receive time - header stamp. Prints one JSON line; '
+                       'writes metrics.json, report.md/html, PNG plots and annotated video to '
+                       '--out.')
+    p.add_argument('bag', type=pathlib.Path, help='evaluation bag (offline) or recorded bag (live)')
+    p.add_argument('--bundle', default=None,
+                   help='model bundle directory (offline; default: the shipped bundle)')
+    p.add_argument('--mode', choices=('offline', 'live'), default='offline')
+    p.add_argument('--out', type=pathlib.Path, default=pathlib.Path('eval_bag_out'),
+                   help='output directory for metrics.json, report.md/html, plots, video '
+                        '(default %(default)s)')
+    p.add_argument('--truth', type=pathlib.Path, default=None,
+                   help='live: the evaluation bag (ground truth and images) when the recorded '
+                        'bag lacks them')
+    p.add_argument('--params', type=pathlib.Path, nargs='+', default=[], metavar='YAML',
+                   help='offline: ROS parameter files of the face, vocal and fusion nodes (e.g. '
+                        'src/emotion_fusion/config/fusion.yaml); default: the nodes\' defaults')
+    p.add_argument('--no-video', action='store_true', help='skip the annotated video')
+    p.add_argument('--image-topic', default=IMAGE_TOPIC)
+    p.add_argument('--audio-topic', default=AUDIO_TOPIC)
+    p.add_argument('--truth-topic', default=TRUTH_TOPIC)
+    p.add_argument('--emotion-topic', default=EMOTION_TOPIC)
+    p.set_defaults(func=run)
+
+
+def evaluate(args: Any) -> dict:
+    """Run `emotion-eval bag` from parsed arguments; returns the full metrics dict."""
+    import sys
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = sys.stderr.isatty()
+    if args.mode == 'offline':
+        fusion_cfg, face, vocal = load_params(args.params)
+        return evaluate_offline(args.bag, out, args.bundle, fusion_cfg, not args.no_video,
+                                progress, args.image_topic, args.audio_topic, args.truth_topic,
+                                face_params=face, vocal_params=vocal)
+    return evaluate_live(args.bag, out, args.truth, not args.no_video, progress,
+                         args.emotion_topic, args.truth_topic, args.image_topic)
+
+
+def summary_line(res: dict) -> dict:
+    """The one JSON line (emotion-eval's contract keys first; the full result is metrics.json)."""
+    keys = ('mode', 'bag', 'n', 'accuracy', 'uar', 'macro_f1', 'per_class_recall', 'labels',
+            'confusion', 'coverage', 'ablation', 'latency_ms', 'video', 'video_frames', 'files')
+    return {'command': 'bag', **{k: res.get(k) for k in keys}}
+
+
+def run(args: Any) -> int:
+    """emotion-eval's entry for `bag`: one JSON line on stdout, exit 2 with a clear error."""
+    import json
+    import sys
+
+    from emotion_perception.model_bundle import BundleError
+    logging.basicConfig(level=logging.INFO, format='[emotion-eval] %(levelname)s: %(message)s')
+    try:
+        res = evaluate(args)
+    except (BagError, BundleError, FileNotFoundError, ValueError) as exc:
+        print(f'emotion-eval bag: error: {exc}', file=sys.stderr)
+        return 2
+    sys.stdout.write(json.dumps(summary_line(res)) + '\n')
+    sys.stdout.flush()
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Stand-alone entry (`python -m emotion_training.eval_bag BAG ...` = emotion-eval bag)."""
+    import argparse
+    import sys
+    parser = argparse.ArgumentParser(prog='emotion-eval')
+    sub = parser.add_subparsers(dest='command', required=True)
+    add_parser(sub)
+    args = parser.parse_args(['bag', *(sys.argv[1:] if argv is None else argv)])
+    return run(args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
