@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Put ROS 2 Jazzy and the built workspace in the environment, then run the given command.
+set -e
+# shellcheck disable=SC1091
+source /opt/ros/jazzy/setup.bash
+# shellcheck disable=SC1091
+source /ws/install/setup.bash
+exec "$@"

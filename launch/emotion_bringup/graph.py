@@ -1,0 +1,137 @@
+"""The robot's node graph as plain data, shared by the launch files and the launch-free runner.
+
+Why plain data: `ros2 launch` (robot.launch.py) and the demo / full-system test (which run where
+ROS `launch` is not installed) must start exactly the same nodes with the same parameter files and
+remappings. Both build their processes from `robot_graph()`, and the wiring tests check this one
+description: every executable exists, every YAML parameter is declared by its node, every
+remapped input is published by some node.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+TRANSPORTS = ('serial', 'microros', 'none')
+
+
+@dataclass
+class NodeSpec:
+    """One node process: what to run, and how it is named, parameterised and wired."""
+
+    package: str
+    executable: str
+    name: str
+    param_files: list = field(default_factory=list)
+    parameters: dict = field(default_factory=dict)
+    remappings: list = field(default_factory=list)   # [(from, to)]
+    respawn: bool = False
+
+    def ros_args(self, namespace: str = '', log_level: str = 'info') -> list:
+        """The `--ros-args ...` part of the command line for this node (launch-free start)."""
+        args = ['--ros-args', '-r', f'__node:={self.name}']
+        if namespace:
+            args += ['-r', f'__ns:=/{namespace.strip("/")}']
+        for path in self.param_files:
+            args += ['--params-file', str(path)]
+        for key, value in self.parameters.items():
+            args += ['-p', f'{key}:={_literal(value)}']
+        for src, dst in self.remappings:
+            args += ['-r', f'{src}:={dst}']
+        args += ['--log-level', log_level]
+        return args
+
+
+@dataclass
+class GraphArgs:
+    """The launch arguments of robot.launch.py, with their defaults."""
+
+    camera: str = '0'                 # device index, video file or stream URL
+    camera_loop: bool = True          # loop a video file
+    audio_device: str = ''            # sounddevice name/index; '' = system default
+    audio_file: str = ''              # WAV/FLAC file instead of a microphone
+    serial_port: str = '/dev/ttyACM0'  # Arduino port
+    transport: str = 'serial'         # serial | microros | none
+    model_bundle: str = ''            # '' = the bundle shipped with emotion_perception
+    namespace: str = ''
+    debug_image: bool = False
+    log_level: str = 'info'
+    config_dir: str = ''              # '' = emotion_bringup's share/config
+
+    def validate(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, "
+                             f"got '{self.transport}'")
+        if self.log_level.lower() not in ('debug', 'info', 'warn', 'error', 'fatal'):
+            raise ValueError(f"log_level must be debug|info|warn|error|fatal, got '{self.log_level}'")
+
+
+def config_dir(override: str = '') -> Path:
+    """emotion_bringup's parameter files: the installed share dir, else the source tree."""
+    if override:
+        return Path(override)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        path = Path(get_package_share_directory('emotion_bringup')) / 'config'
+        if path.is_dir():
+            return path
+    except Exception:  # not built, or ament index missing: use the source tree
+        pass
+    return Path(__file__).resolve().parents[1] / 'config'
+
+
+def package_config(package: str, filename: str) -> Path:
+    """A package's own defaults file (share/<pkg>/config/<file>), else its source tree copy."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        path = Path(get_package_share_directory(package)) / 'config' / filename
+        if path.is_file():
+            return path
+    except Exception:  # not built: use the source tree
+        pass
+    root = Path(__file__).resolve().parents[2]
+    return root / 'src' / package / 'config' / filename
+
+
+def robot_graph(args: Optional[GraphArgs] = None) -> list:
+    """The NodeSpecs of the whole robot for the given launch arguments.
+
+    Each node gets its package's defaults file first, then emotion_bringup's robot.yaml (the
+    robot-specific values: camera field of view, servo limits, ...), then the launch arguments.
+    """
+    args = args or GraphArgs()
+    args.validate()
+    robot_yaml = config_dir(args.config_dir) / 'robot.yaml'
+    perception = [package_config('emotion_perception', 'perception.yaml'), robot_yaml]
+    fusion = [package_config('emotion_fusion', 'fusion.yaml'), robot_yaml]
+    tracker = [package_config('robot_tracker', 'tracker.yaml'), robot_yaml]
+    bundle: dict[str, Any] = {'model_bundle': args.model_bundle}
+    return [
+        NodeSpec('emotion_perception', 'camera_node', 'camera_node', perception,
+                 {'source': args.camera, 'loop': args.camera_loop}),
+        NodeSpec('emotion_perception', 'microphone_node', 'microphone_node', perception,
+                 {'device': args.audio_device, 'file': args.audio_file}),
+        NodeSpec('emotion_perception', 'face_node', 'face_node', perception,
+                 dict(bundle, publish_debug_image=args.debug_image)),
+        NodeSpec('emotion_perception', 'vocal_node', 'vocal_node', perception, dict(bundle),
+                 respawn=True),
+        NodeSpec('emotion_fusion', 'fusion_node', 'fusion_node', fusion, dict(bundle)),
+        NodeSpec('robot_tracker', 'tracker_node', 'tracker_node', tracker,
+                 {'transport': args.transport, 'port': args.serial_port}),
+    ]
+
+
+def executable_path(spec: NodeSpec) -> str:
+    """Where colcon installed a NodeSpec's executable."""
+    from ament_index_python.packages import get_package_prefix
+    return os.path.join(get_package_prefix(spec.package), 'lib', spec.package, spec.executable)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, str):
+        # YAML-quoted, so that '0' stays the string "0" and '' stays an empty string.
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)

@@ -1,0 +1,69 @@
+"""Execute the launch files against stand-ins for `launch`, and check what they start.
+
+Where the real `launch` / `launch_ros` are installed, test_launch_testing.py runs them for real.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from fake_launch import ExecuteProcess, Node, fake_launch_modules, load_launch_file  # noqa: E402
+
+from emotion_bringup.graph import GraphArgs, robot_graph  # noqa: E402
+
+LAUNCH_DIR = HERE.parent / 'launch'
+
+
+def _expand(name: str, **overrides: str) -> list:
+    with fake_launch_modules():
+        module = load_launch_file(LAUNCH_DIR / name)
+        return module.generate_launch_description().expand(overrides)
+
+
+def test_robot_launch_starts_the_graph_with_its_parameters():
+    actions = _expand('robot.launch.py', camera='clip.avi', audio_file='speech.wav',
+                      transport='none', namespace='head', log_level='debug')
+    nodes = [a for a in actions if isinstance(a, Node)]
+    specs = robot_graph(GraphArgs(camera='clip.avi', audio_file='speech.wav', transport='none',
+                                  namespace='head', log_level='debug'))
+    assert [(n.kwargs['package'], n.kwargs['executable'], n.kwargs['name']) for n in nodes] == \
+        [(s.package, s.executable, s.name) for s in specs]
+    for node, spec in zip(nodes, specs):
+        assert node.kwargs['namespace'] == 'head'
+        assert node.kwargs['parameters'][-1] == spec.parameters
+        assert all(Path(p).is_file() for p in node.kwargs['parameters'][:-1])
+        assert node.kwargs['arguments'][-1] == 'debug'
+    camera = next(n for n in nodes if n.kwargs['executable'] == 'camera_node')
+    assert camera.kwargs['parameters'][-1]['source'] == 'clip.avi'
+    tracker = next(n for n in nodes if n.kwargs['executable'] == 'tracker_node')
+    assert tracker.kwargs['parameters'][-1]['transport'] == 'none'
+
+
+def test_robot_launch_rejects_an_unknown_transport():
+    with pytest.raises(ValueError, match='transport'):
+        _expand('robot.launch.py', transport='bluetooth')
+
+
+def test_every_launch_argument_has_a_description():
+    with fake_launch_modules():
+        module = load_launch_file(LAUNCH_DIR / 'robot.launch.py')
+        description = module.generate_launch_description()
+    declared = [e for e in description.entities if hasattr(e, 'description')]
+    assert {d.name for d in declared} >= {'camera', 'audio_device', 'serial_port', 'transport',
+                                          'model_bundle', 'namespace', 'debug_image', 'log_level'}
+    assert all(d.description for d in declared)
+
+
+def test_simulated_board_is_started_for_serial_port_sim():
+    actions = _expand('robot.launch.py', serial_port='sim', transport='serial')
+    processes = [a for a in actions if isinstance(a, ExecuteProcess)]
+    assert len(processes) == 1
+    tracker = next(a for a in actions if isinstance(a, Node)
+                   and a.kwargs['executable'] == 'tracker_node')
+    from emotion_bringup.sim_board import SIM_PORT
+    assert tracker.kwargs['parameters'][-1]['port'] == SIM_PORT

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The main job: set up if needed, then run the whole robot on a generated clip with a simulated
+# Arduino (python -m emotion_bringup.demo --help for options), in a network namespace that holds
+# only the loopback device so that no DDS traffic leaves the machine.
+set -o pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if [ "${EMOTION_IN_NETNS:-0}" != 1 ]; then
+  bash scripts/setup.sh || { echo "setup failed" >&2; exit 1; }
+  if unshare -rn true 2>/dev/null; then
+    exec unshare -rn env EMOTION_IN_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' \
+      "$0" "$@"
+  fi
+  echo "[demo] note: no network namespace available; DDS stays on localhost by" \
+       "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST only" >&2
+fi
+# shellcheck disable=SC1091
+source scripts/env.sh
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-17}"
+exec python -m emotion_bringup.demo "$@"
