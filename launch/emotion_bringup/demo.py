@@ -131,7 +131,7 @@ def run_demo(a: argparse.Namespace) -> int:
         board = SimBoard(out / 'sim_board.log')
         if not wait_until(lambda: os.path.exists(SIM_PORT), 10):
             print(f'[demo] the simulated board did not create {SIM_PORT}', file=sys.stderr)
-    args = GraphArgs(camera=str(video), audio_file=str(wav), camera_loop=True,
+    args = GraphArgs(camera=str(video), audio_file=str(wav), loop_files=True,
                      serial_port=SIM_PORT, transport='serial' if board else 'none',
                      model_bundle=a.model_bundle)
     specs = robot_graph(args)

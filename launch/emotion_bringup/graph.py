@@ -48,7 +48,7 @@ class GraphArgs:
     """The launch arguments of robot.launch.py, with their defaults."""
 
     camera: str = '0'                 # device index, video file or stream URL
-    camera_loop: bool = True          # loop a video file
+    loop_files: bool = True           # loop video and audio file sources
     audio_device: str = ''            # sounddevice name/index; '' = system default
     audio_file: str = ''              # WAV/FLAC file instead of a microphone
     serial_port: str = '/dev/ttyACM0'  # Arduino port
@@ -109,9 +109,10 @@ def robot_graph(args: Optional[GraphArgs] = None) -> list:
     bundle: dict[str, Any] = {'model_bundle': args.model_bundle}
     return [
         NodeSpec('emotion_perception', 'camera_node', 'camera_node', perception,
-                 {'source': args.camera, 'loop': args.camera_loop}),
+                 {'source': args.camera, 'loop': args.loop_files}),
         NodeSpec('emotion_perception', 'microphone_node', 'microphone_node', perception,
-                 {'device': args.audio_device, 'file': args.audio_file}),
+                 {'device': args.audio_device, 'file': args.audio_file,
+                  'loop': args.loop_files}),
         NodeSpec('emotion_perception', 'face_node', 'face_node', perception,
                  dict(bundle, publish_debug_image=args.debug_image)),
         NodeSpec('emotion_perception', 'vocal_node', 'vocal_node', perception, dict(bundle),

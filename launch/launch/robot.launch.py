@@ -16,7 +16,7 @@ from launch_ros.actions import Node
 
 DESCRIPTIONS = {
     'camera': 'camera device index, video file or stream URL',
-    'camera_loop': 'loop a video file source (true/false)',
+    'loop_files': 'loop video and audio file sources (true/false)',
     'audio_device': "sounddevice input device name or index ('' = default)",
     'audio_file': "WAV/FLAC file to play as the microphone ('' = live microphone)",
     'serial_port': "the Arduino's serial port, or 'sim' for the simulated Uno (firmware/build)",
