@@ -14,7 +14,7 @@ demo:  ## set up if needed, then run the whole robot on a generated clip with a 
 	bash scripts/demo.sh
 
 bench:  ## run every benchmark and print one table
-	bash scripts/setup.sh && . scripts/env.sh && python bench/run_all.py
+	bash scripts/bench.sh
 
 firmware:  ## build the Arduino firmware (prints flash and RAM use)
 	$(MAKE) -C firmware

@@ -1,0 +1,82 @@
+"""Run every benchmark of the project and print one table: stage, figure, target, measured.
+
+Each bench/bench_*.py prints its own table (a header line naming `stage` ... `measured`); this
+runner runs them one after the other (they need the machine to themselves for honest figures),
+collects those rows and prints them together, with a source column. Figures are printed, never
+asserted. `make bench` runs it in a loopback-only network namespace (the live-graph bench starts
+DDS participants).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORDER = ['bench_models.py', 'bench_perception.py', 'bench_fusion.py', 'bench_tracker.py',
+         'bench_system.py']
+
+
+def parse_table(text: str) -> list:
+    """Rows (stage, figure, target, measured) of the first stage/measured table in `text`."""
+    lines = text.splitlines()
+    rows: list = []
+    for i, line in enumerate(lines):
+        low = line.lower()
+        if 'stage' in low and 'measured' in low:
+            for row in lines[i + 1:]:
+                if not row.strip():
+                    if rows:
+                        break
+                    continue
+                if set(row.strip()) <= set('-|: '):
+                    continue
+                cells = ([c.strip() for c in row.strip().strip('|').split('|')] if '|' in row
+                         else re.split(r'\s{2,}', row.strip()))
+                if len(cells) >= 4:
+                    rows.append(tuple(cells[:3]) + (' '.join(cells[3:]),))
+            if rows:
+                break
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--only', nargs='*', default=None, help='run only these bench files')
+    ap.add_argument('--timeout', type=float, default=900, help='per benchmark, seconds')
+    a = ap.parse_args(argv)
+    table = []
+    for name in a.only or ORDER:
+        path = HERE / name
+        if not path.exists():
+            continue
+        print(f'[bench] {name} ...', file=sys.stderr, flush=True)
+        t0 = time.monotonic()
+        try:
+            result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                                    timeout=a.timeout)
+            out, code = result.stdout + result.stderr, result.returncode
+        except subprocess.TimeoutExpired:
+            out, code = '', 'timeout'
+        rows = parse_table(out)
+        print(f'[bench] {name}: exit {code}, {time.monotonic() - t0:.0f} s, {len(rows)} rows',
+              file=sys.stderr, flush=True)
+        if not rows:
+            rows = [('(no table)', f'exit {code}', '-', out.strip().splitlines()[-1][:60]
+                     if out.strip() else '-')]
+        table += [(name.removeprefix('bench_').removesuffix('.py'),) + r for r in rows]
+    widths = [max(len(str(r[i])) for r in table + [('source', 'stage', 'figure', 'target',
+                                                    'measured')]) for i in range(5)]
+    header = ('source', 'stage', 'figure', 'target', 'measured')
+    print('  '.join(h.ljust(w) for h, w in zip(header, widths)))
+    print('  '.join('-' * w for w in widths))
+    for r in table:
+        print('  '.join(str(c).ljust(w) for c, w in zip(r, widths)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
