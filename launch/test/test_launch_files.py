@@ -67,3 +67,21 @@ def test_simulated_board_is_started_for_serial_port_sim():
                    and a.kwargs['executable'] == 'tracker_node')
     from emotion_bringup.sim_board import SIM_PORT
     assert tracker.kwargs['parameters'][-1]['port'] == SIM_PORT
+
+
+def test_replay_launch_plays_records_and_evaluates():
+    from fake_launch import RegisterEventHandler
+    actions = _expand('replay.launch.py', bag='demo_bag', out='ev')
+    nodes = [a.kwargs['executable'] for a in actions if isinstance(a, Node)]
+    assert nodes == ['face_node', 'vocal_node', 'fusion_node']
+    cmds = [a.kwargs['cmd'] for a in actions if isinstance(a, ExecuteProcess)]
+    assert ['ros2', 'bag', 'play', 'demo_bag'] == cmds[1][:4]
+    assert cmds[0][:3] == ['ros2', 'bag', 'record'] and '/emotion' in cmds[0]
+    handlers = [a for a in actions if isinstance(a, RegisterEventHandler)]
+    evaluate = handlers[0].args[0].kwargs['on_exit'][0]
+    assert evaluate.kwargs['cmd'][:3] == ['emotion-eval', 'bag', 'ev/recording']
+
+
+def test_replay_launch_needs_a_bag():
+    with pytest.raises(ValueError, match='bag'):
+        _expand('replay.launch.py')
