@@ -25,7 +25,7 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml', 'README.md']),
-        ('share/' + package_name + '/config', glob('config/*.yaml')),
+        ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml')),
     ] + tree('models', 'models'),
     install_requires=['setuptools'],
     extras_require={'test': ['pytest']},
@@ -36,6 +36,10 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'camera_node = emotion_perception.camera_node:main',
+            'microphone_node = emotion_perception.microphone_node:main',
+            'face_node = emotion_perception.face_node:main',
+            'vocal_node = emotion_perception.vocal_node:main',
         ],
     },
 )

@@ -1,0 +1,133 @@
+"""Input preprocessing shared by the ROS nodes and by offline training.
+
+Why one module: a model only works when the pixels and samples it sees at run time are
+transformed exactly as during training.  Training (``emotion_training``) imports these same
+functions, and every parameter comes from the bundle's ``manifest.json`` so a bundle carries its
+own preprocessing recipe.  Only numpy, OpenCV, scipy and librosa are used (no torch, no rclpy).
+"""
+from __future__ import annotations
+
+from math import gcd
+from typing import Any, Mapping
+
+import cv2
+import librosa
+import numpy as np
+from scipy.signal import resample_poly
+
+__all__ = ['face_to_input', 'faces_to_batch', 'logmel', 'resample', 'to_grey']
+
+
+def to_grey(crop: np.ndarray) -> np.ndarray:
+    """Return a uint8 HxW grey image from a grey (HxW, HxWx1), BGR (HxWx3) or BGRA crop."""
+    if not isinstance(crop, np.ndarray):
+        raise ValueError(f'face crop must be a numpy array, got {type(crop).__name__}')
+    if crop.ndim == 3 and crop.shape[2] == 1:
+        crop = crop[:, :, 0]
+    if crop.ndim == 3 and crop.shape[2] == 3:
+        crop = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_BGR2GRAY)
+    elif crop.ndim == 3 and crop.shape[2] == 4:
+        crop = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_BGRA2GRAY)
+    if crop.ndim != 2:
+        raise ValueError(f'face crop must be HxW grey or HxWx3 BGR, got shape {crop.shape}')
+    if crop.shape[0] < 2 or crop.shape[1] < 2:
+        raise ValueError(f'face crop too small: {crop.shape}')
+    if crop.dtype != np.uint8:
+        # Float crops are taken to be in [0, 1] when their maximum says so, else in [0, 255].
+        arr = crop.astype(np.float32)
+        if arr.size and float(np.nanmax(arr)) <= 1.0:
+            arr = arr * 255.0
+        crop = np.clip(arr, 0, 255).astype(np.uint8)
+    return crop
+
+
+def face_to_input(crop: np.ndarray, vision: Mapping[str, Any]) -> np.ndarray:
+    """Turn one face crop of any size into the vision encoder's float32 [1, H, W] input.
+
+    Steps (identical in training and on the robot): grey conversion, resize to the manifest's
+    ``input_size`` (INTER_AREA when shrinking to avoid aliasing, INTER_LINEAR when enlarging),
+    scaling to [0, 1] and ``(x - mean) / std`` with the manifest's scalar mean and std.
+    """
+    size = int(vision['input_size'])
+    grey = to_grey(crop)
+    if grey.shape != (size, size):
+        shrink = grey.shape[0] > size or grey.shape[1] > size
+        grey = cv2.resize(grey, (size, size),
+                          interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    mean = float(np.asarray(vision.get('mean', 0.5)).reshape(-1)[0])
+    std = float(np.asarray(vision.get('std', 0.25)).reshape(-1)[0])
+    x = grey.astype(np.float32) / 255.0
+    x = (x - mean) / std
+    return x[None, :, :].astype(np.float32)
+
+
+def faces_to_batch(crops: list[np.ndarray], vision: Mapping[str, Any]) -> np.ndarray:
+    """Stack several crops into one float32 [N, 1, H, W] batch (one session call on the robot)."""
+    size = int(vision['input_size'])
+    if len(crops) == 0:
+        return np.zeros((0, 1, size, size), np.float32)
+    return np.stack([face_to_input(c, vision) for c in crops]).astype(np.float32)
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample mono audio with a polyphase filter (deterministic; same code in training and nodes)."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim != 1:
+        raise ValueError(f'expected mono 1-D samples, got shape {samples.shape}')
+    from_rate, to_rate = int(from_rate), int(to_rate)
+    if from_rate <= 0 or to_rate <= 0:
+        raise ValueError(f'sample rates must be positive, got {from_rate} -> {to_rate}')
+    if from_rate == to_rate or samples.size == 0:
+        return samples.copy()
+    g = gcd(from_rate, to_rate)
+    return resample_poly(samples, to_rate // g, from_rate // g).astype(np.float32)
+
+
+def _mel_power(samples: np.ndarray, vocal: Mapping[str, Any]) -> np.ndarray:
+    return librosa.feature.melspectrogram(
+        y=samples, sr=int(vocal['sample_rate']), n_fft=int(vocal['n_fft']),
+        win_length=int(vocal['win_length']), hop_length=int(vocal['hop_length']),
+        n_mels=int(vocal['n_mels']), fmin=float(vocal['fmin']), fmax=float(vocal['fmax']),
+        power=2.0, center=True, pad_mode='constant')
+
+
+def logmel(samples: np.ndarray, sample_rate: int, vocal: Mapping[str, Any]) -> np.ndarray:
+    """Log-mel spectrogram float32 [n_mels, frames] of a mono window, as the vocal encoder expects.
+
+    Audio at another rate is resampled to the manifest's ``sample_rate`` first.  Log is natural
+    log of power + 1e-6 (floor so digital silence is finite).  ``normalisation`` in the manifest
+    selects what follows: ``{"type": "global", "mean": m, "std": s}`` (statistics of the training
+    set; keeps loudness, which carries arousal), ``{"type": "per_window"}`` (zero mean, unit
+    variance per window; gain-invariant) or ``{"type": "none"}``.
+    """
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 2 and 1 in samples.shape:
+        samples = samples.reshape(-1)
+    if samples.ndim != 1:
+        raise ValueError(f'expected mono 1-D samples, got shape {samples.shape}')
+    rate = int(vocal['sample_rate'])
+    if int(sample_rate) != rate:
+        samples = resample(samples, int(sample_rate), rate)
+    samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
+    mel = np.log(_mel_power(samples, vocal) + 1e-6).astype(np.float32)
+    norm = vocal.get('normalisation', {'type': 'none'})
+    if isinstance(norm, str):
+        norm = {'type': norm}
+    kind = norm.get('type', 'none')
+    if kind == 'global':
+        mel = (mel - float(norm['mean'])) / float(norm['std'])
+    elif kind == 'per_window':
+        mel = (mel - mel.mean()) / (mel.std() + 1e-5)
+    elif kind != 'none':
+        raise ValueError(f'unknown vocal normalisation type {kind!r}')
+    return mel.astype(np.float32)
+
+
+def window_samples(vocal: Mapping[str, Any]) -> int:
+    """Number of samples in one vocal window at the manifest rate."""
+    return int(round(float(vocal['window_seconds']) * int(vocal['sample_rate'])))
+
+
+def logmel_frames(vocal: Mapping[str, Any]) -> int:
+    """Frames of one window's log-mel (librosa centred STFT: 1 + samples // hop)."""
+    return 1 + window_samples(vocal) // int(vocal['hop_length'])

@@ -1,0 +1,84 @@
+"""The face path of one frame: detect -> track -> crop -> encode (batched), without ROS.
+
+Why here and not in face_node: the bench measures exactly this code per frame, and the unit tests
+run it on real photos; face_node only converts messages around it.  The model is optional: with
+no bundle (missing or corrupt) faces are still detected and tracked, and ``features`` is empty.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import cv2
+import numpy as np
+
+from .face_detection import HaarFaceDetector
+from .face_tracking import FaceTracker
+
+__all__ = ['FrameResult', 'FacePipeline', 'crop_face', 'draw_debug']
+
+
+@dataclass
+class FrameResult:
+    tracks: list                          # list[Track] visible in this frame
+    embeddings: Optional[np.ndarray]      # [N, E] or None without a model
+    logits: Optional[np.ndarray]          # [N, C] or None
+    timings: dict = field(default_factory=dict)   # stage -> seconds
+    model_error: str = ''
+
+
+def crop_face(image: np.ndarray, box: tuple, margin: float = 0.1) -> np.ndarray:
+    """The box grown by ``margin`` of its size on each side, clipped to the image."""
+    x, y, w, h = box
+    mx, my = w * margin, h * margin
+    x0, y0 = int(max(0, np.floor(x - mx))), int(max(0, np.floor(y - my)))
+    x1 = int(min(image.shape[1], np.ceil(x + w + mx)))
+    y1 = int(min(image.shape[0], np.ceil(y + h + my)))
+    return image[y0:y1, x0:x1]
+
+
+class FacePipeline:
+    """Detector + tracker + optional ModelBundle, one call per frame."""
+
+    def __init__(self, detector: HaarFaceDetector, tracker: FaceTracker,
+                 bundle: Any = None, crop_margin: float = 0.1, max_faces: int = 8) -> None:
+        self.detector, self.tracker, self.bundle = detector, tracker, bundle
+        self.crop_margin, self.max_faces = crop_margin, max_faces
+        self.model_failures = 0
+
+    def process(self, image: np.ndarray, stamp: float) -> FrameResult:
+        """All faces of one uint8 BGR frame captured at ``stamp`` seconds."""
+        t0 = time.perf_counter()
+        detections = self.detector.detect(image)[:self.max_faces]
+        t1 = time.perf_counter()
+        tracks = self.tracker.update(detections, stamp)
+        t2 = time.perf_counter()
+        result = FrameResult(tracks, None, None, {'detect': t1 - t0, 'track': t2 - t1})
+        if self.bundle is not None and tracks:
+            crops = [crop_face(image, t.box, self.crop_margin) for t in tracks]
+            crops = [c for c in crops if c.shape[0] >= 2 and c.shape[1] >= 2]
+            if len(crops) == len(tracks):
+                try:
+                    result.embeddings, result.logits = self.bundle.encode_faces(crops)
+                except Exception as exc:  # noqa: BLE001 - a model failure must not stop tracking
+                    self.model_failures += 1
+                    result.model_error = f'{type(exc).__name__}: {exc}'
+        result.timings['encode'] = time.perf_counter() - t2
+        result.timings['total'] = time.perf_counter() - t0
+        return result
+
+
+def draw_debug(image: np.ndarray, tracks: list, labels: Optional[list] = None,
+               logits: Optional[np.ndarray] = None) -> np.ndarray:
+    """A copy of the frame with each face's box, id and (if known) its top label."""
+    out = image.copy()
+    for i, t in enumerate(tracks):
+        x, y, w, h = (int(round(v)) for v in t.box)
+        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 255, 0), 2)
+        text = t.id
+        if labels is not None and logits is not None and i < len(logits):
+            text += f' {labels[int(np.argmax(logits[i]))]}'
+        cv2.putText(out, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (0, 255, 0), 1, cv2.LINE_AA)
+    return out

@@ -1,0 +1,122 @@
+"""The voice path without ROS: continuity-checked buffer -> VAD -> sliding windows -> encoder.
+
+Why here and not in vocal_node: the bench measures this code's CPU use in real time, and the unit
+tests drive it with espeak-ng speech; vocal_node only decodes AudioChunks into it and publishes
+what comes out.  Windows are cut at the stream's own rate; the bundle resamples each window to
+its manifest rate (ModelBundle.encode_voice_windows -> preprocess.resample), so the same
+resampler as in training is used and a stream at 44.1 or 48 kHz needs no extra step.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from .audio_buffer import AudioStreamBuffer, PushResult
+from .audio_format import check_finite
+from .voice_activity import EnergyVad
+from .voice_windows import stream_ready
+
+__all__ = ['VoiceWindow', 'VoicePipeline']
+
+
+@dataclass
+class VoiceWindow:
+    stamp: float                       # capture time of the window's first sample [s]
+    sample_rate: int                   # rate of ``samples`` (the stream's)
+    samples: np.ndarray                # float32 mono
+    speech: bool                       # speech_probability >= min_speech_fraction
+    speech_probability: float          # fraction of VAD frames flagged as speech
+    embedding: Optional[np.ndarray] = None
+    logits: Optional[np.ndarray] = None
+
+
+class VoicePipeline:
+    """Feed mono chunks with their stamps; get the analysis windows that became complete."""
+
+    def __init__(self, bundle: Any, window_seconds: float, hop_seconds: float,
+                 buffer: Optional[AudioStreamBuffer] = None, vad_params: Optional[dict] = None,
+                 min_speech_fraction: float = 0.2, encode: bool = True) -> None:
+        if window_seconds < 0.01 or hop_seconds < 0.001:
+            raise ValueError(f'window ({window_seconds} s) must be >= 0.01 s and hop '
+                             f'({hop_seconds} s) >= 0.001 s')
+        self.bundle, self.window_seconds, self.hop_seconds = bundle, window_seconds, hop_seconds
+        self.buffer = buffer or AudioStreamBuffer(capacity_seconds=max(10.0, 3 * window_seconds))
+        if self.buffer.capacity_seconds < window_seconds + hop_seconds:
+            raise ValueError('audio buffer capacity must exceed window + hop')
+        self.vad_params = dict(vad_params or {})
+        self.min_speech_fraction, self.encode = min_speech_fraction, encode
+        self.vad: Optional[EnergyVad] = None
+        self._vad_cursor = 0          # next absolute sample index to give to the VAD
+        self._flags = np.zeros(0, bool)
+        self._flags_start = 0         # absolute index of self._flags[0]
+        self._stream_start = 0        # absolute index where the current stream (re)started
+        self._last_end: Optional[int] = None   # end of the last window, relative to it
+        self.windows_emitted = 0
+        self.encode_seconds = 0.0
+        self.model_error = ''
+
+    def _restart(self, rate: int) -> None:
+        if self.vad is None or self.vad.sample_rate != rate:
+            self.vad = EnergyVad(rate, **self.vad_params)
+        self.vad.reset()
+        start = self.buffer.start_index
+        self._vad_cursor = self._flags_start = self._stream_start = start
+        self._last_end = None
+        self._flags = np.zeros(0, bool)
+
+    def push(self, stamp: float, sample_rate: int,
+             samples: np.ndarray) -> tuple[PushResult, list[VoiceWindow]]:
+        """Add one chunk; NaN/inf raises AudioFormatError before anything is changed."""
+        x = np.asarray(samples, np.float32).reshape(-1)
+        check_finite(x)
+        result = self.buffer.push(stamp, int(sample_rate), x)
+        if result.reset:
+            self._restart(self.buffer.sample_rate)
+        buf, vad = self.buffer, self.vad
+        assert vad is not None
+        # Run the VAD on everything appended since last time (silence fills included).
+        if self._vad_cursor < buf.start_index:      # fell out of the ring (stalled consumer)
+            vad.reset()
+            self._vad_cursor = self._flags_start = buf.start_index
+            self._flags = np.zeros(0, bool)
+        if buf.end_index > self._vad_cursor:
+            flags = vad.process(buf.get(self._vad_cursor, buf.end_index))
+            self._vad_cursor = buf.end_index
+            self._flags = np.concatenate([self._flags, np.repeat(flags, vad.frame)])
+        if self._flags_start < buf.start_index:
+            self._flags = self._flags[buf.start_index - self._flags_start:]
+            self._flags_start = buf.start_index
+        rate = buf.sample_rate or 1
+        win = int(round(self.window_seconds * rate))
+        hop = int(round(self.hop_seconds * rate))
+        ready_end = min(buf.end_index, self._flags_start + self._flags.size)
+        windows = []
+        # voice_windows.stream_ready is the windowing rule shared with offline evaluation:
+        # the first window after `window` samples, then one every `hop`.
+        while stream_ready(ready_end - self._stream_start, rate, self.window_seconds,
+                           self.hop_seconds, self._last_end):
+            end = win if self._last_end is None else self._last_end + hop
+            start = self._stream_start + end - win
+            self._last_end = end
+            if start < buf.start_index:         # fell out of the ring: cannot happen when
+                continue                        # capacity > window + hop, kept for safety
+            a = start - self._flags_start
+            prob = float(self._flags[a:a + win].mean())
+            windows.append(VoiceWindow(buf.time_of(start), rate,
+                                       buf.get(start, start + win).copy(),
+                                       prob >= self.min_speech_fraction, prob))
+        if windows and self.encode and self.bundle is not None:
+            t0 = time.perf_counter()
+            try:
+                emb, logits = self.bundle.encode_voice_windows([w.samples for w in windows], rate)
+                for w, e, lg in zip(windows, emb, logits):
+                    w.embedding, w.logits = e, lg
+                self.model_error = ''
+            except Exception as exc:  # noqa: BLE001 - windows still carry the VAD result
+                self.model_error = f'{type(exc).__name__}: {exc}'
+            self.encode_seconds += time.perf_counter() - t0
+        self.windows_emitted += len(windows)
+        return result, windows

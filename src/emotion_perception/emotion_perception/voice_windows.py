@@ -1,0 +1,105 @@
+"""How a stream or file of speech is cut into encoder windows and how window outputs are combined.
+
+One definition for the vocal node, for ``emotion-eval speech`` and for training, so an offline
+number means what the robot does: windows of ``window_s`` every ``hop_s`` (the last window is
+end-aligned so the tail is covered; audio shorter than a window is zero-padded to one window);
+windows much quieter than the loudest one (silence, e.g. the zero padding of EmoDB clips) are
+dropped; the utterance's logits are the mean of its kept windows' logits.
+Numpy only (no torch, no rclpy).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from .preprocess import resample
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model_bundle import ModelBundle
+
+#: a window is "active" when its RMS is at least this fraction of the loudest window's (-20 dB)
+ACTIVE_RELATIVE_RMS = 0.1
+#: ... and above this absolute RMS (digital silence / very faint noise is never active)
+ACTIVE_ABSOLUTE_RMS = 1e-4
+
+
+def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
+    """Start indices of the windows over ``n_samples`` (see module docstring)."""
+    if window <= 0 or hop <= 0:
+        raise ValueError(f'window and hop must be positive (got {window}, {hop})')
+    if n_samples <= window:
+        return [0]
+    starts = list(range(0, n_samples - window + 1, hop))
+    if starts[-1] + window < n_samples:
+        starts.append(n_samples - window)
+    return starts
+
+
+def windows(samples: np.ndarray, rate: int, window_s: float, hop_s: float) -> list[np.ndarray]:
+    """Cut mono ``samples`` at ``rate`` into float32 windows of ``window_s`` every ``hop_s``."""
+    x = np.asarray(samples, np.float32).reshape(-1)
+    n, h = int(round(window_s * rate)), int(round(hop_s * rate))
+    if x.size < n:
+        x = np.pad(x, (0, n - x.size))
+    return [x[s:s + n] for s in window_starts(x.size, n, h)]
+
+
+def rms(window: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(window, dtype=np.float64))))
+
+
+def active_mask(wins: list[np.ndarray], relative: float = ACTIVE_RELATIVE_RMS,
+                absolute: float = ACTIVE_ABSOLUTE_RMS) -> np.ndarray:
+    """Which windows carry speech energy; if none passes, the loudest one is kept."""
+    levels = np.array([rms(w) for w in wins])
+    if levels.size == 0:
+        return np.zeros(0, bool)
+    keep = (levels >= relative * levels.max()) & (levels > absolute)
+    if not keep.any():
+        keep[int(levels.argmax())] = True
+    return keep
+
+
+def aggregate(window_logits: np.ndarray) -> np.ndarray:
+    """Utterance logits = mean of window logits [W, C] -> [C]."""
+    window_logits = np.asarray(window_logits, np.float32)
+    if window_logits.ndim != 2 or window_logits.shape[0] == 0:
+        raise ValueError(f'need window logits [W>0, C], got shape {window_logits.shape}')
+    return window_logits.mean(axis=0)
+
+
+def utterance_windows(samples: np.ndarray, rate: int, target_rate: int, window_s: float,
+                      hop_s: float) -> list[np.ndarray]:
+    """Resample to ``target_rate``, cut into windows, keep the active ones."""
+    x = resample(np.asarray(samples, np.float32).reshape(-1), int(rate), int(target_rate))
+    wins = windows(x, int(target_rate), window_s, hop_s)
+    keep = active_mask(wins)
+    return [w for w, k in zip(wins, keep) if k]
+
+
+def utterance_logits(bundle: 'ModelBundle', samples: np.ndarray, rate: int,
+                     return_embeddings: bool = False
+                     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """One prediction per utterance: mean logits [C] of its active windows (and mean embedding)."""
+    wins = utterance_windows(samples, rate, bundle.sample_rate, bundle.window_seconds,
+                             bundle.hop_seconds)
+    emb, logits = bundle.encode_voice_windows(wins, bundle.sample_rate)
+    if return_embeddings:
+        return aggregate(logits), emb.mean(axis=0)
+    return aggregate(logits)
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(axis=axis, keepdims=True))
+    return (z / z.sum(axis=axis, keepdims=True)).astype(np.float32)
+
+
+def stream_ready(buffer_len: int, rate: int, window_s: float, hop_s: float,
+                 last_end: Optional[int] = None) -> bool:
+    """For a streaming node: is a new window due (first full window, then every hop)?"""
+    n, h = int(round(window_s * rate)), int(round(hop_s * rate))
+    if last_end is None:
+        return buffer_len >= n
+    return buffer_len - last_end >= h

@@ -1,0 +1,25 @@
+"""pytest fixtures of the perception tests; the media themselves are in perception_media.py."""
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from perception_media import speech_wav
+
+
+@pytest.fixture(scope='session')
+def speech_file(tmp_path_factory) -> tuple[pathlib.Path, float, float]:
+    path = tmp_path_factory.mktemp('speech') / 'speech.wav'
+    try:
+        start, end = speech_wav(path)
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    return path, start, end
+
+
+@pytest.fixture(scope='session')
+def test_bundle(tmp_path_factory) -> pathlib.Path:
+    """A small random-weight bundle (emotion_training.testing.make_test_bundle)."""
+    testing = pytest.importorskip('emotion_training.testing')
+    return testing.make_test_bundle(tmp_path_factory.mktemp('bundle') / 'bundle')

@@ -1,0 +1,150 @@
+"""Tests of the bundle loader and preprocessing (need emotion_training only to build a bundle)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from emotion_perception import preprocess
+from emotion_perception.model_bundle import (BundleError, ModelBundle, default_bundle_path,
+                                             load_manifest)
+from emotion_perception.voice_windows import (active_mask, aggregate, utterance_logits,
+                                              window_starts, windows)
+
+testing = pytest.importorskip('emotion_training.testing')
+
+
+@pytest.fixture(scope='module')
+def bundle_dir(tmp_path_factory):
+    return testing.make_test_bundle(tmp_path_factory.mktemp('b') / 'bundle')
+
+
+def test_load_and_properties(bundle_dir):
+    b = ModelBundle.load(bundle_dir, expected_labels=list(testing.DEFAULT_LABELS))
+    assert b.labels == list(testing.DEFAULT_LABELS)
+    assert b.face_input_size == 48 and b.sample_rate == 16000
+    assert b.window_seconds == 1.0 and b.hop_seconds == 0.5
+    assert b.vision_embedding_size > 0 and b.voice_embedding_size > 0
+
+
+def test_encode_faces_any_size_grey_or_bgr(bundle_dir):
+    b = ModelBundle.load(bundle_dir)
+    crops = [np.zeros((30, 40), np.uint8), np.full((120, 90, 3), 200, np.uint8),
+             np.full((48, 48, 4), 10, np.uint8)]
+    emb, logits = b.encode_faces(crops)
+    assert emb.shape == (3, b.vision_embedding_size) and logits.shape == (3, 6)
+    e0, l0 = b.encode_faces([])
+    assert e0.shape == (0, b.vision_embedding_size) and l0.shape == (0, 6)
+
+
+def test_encode_voice_resamples(bundle_dir):
+    b = ModelBundle.load(bundle_dir)
+    rng = np.random.default_rng(0)
+    e1, l1 = b.encode_voice_window(0.1 * rng.standard_normal(44100).astype(np.float32), 44100)
+    e2, l2 = b.encode_voice_window(0.1 * rng.standard_normal(16000).astype(np.float32), 16000)
+    assert e1.shape == e2.shape == (b.voice_embedding_size,) and l1.shape == (6,)
+
+
+def test_fusion_step_state_and_va(bundle_dir):
+    b = ModelBundle.load(bundle_dir)
+    h, c = b.initial_state(2)
+    assert h.shape == (1, 2, b.manifest['fusion']['hidden_size'])
+    ve = np.ones((2, b.vision_embedding_size), np.float32)
+    ae = np.ones((2, b.voice_embedding_size), np.float32)
+    p, va, h2, c2 = b.fusion_step(ve, [1, 0], ae, [0, 1], h, c)
+    assert p.shape == (2, 6) and va.shape == (2, 2) and h2.shape == h.shape
+    assert np.allclose(p.sum(1), 1, atol=1e-5)
+    assert np.allclose(va, p @ b.va_table, atol=1e-5)
+    assert not np.allclose(h2, 0)
+    with pytest.raises(ValueError, match='state must be'):
+        b.fusion_step(ve, [1, 0], ae, [0, 1], *b.initial_state(3))
+
+
+def test_manifest_errors(bundle_dir, tmp_path):
+    b = tmp_path / 'b'
+    shutil.copytree(bundle_dir, b)
+    m = json.loads((b / 'manifest.json').read_text())
+    bad = dict(m, format='emotion-bundle/0')
+    (b / 'manifest.json').write_text(json.dumps(bad))
+    with pytest.raises(BundleError, match='"format"'):
+        load_manifest(b)
+    bad = dict(m)
+    bad['vocal'] = {k: v for k, v in m['vocal'].items() if k != 'n_mels'}
+    (b / 'manifest.json').write_text(json.dumps(bad))
+    with pytest.raises(BundleError, match="lacks field.*n_mels"):
+        load_manifest(b)
+    bad = dict(m, labels=m['labels'][::-1])
+    (b / 'manifest.json').write_text(json.dumps(bad))
+    with pytest.raises(BundleError, match='label order'):
+        ModelBundle.load(b, expected_labels=m['labels'])
+    (b / 'manifest.json').write_text('{not json')
+    with pytest.raises(BundleError, match='not readable JSON'):
+        load_manifest(b)
+    with pytest.raises(BundleError, match='does not exist'):
+        load_manifest(tmp_path / 'missing')
+
+
+def test_sha_mismatch_and_input_shape_mismatch(bundle_dir, tmp_path):
+    b = tmp_path / 'b'
+    shutil.copytree(bundle_dir, b)
+    (b / 'fusion_step.onnx').write_bytes((b / 'fusion_step.onnx').read_bytes() + b'x')
+    with pytest.raises(BundleError, match='fusion_step.onnx: sha256 mismatch'):
+        ModelBundle.load(b)
+    shutil.rmtree(b)
+    shutil.copytree(bundle_dir, b)
+    m = json.loads((b / 'manifest.json').read_text())
+    m['vision']['input_size'] = 64                    # ONNX was exported for 48x48
+    (b / 'manifest.json').write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="input 'image' has shape"):
+        ModelBundle.load(b).encode_faces([np.zeros((48, 48), np.uint8)])
+
+
+def test_default_bundle_path_env(monkeypatch, tmp_path):
+    monkeypatch.setenv('EMOTION_MODEL_BUNDLE', str(tmp_path))
+    assert default_bundle_path() == tmp_path
+    monkeypatch.delenv('EMOTION_MODEL_BUNDLE')
+    assert default_bundle_path().parts[-2:] == ('models', 'default')
+
+
+def test_face_to_input_normalises():
+    vision = {'input_size': 48, 'channels': 1, 'mean': 0.5, 'std': 0.25}
+    x = preprocess.face_to_input(np.full((100, 80, 3), 255, np.uint8), vision)
+    assert x.shape == (1, 48, 48) and x.dtype == np.float32 and np.allclose(x, 2.0)
+    with pytest.raises(ValueError, match='shape'):
+        preprocess.face_to_input(np.zeros((4, 4, 2), np.uint8), vision)
+
+
+def test_logmel_and_resample():
+    vocal = {'sample_rate': 16000, 'n_mels': 64, 'n_fft': 512, 'win_length': 400,
+             'hop_length': 160, 'fmin': 50.0, 'fmax': 8000.0, 'window_seconds': 1.0,
+             'hop_seconds': 0.5, 'normalisation': {'type': 'global', 'mean': -6.0, 'std': 4.0}}
+    t = np.arange(16000) / 16000
+    m = preprocess.logmel(np.sin(2 * np.pi * 440 * t).astype(np.float32), 16000, vocal)
+    assert m.shape == (64, preprocess.logmel_frames(vocal)) and m.dtype == np.float32
+    t2 = np.arange(22050) / 22050
+    m2 = preprocess.logmel(np.sin(2 * np.pi * 440 * t2).astype(np.float32), 22050, vocal)
+    assert m2.shape == m.shape
+    assert int(m.mean(1).argmax()) == int(m2.mean(1).argmax())   # same dominant band
+    assert preprocess.resample(np.zeros(22050, np.float32), 22050, 16000).shape == (16000,)
+
+
+def test_voice_windows():
+    assert window_starts(100, 40, 20) == [0, 20, 40, 60]
+    assert window_starts(90, 40, 20) == [0, 20, 40, 50]          # end-aligned tail
+    assert window_starts(10, 40, 20) == [0]
+    w = windows(np.ones(5, np.float32), 10, 1.0, 0.5)
+    assert len(w) == 1 and w[0].shape == (10,)                   # zero-padded
+    loud, quiet = np.ones(10, np.float32), np.zeros(10, np.float32)
+    assert active_mask([loud, quiet]).tolist() == [True, False]
+    assert active_mask([quiet, quiet]).tolist() == [True, False]  # keep loudest if all silent
+    assert aggregate(np.array([[1.0, 3.0], [3.0, 1.0]])).tolist() == [2.0, 2.0]
+
+
+def test_utterance_logits(bundle_dir):
+    b = ModelBundle.load(bundle_dir)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([0.2 * rng.standard_normal(30000), np.zeros(20000)]).astype(np.float32)
+    lg = utterance_logits(b, x, 22050)
+    assert lg.shape == (6,)
