@@ -10,6 +10,9 @@ export CMAKE_PREFIX_PATH="$_EMO_ROOT/.venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PA
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export ROS_LOG_DIR="${ROS_LOG_DIR:-$_EMO_ROOT/log/ros}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+# Fast DDS with socket buffers and a shared-memory segment large enough for 640x480 images
+# (the defaults lose about half of the frames on a busy machine; see the profile's comment).
+export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$_EMO_ROOT/src/emotion_perception/config/fastdds_large_images.xml}"
 if [ -f "$_EMO_ROOT/install/setup.bash" ]; then
   # shellcheck disable=SC1091
   . "$_EMO_ROOT/install/setup.bash"

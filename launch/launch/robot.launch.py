@@ -7,10 +7,12 @@ The nodes, parameter files and remappings come from emotion_bringup.graph.robot_
 description that the launch-free runner (demo, full-system test) starts.
 """
 from dataclasses import fields
+import os
 
-from emotion_bringup.graph import GraphArgs, robot_graph
+from emotion_bringup.graph import GraphArgs, package_config, robot_graph
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
+from launch.actions import (DeclareLaunchArgument, ExecuteProcess, OpaqueFunction,
+                            SetEnvironmentVariable)
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -40,6 +42,11 @@ def _graph_args(context) -> GraphArgs:
 def _launch_setup(context, *_args, **_kwargs):
     args = _graph_args(context)
     actions = []
+    if 'FASTRTPS_DEFAULT_PROFILES_FILE' not in os.environ:
+        # Large socket buffers / SHM segment so that 640x480 images are not lost (see the file).
+        actions.append(SetEnvironmentVariable(
+            'FASTRTPS_DEFAULT_PROFILES_FILE',
+            str(package_config('emotion_perception', 'fastdds_large_images.xml'))))
     if args.serial_port == 'sim' and args.transport == 'serial':
         # The simulated Uno (simavr running the real firmware) behind a pty with a fixed name.
         from emotion_bringup.sim_board import SIM_PORT, sim_board_command

@@ -97,6 +97,10 @@ class LogInfo(_Recorded):
     pass
 
 
+class SetEnvironmentVariable(_Recorded):
+    pass
+
+
 @contextmanager
 def fake_launch_modules() -> Iterator[None]:
     """Install the fakes as `launch`, `launch.actions`, ... for the duration of the block."""
@@ -105,7 +109,7 @@ def fake_launch_modules() -> Iterator[None]:
         'launch.actions': {'DeclareLaunchArgument': DeclareLaunchArgument,
                            'OpaqueFunction': OpaqueFunction, 'ExecuteProcess': ExecuteProcess,
                            'RegisterEventHandler': RegisterEventHandler, 'EmitEvent': EmitEvent,
-                           'LogInfo': LogInfo},
+                           'LogInfo': LogInfo, 'SetEnvironmentVariable': SetEnvironmentVariable},
         'launch.substitutions': {'LaunchConfiguration': LaunchConfiguration},
         'launch.event_handlers': {'OnProcessExit': OnProcessExit},
         'launch.events': {'Shutdown': Shutdown},

@@ -85,3 +85,12 @@ def test_replay_launch_plays_records_and_evaluates():
 def test_replay_launch_needs_a_bag():
     with pytest.raises(ValueError, match='bag'):
         _expand('replay.launch.py')
+
+
+def test_robot_launch_sets_the_large_image_dds_profile(monkeypatch):
+    from fake_launch import SetEnvironmentVariable
+    monkeypatch.delenv('FASTRTPS_DEFAULT_PROFILES_FILE', raising=False)
+    actions = _expand('robot.launch.py')
+    env = [a for a in actions if isinstance(a, SetEnvironmentVariable)]
+    assert len(env) == 1 and env[0].args[0] == 'FASTRTPS_DEFAULT_PROFILES_FILE'
+    assert Path(env[0].args[1]).is_file()
