@@ -33,7 +33,16 @@ PARAMETERS: tuple[Param, ...] = (
           '($EMOTION_MODEL_BUNDLE, else emotion_perception/models/default).'),
     Param('onnx_threads', 1, 'onnxruntime intra-op threads for the fusion step (>= 1).'),
     Param('output_rate_hz', 10.0,
-          'Rate of the fusion step and of the Emotion output, one message per face per step [Hz].'),
+          'Rate of the timer fusion step [Hz], one Emotion per face per step. With '
+          'step_on_vision it is the fallback (audio-only output, camera stalled) and skips its '
+          'step while a vision-triggered step ran within the last 1/output_rate_hz; without, '
+          'it is the only output step.'),
+    Param('step_on_vision', True,
+          'Run a fusion step as soon as a vision feature is accepted (output follows the camera '
+          'instead of waiting for the timer); false = timer steps only.'),
+    Param('max_step_rate_hz', 30.0,
+          'Vision-triggered steps are at least 1/max_step_rate_hz apart [Hz]; a feature arriving '
+          'sooner is fused by the next step (at the end of that spacing at the latest).'),
     Param('slop', 1.0,
           'Largest distance between a vision frame stamp and the voice window [stamp, stamp + '
           'window] fused with it [s] (ApproximateTime slop).'),
@@ -79,6 +88,8 @@ class FusionConfig:
     model_bundle: str = ''
     onnx_threads: int = 1
     output_rate_hz: float = 10.0
+    step_on_vision: bool = True
+    max_step_rate_hz: float = 30.0
     slop: float = 1.0
     vision_max_age: float = 0.5
     voice_max_age: float = 2.0
@@ -119,6 +130,7 @@ class FusionConfig:
 
         need(self.onnx_threads >= 1, 'onnx_threads', 'must be >= 1')
         need(0.0 < self.output_rate_hz <= 200.0, 'output_rate_hz', 'must be in (0, 200]')
+        need(0.0 < self.max_step_rate_hz <= 200.0, 'max_step_rate_hz', 'must be in (0, 200]')
         need(self.slop >= 0.0, 'slop', 'must be >= 0')
         need(self.vision_max_age > 0.0, 'vision_max_age', 'must be > 0')
         need(self.voice_max_age > 0.0, 'voice_max_age', 'must be > 0')

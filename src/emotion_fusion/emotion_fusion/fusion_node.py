@@ -7,6 +7,12 @@ the timers and publishers, throttles the log and reports diagnostics.
 Subscribes: vision/features, voice/features (EmotionFeature, sensor-data QoS), faces (FaceArray,
 reliable), tracker/state (TrackerState, reliable).  Publishes: emotion (Emotion, reliable, depth
 10, one per face per output step), optionally <per_face_prefix>/<id>/emotion, and /diagnostics.
+
+Output steps (``step_schedule.StepSchedule`` decides): with ``step_on_vision`` a step runs in the
+vision callback as soon as a feature is accepted (at most ``max_step_rate_hz``; a feature that
+arrives sooner is fused by a one-shot timer at the end of the spacing, or by an earlier step), and
+the ``output_rate_hz`` timer is the fallback that skips while vision steps keep coming; without
+it, the timer alone steps, as before.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ from .config import PARAMETERS, ConfigError, FusionConfig
 from .features import MODALITY_VISION, MODALITY_VOICE, Feature, RejectReason
 from .fusion_engine import EmotionEstimate, FaceBox, FusionEngine
 from .stats import LogThrottle, RateMeter, RecentSamples
+from .step_schedule import StepSchedule
 from .time_alignment import DropReason
 
 NS = 1_000_000_000
@@ -46,7 +53,7 @@ def face_topic_token(face_id: str) -> str:
 
 
 class FusionNode(Node):
-    """Fuses vision and voice features per face at a fixed rate (see the package README)."""
+    """Fuses vision and voice features per face, on vision arrival and/or at a fixed rate."""
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__('fusion_node', **node_kwargs)
@@ -79,10 +86,19 @@ class FusionNode(Node):
                                  qos_profile_sensor_data)
         self.create_subscription(FaceArray, 'faces', self._on_faces, RELIABLE_10)
         self.create_subscription(TrackerState, 'tracker/state', self._on_tracker, RELIABLE_10)
+        self.schedule = StepSchedule(cfg.step_on_vision, int(round(NS / cfg.max_step_rate_hz)),
+                                     int(round(NS / cfg.output_rate_hz)))
         self.create_timer(1.0 / cfg.output_rate_hz, self._on_step)
+        # one-shot (re-armed per deferral): fuses a vision feature that came within the spacing
+        self._deferred_timer = (self.create_timer(1.0 / cfg.max_step_rate_hz,
+                                                  self._on_deferred_step, autostart=False)
+                                if cfg.step_on_vision else None)
         self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        timing = (f'on vision (at most {cfg.max_step_rate_hz:g} Hz) + fallback timer '
+                  f'{cfg.output_rate_hz:g} Hz' if cfg.step_on_vision
+                  else f'at {cfg.output_rate_hz:g} Hz')
         self.get_logger().info(
-            f'fusion at {cfg.output_rate_hz:g} Hz, voice_assignment={cfg.voice_assignment}, '
+            f'fusion {timing}, voice_assignment={cfg.voice_assignment}, '
             f'slop={cfg.slop:g}s, model: {self.model_status}')
 
     # ------------------------------------------------------------------ model
@@ -116,7 +132,13 @@ class FusionNode(Node):
         now = self.get_clock().now().nanoseconds
         self._rates['vision'].tick()
         f = self._feature(msg, now)
-        self._report(self.engine.add_vision(f, now), 'vision/features', f, now)
+        reason = self.engine.add_vision(f, now)
+        self._report(reason, 'vision/features', f, now)
+        if reason is None and self.cfg.step_on_vision:
+            if self.schedule.vision(now):
+                self._step(now, by_vision=True)
+            else:
+                self._arm_deferred(now)
 
     def _on_voice(self, msg: EmotionFeature) -> None:
         now = self.get_clock().now().nanoseconds
@@ -160,7 +182,32 @@ class FusionNode(Node):
 
     # ------------------------------------------------------------------ output
     def _on_step(self) -> None:
+        """The output_rate_hz timer: a step, unless a vision-triggered one ran within a period."""
         now = self.get_clock().now().nanoseconds
+        if self.schedule.timer(now):
+            self._step(now, by_vision=False)
+
+    def _arm_deferred(self, now: int) -> None:
+        """Start the one-shot timer for the pending vision feature (no-op if armed or none)."""
+        due = self.schedule.due_ns
+        timer = self._deferred_timer
+        if due is None or timer is None or not timer.is_canceled():
+            return
+        timer.timer_period_ns = max(due - now, 1000)
+        timer.reset()
+
+    def _on_deferred_step(self) -> None:
+        """The one-shot timer: fuse the pending vision feature if no step has done it yet."""
+        self._deferred_timer.cancel()
+        now = self.get_clock().now().nanoseconds
+        if self.schedule.deferred(now):
+            self._step(now, by_vision=True)
+        else:
+            self._arm_deferred(now)     # a newer step moved the due time: wait for that
+
+    def _step(self, now: int, by_vision: bool) -> None:
+        """One fusion step at ``now``: publish one Emotion per face (see the engine)."""
+        self.schedule.ran(now, by_vision)
         result = self.engine.step(now)
         self._rates['steps'].tick()
         for fid in result.removed:
@@ -238,6 +285,10 @@ class FusionNode(Node):
             'tracks_evicted': eng.tracks.evicted,
             'per_face_publishers': len(self.face_pubs),
             'output_rate_hz': round(self._rates['steps'].rate(now_s), 2),
+            'steps_on_vision': self.schedule.vision_steps,
+            'steps_on_timer': self.schedule.timer_steps,
+            'timer_steps_skipped': self.schedule.timer_skips,
+            'vision_steps_deferred': self.schedule.deferrals,
             'emotion_rate_hz': round(self._rates['emotion'].rate(now_s), 2),
             'vision_rate_hz': round(self._rates['vision'].rate(now_s), 2),
             'voice_rate_hz': round(self._rates['voice'].rate(now_s), 2),

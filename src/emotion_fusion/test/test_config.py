@@ -26,6 +26,7 @@ def test_int_accepted_for_float():
     ('hysteresis_steps', 0), ('hysteresis_margin', 0.0), ('hysteresis_margin', 1.5),
     ('track_timeout', 0.1), ('voice_only_id', ''), ('per_face_topics', 1),
     ('vision_max_age', float('nan')), ('onnx_threads', 2.5),
+    ('max_step_rate_hz', 0.0), ('max_step_rate_hz', 250.0), ('step_on_vision', 'yes'),
 ])
 def test_bad_values_raise_naming_the_parameter(name, value):
     with pytest.raises(ConfigError, match=name):

@@ -1,8 +1,10 @@
 """FusionNode's adapter logic in process (callbacks called directly, no spinning, no peers).
 
 Covers what the DDS test does not: audio-only output, per-face publisher lifecycle (created at a
-face's first output, destroyed when its track expires), the face-id -> topic token rule, and the
-rejection counters as diagnostics report them.
+face's first output, destroyed when its track expires), the face-id -> topic token rule, the
+rejection counters as diagnostics report them, and the output timing (step_on_vision: a step in
+the vision callback, max_step_rate_hz spacing with the deferred one-shot, the fallback timer
+skipping, step_on_vision=false = timer only), on simulated time set by the test.
 """
 from __future__ import annotations
 
@@ -74,7 +76,9 @@ def test_audio_only_output_uses_voice_id(make_node):
 
 
 def test_per_face_publishers_follow_tracks(make_node):
-    node, sent = make_node(per_face_topics=True, vision_max_age=0.2, track_timeout=0.3)
+    # timer steps only: this test is about the publishers, each _on_step is one step
+    node, sent = make_node(per_face_topics=True, vision_max_age=0.2, track_timeout=0.3,
+                           step_on_vision=False)
     size = node.engine.model.vision_embedding_size
     node._on_vision(feature(node, 'f1', 1, np.ones(size)))
     node._on_vision(feature(node, '7-b', 1, np.ones(size)))
@@ -121,3 +125,191 @@ def test_corrupt_bundle_reported_node_keeps_running(make_node, bundle_path, tmp_
     node._on_step()
     node._publish_diagnostics()
     assert sent == []
+
+
+# ---------------------------------------------------------------- output timing
+MS = 1_000_000
+
+
+def sim_node(make_node, **params):
+    """A node on simulated time (no /clock publisher: the test sets the time)."""
+    node, sent = make_node(use_sim_time=True, **params)
+    set_time(node, 1000 * NS)
+    return node, sent
+
+
+def set_time(node, ns):
+    from rclpy.time import Time
+    clock = node.get_clock()
+    clock.set_ros_time_override(Time(nanoseconds=ns, clock_type=clock.clock_type))
+
+
+def caller(depth=12):
+    """Names of the node methods on the current call stack (who published)."""
+    import sys
+    f, names = sys._getframe(1), []
+    while f is not None and len(names) < depth:
+        names.append(f.f_code.co_name)
+        f = f.f_back
+    return names
+
+
+def tracing(node, sent):
+    """Capture (face_id, stamp_ns, the node callback that published) instead of sending."""
+    def publish(m):
+        names = caller()
+        cb = next((n for n in names if n in ('_on_vision', '_on_step', '_on_deferred_step',
+                                             '_on_voice')), '?')
+        sent.append((m.face_id, m.header.stamp.sec * NS + m.header.stamp.nanosec, cb))
+    node.emotion_pub.publish = publish
+
+
+def test_vision_feature_published_from_vision_callback(make_node):
+    node, sent = sim_node(make_node)
+    tracing(node, sent)
+    size = node.engine.model.vision_embedding_size
+    msg = feature(node, 'f1', 1, np.ones(size))
+    node._on_vision(msg)           # no timer call, no spin: the vision callback itself publishes
+    t = 1000 * NS
+    assert sent == [('f1', t, '_on_vision')]
+    assert node.schedule.vision_steps == 1 and node.schedule.timer_steps == 0
+
+
+def test_vision_step_over_dds_spin_once(make_node):
+    """Through a real subscription: the Emotion is published while running the vision callback."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    node, sent = make_node(output_rate_hz=0.1)    # the timer cannot fire during the test
+    tracing(node, sent)
+    peer = rclpy.create_node('peer', context=node.context)
+    pub = peer.create_publisher(EmotionFeature, 'vision/features', qos_profile_sensor_data)
+    ex = SingleThreadedExecutor(context=node.context)
+    ex.add_node(node)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and pub.get_subscription_count() == 0:
+            time.sleep(0.05)
+        size = node.engine.model.vision_embedding_size
+        while time.monotonic() < deadline and not sent:
+            pub.publish(feature(node, 'f1', 1, np.ones(size)))
+            ex.spin_once(timeout_sec=0.1)
+        assert sent and sent[0][0] == 'f1' and sent[0][2] == '_on_vision', sent
+    finally:
+        ex.remove_node(node)
+        peer.destroy_node()
+
+
+def test_max_step_rate_spacing_and_deferred_one_shot(make_node):
+    node, sent = sim_node(make_node, max_step_rate_hz=25.0, output_rate_hz=10.0)   # 40 ms
+    tracing(node, sent)
+    steps = []
+    engine_step = node.engine.step
+    node.engine.step = lambda now: (steps.append(now), engine_step(now))[1]
+    size = node.engine.model.vision_embedding_size
+    t0 = 1000 * NS
+    node._on_vision(feature(node, 'f1', 1, np.ones(size)))
+    assert sent == [('f1', t0, '_on_vision')]
+    # 10 ms later: a new frame and a second face, both within the 40 ms spacing -> deferred
+    set_time(node, t0 + 10 * MS)
+    node._on_vision(feature(node, 'f1', 1, np.ones(size)))
+    node._on_vision(feature(node, 'f2', 1, np.ones(size)))
+    assert len(sent) == 1
+    assert node.schedule.pending and node.schedule.due_ns == t0 + 40 * MS
+    timer = node._deferred_timer
+    assert not timer.is_canceled() and timer.timer_period_ns == 30 * MS   # armed for the due time
+    # the one-shot firing early (before the spacing) does not step, and re-arms
+    set_time(node, t0 + 39 * MS)
+    node._on_deferred_step()
+    assert len(sent) == 1 and not timer.is_canceled()
+    set_time(node, t0 + 40 * MS)
+    node._on_deferred_step()
+    assert sent[1:] == [('f1', t0 + 10 * MS, '_on_deferred_step'),
+                        ('f2', t0 + 10 * MS, '_on_deferred_step')]
+    assert timer.is_canceled() and not node.schedule.pending
+    # a frame after the spacing steps at once in the vision callback
+    set_time(node, t0 + 80 * MS)
+    node._on_vision(feature(node, 'f1', 1, np.ones(size)))
+    assert sent[3:] == [('f1', t0 + 80 * MS, '_on_vision'), ('f2', t0 + 10 * MS, '_on_vision')]
+    assert steps == [t0, t0 + 40 * MS, t0 + 80 * MS]    # at least 1 / max_step_rate_hz apart
+    assert node.schedule.vision_steps == 3 and node.schedule.deferrals == 1
+
+
+def test_later_vision_arrival_fuses_deferred_feature(make_node):
+    node, sent = sim_node(make_node, max_step_rate_hz=25.0)
+    tracing(node, sent)
+    size = node.engine.model.vision_embedding_size
+    t0 = 1000 * NS
+    node._on_vision(feature(node, 'f1', 1, np.ones(size)))
+    set_time(node, t0 + 20 * MS)
+    node._on_vision(feature(node, 'f2', 1, np.ones(size)))     # deferred
+    set_time(node, t0 + 45 * MS)
+    node._on_vision(feature(node, 'f1', 1, np.ones(size)))     # after the spacing: step
+    assert [(f, c) for f, _, c in sent] == [('f1', '_on_vision'), ('f1', '_on_vision'),
+                                            ('f2', '_on_vision')]
+    assert not node.schedule.pending
+    node._on_deferred_step()                                    # the one-shot finds nothing
+    assert len(sent) == 3
+
+
+def test_timer_skips_after_vision_step_then_resumes(make_node):
+    node, sent = sim_node(make_node, output_rate_hz=10.0)
+    tracing(node, sent)
+    size = node.engine.model.vision_embedding_size
+    t0 = 1000 * NS
+    node._on_vision(feature(node, 'f1', 1, np.ones(size)))
+    assert len(sent) == 1
+    set_time(node, t0 + 99 * MS)
+    node._on_step()                       # a vision step ran within 1 / output_rate_hz: skip
+    assert len(sent) == 1 and node.schedule.timer_skips == 1
+    set_time(node, t0 + 100 * MS)         # camera stalled for a period: the timer steps
+    node._on_step()
+    assert sent[1:] == [('f1', t0, '_on_step')]   # held frame, still fresh
+    set_time(node, t0 + 190 * MS)         # the timer's own step does not make it skip
+    node._on_step()
+    assert len(sent) == 3 and node.schedule.timer_steps == 2
+
+
+def test_timer_fallback_for_audio_only(make_node):
+    node, sent = sim_node(make_node)
+    tracing(node, sent)
+    node._on_voice(feature(node, 'voice', 2, np.ones(node.engine.model.voice_embedding_size)))
+    assert sent == []                      # voice never triggers a step
+    node._on_step()
+    assert [(f, c) for f, _, c in sent] == [('voice', '_on_step')]
+
+
+def test_step_on_vision_false_is_timer_only(make_node):
+    node, sent = sim_node(make_node, step_on_vision=False)
+    tracing(node, sent)
+    assert node._deferred_timer is None
+    size = node.engine.model.vision_embedding_size
+    t0 = 1000 * NS
+    node._on_vision(feature(node, 'f1', 1, np.ones(size)))
+    assert sent == [] and not node.schedule.pending
+    node._on_step()
+    set_time(node, t0 + 1 * MS)
+    node._on_step()                        # never skipped, however close
+    assert sent == [('f1', t0, '_on_step'), ('f1', t0, '_on_step')]
+    assert node.schedule.vision_steps == 0 and node.schedule.timer_skips == 0
+
+
+def test_deferred_one_shot_fires_when_spun(make_node):
+    """The re-armed one-shot timer really runs under an executor (no timing asserted)."""
+    from rclpy.executors import SingleThreadedExecutor
+    node, sent = make_node(output_rate_hz=0.1, max_step_rate_hz=20.0)   # no fallback tick
+    tracing(node, sent)
+    size = node.engine.model.vision_embedding_size
+    node._on_vision(feature(node, 'f1', 1, np.ones(size)))
+    node._on_vision(feature(node, 'f2', 1, np.ones(size)))            # within 50 ms: deferred
+    assert [c for _, _, c in sent] == ['_on_vision'] and node.schedule.pending
+    ex = SingleThreadedExecutor(context=node.context)
+    ex.add_node(node)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(sent) < 3:
+            ex.spin_once(timeout_sec=0.1)
+    finally:
+        ex.remove_node(node)
+    assert [(f, c) for f, _, c in sent[1:]] == [('f1', '_on_deferred_step'),
+                                                ('f2', '_on_deferred_step')]
+    assert node._deferred_timer.is_canceled() and not node.schedule.pending
