@@ -1,0 +1,285 @@
+"""``emotion-eval``: measure a model bundle on held-out data.  Fixed output contract.
+
+    emotion-eval faces  [--bundle DIR] IMAGE_DIR     one subfolder per class of face crops
+    emotion-eval speech [--bundle DIR] WAV_DIR       EmoDB-named WAVs or one subfolder per class
+    emotion-eval fused  [--bundle DIR] --faces DIR --speech DIR   same-label pseudo-pair sequences
+
+Each prints exactly ONE JSON line on stdout (n, accuracy, uar, macro_f1, per_class_recall, labels,
+confusion); progress goes to stderr; ``--plot FILE.png`` draws the confusion matrix.  Without
+``--bundle`` the shipped default bundle is used.  More subcommands register in ``SUBCOMMANDS``
+(``bag`` lives in ``emotion_training.eval_bag`` with ``add_parser(subparsers)`` / ``run(args)``).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pathlib
+import sys
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from emotion_perception.model_bundle import BundleError, ModelBundle
+from emotion_perception.voice_windows import utterance_logits
+
+from .audio_io import AudioReadError, read_mono
+from .datasets import (UnreadableImageError, load_audio_folders, load_emodb, load_image_folders,
+                       read_face)
+from .datasets.common import Sample
+from .metrics import summarise
+
+#: subcommand -> module providing add_parser(subparsers) and run(args) -> int.  Modules that are
+#: not (yet) present are skipped, so another engineer can add ``eval_bag.py`` without edits here.
+SUBCOMMANDS: dict[str, str] = {
+    'faces': 'emotion_training.evaluate',
+    'speech': 'emotion_training.evaluate',
+    'fused': 'emotion_training.evaluate',
+    'bag': 'emotion_training.eval_bag',
+}
+
+
+def progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def emit(result: dict) -> None:
+    """The single stdout JSON line."""
+    sys.stdout.write(json.dumps(result) + '\n')
+    sys.stdout.flush()
+
+
+def plot_confusion(summary: dict, path: str, title: str) -> None:
+    """Row-normalised confusion matrix with counts, saved as PNG."""
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    cm = np.array(summary['confusion'], float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    labels = summary['labels']
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.imshow(norm, cmap='Blues', vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f'{int(cm[i, j])}', ha='center', va='center',
+                    color='white' if norm[i, j] > 0.5 else 'black', fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=45)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel('predicted')
+    ax.set_ylabel('true')
+    ax.set_title(f'{title}: acc {summary["accuracy"]:.3f} UAR {summary["uar"]:.3f}')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def load_bundle(args) -> ModelBundle:
+    try:
+        return ModelBundle.load(args.bundle, threads=args.threads)
+    except BundleError as exc:
+        raise SystemExit(f'emotion-eval: {exc}') from exc
+
+
+def face_samples(image_dir: str, labels: Sequence[str]) -> list[Sample]:
+    samples = load_image_folders(image_dir, labels)
+    if not samples:
+        raise SystemExit(f'emotion-eval: no images of labels {list(labels)} in class subfolders '
+                         f'of {image_dir}')
+    return samples
+
+
+def speech_samples(wav_dir: str, labels: Sequence[str]) -> list[Sample]:
+    root = pathlib.Path(wav_dir)
+    if not root.is_dir():
+        raise SystemExit(f'emotion-eval: {wav_dir} is not a directory')
+    samples = load_audio_folders(root, labels)   # one subfolder per class ...
+    if not samples:
+        samples = load_emodb(root, labels)       # ... or EmoDB names (root or root/wav)
+    if not samples:
+        raise SystemExit(f'emotion-eval: no WAVs of labels {list(labels)} in {wav_dir} '
+                         f'(EmoDB names SSaTTEv.wav or class subfolders expected)')
+    return samples
+
+
+def face_logits(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable: bool,
+                batch: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Sample]]:
+    """(embeddings, logits, y, kept samples) over image samples, batched."""
+    idx = {k: i for i, k in enumerate(bundle.labels)}
+    embs, logits, ys, kept = [], [], [], []
+    for i in tqdm(range(0, len(samples), batch), desc='faces', file=sys.stderr, leave=False):
+        crops = []
+        for s in samples[i:i + batch]:
+            try:
+                crops.append(read_face(s.path))
+                kept.append(s)
+                ys.append(idx[s.label])
+            except UnreadableImageError as exc:
+                if not skip_unreadable:
+                    raise SystemExit(f'emotion-eval: {exc}') from exc
+                progress(f'skipping: {exc}')
+        if crops:
+            e, lg = bundle.encode_faces(crops)
+            embs.append(e)
+            logits.append(lg)
+    return np.concatenate(embs), np.concatenate(logits), np.array(ys), kept
+
+
+def speech_logits(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable: bool
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Sample]]:
+    """Per-file (mean embedding, logits, y, kept) with the vocal node's windowing/aggregation."""
+    idx = {k: i for i, k in enumerate(bundle.labels)}
+    embs, logits, ys, kept = [], [], [], []
+    for s in tqdm(samples, desc='speech', file=sys.stderr, leave=False):
+        try:
+            audio, rate = read_mono(s.path)
+        except AudioReadError as exc:
+            if not skip_unreadable:
+                raise SystemExit(f'emotion-eval: {exc}') from exc
+            progress(f'skipping: {exc}')
+            continue
+        lg, emb = utterance_logits(bundle, audio, rate, return_embeddings=True)
+        embs.append(emb)
+        logits.append(lg)
+        ys.append(idx[s.label])
+        kept.append(s)
+    return np.stack(embs), np.stack(logits), np.array(ys), kept
+
+
+def _finish(args, summary: dict, title: str, extra: Optional[dict] = None) -> int:
+    if extra:
+        summary.update(extra)
+    if args.plot:
+        plot_confusion(summary, args.plot, title)
+        progress(f'confusion matrix written to {args.plot}')
+    emit(summary)
+    return 0
+
+
+def run_faces(args) -> int:
+    bundle = load_bundle(args)
+    samples = face_samples(args.image_dir, bundle.labels)
+    progress(f'{len(samples)} face images from {args.image_dir}; bundle {bundle.path}')
+    _, logits, y, _ = face_logits(bundle, samples, args.skip_unreadable)
+    return _finish(args, summarise(y, logits.argmax(1), bundle.labels), 'faces')
+
+
+def run_speech(args) -> int:
+    bundle = load_bundle(args)
+    samples = speech_samples(args.wav_dir, bundle.labels)
+    progress(f'{len(samples)} speech files from {args.wav_dir}; bundle {bundle.path}')
+    _, logits, y, _ = speech_logits(bundle, samples, args.skip_unreadable)
+    return _finish(args, summarise(y, logits.argmax(1), bundle.labels), 'speech')
+
+
+def run_fused(args) -> int:
+    """Pseudo-pair sequences from held-out faces and speech (same label, different people).
+
+    Each sequence has ``--steps`` steps; at each step one face of the label and the next window
+    of one utterance of the label, both present (``--p-present`` < 1 drops some at random).
+    Compared on the very same sequences with the single modalities given the same evidence
+    (mean encoder logits over the sequence's faces, resp. over its windows).
+    """
+    bundle = load_bundle(args)
+    labels = bundle.labels
+    fs = face_samples(args.faces, labels)
+    ss = speech_samples(args.speech, labels)
+    progress(f'fused: {len(fs)} faces, {len(ss)} utterances; bundle {bundle.path}')
+    femb, flog, fy, _ = face_logits(bundle, fs, args.skip_unreadable)
+    # speech: keep per-window embeddings/logits of each utterance (the node feeds windows)
+    from emotion_perception.voice_windows import utterance_windows  # noqa: PLC0415
+    idx = {k: i for i, k in enumerate(labels)}
+    wemb, wlog, wy, wfile = [], [], [], []
+    for i, s in enumerate(tqdm(ss, desc='speech', file=sys.stderr, leave=False)):
+        audio, rate = read_mono(s.path)
+        wins = utterance_windows(audio, rate, bundle.sample_rate, bundle.window_seconds,
+                                 bundle.hop_seconds)
+        e, lg = bundle.encode_voice_windows(wins, bundle.sample_rate)
+        wemb.append(e)
+        wlog.append(lg)
+        wy += [idx[s.label]] * len(wins)
+        wfile += [i] * len(wins)
+    wemb, wlog = np.concatenate(wemb), np.concatenate(wlog)
+    wy, wfile = np.array(wy), np.array(wfile)
+    from .pairing import PseudoPairs  # noqa: PLC0415
+    pairs = PseudoPairs(fy, wy, wfile, len(labels), steps=args.steps, p_present=args.p_present,
+                        p_absent=0.0)
+    rng = np.random.default_rng(args.seed)
+    b = pairs.sample(args.sequences, rng, all_present=args.p_present >= 1.0)
+    n = len(b.labels)
+    h, c = bundle.initial_state(n)
+    for t in range(args.steps):
+        probs, va, h, c = bundle.fusion_step(femb[b.face_idx[:, t]], b.face_present[:, t],
+                                             wemb[b.voice_idx[:, t]], b.voice_present[:, t], h, c)
+
+    def masked_mean(lg: np.ndarray, present: np.ndarray) -> np.ndarray:
+        w = present[..., None]
+        return (lg * w).sum(1) / np.maximum(w.sum(1), 1e-9)
+    face_only = masked_mean(flog[b.face_idx], b.face_present).argmax(1)
+    voice_only = masked_mean(wlog[b.voice_idx], b.voice_present).argmax(1)
+    fused = summarise(b.labels, probs.argmax(1), labels)
+    single = {name: {k: v for k, v in summarise(b.labels, pred, labels).items()
+                     if k in ('accuracy', 'uar', 'macro_f1')}
+              for name, pred in (('faces_only', face_only), ('speech_only', voice_only))}
+    better = max(single.values(), key=lambda d: d['uar'])
+    extra = {'single_modality': single, 'steps': args.steps, 'seed': args.seed,
+             'beats_best_single_uar': fused['uar'] > better['uar'],
+             'mean_valence_arousal': va.mean(0).round(4).tolist(),
+             'note': 'pseudo-pairs: faces and utterances of the same label from different sets'}
+    return _finish(args, fused, 'fused', extra)
+
+
+def add_parser(sub) -> None:
+    """Register faces, speech and fused."""
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument('--bundle', default=None, help='bundle directory (default: shipped)')
+        p.add_argument('--plot', default=None, help='write the confusion matrix to this PNG')
+        p.add_argument('--threads', type=int, default=2, help='onnxruntime threads')
+        p.add_argument('--skip-unreadable', action='store_true',
+                       help='skip unreadable files (default: fail naming the file)')
+    p = sub.add_parser('faces', help='face crops in class subfolders')
+    common(p)
+    p.add_argument('image_dir')
+    p.set_defaults(func=run_faces)
+    p = sub.add_parser('speech', help='WAVs with EmoDB names or in class subfolders')
+    common(p)
+    p.add_argument('wav_dir')
+    p.set_defaults(func=run_speech)
+    p = sub.add_parser('fused', help='pseudo-pair sequences of held-out faces and speech')
+    common(p)
+    p.add_argument('--faces', required=True)
+    p.add_argument('--speech', required=True)
+    p.add_argument('--steps', type=int, default=4)
+    p.add_argument('--sequences', type=int, default=2000)
+    p.add_argument('--p-present', type=float, default=1.0)
+    p.add_argument('--seed', type=int, default=0)
+    p.set_defaults(func=run_fused)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='emotion-eval', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='command', required=True)
+    seen = set()
+    for name, module in SUBCOMMANDS.items():
+        if module in seen:
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue   # optional subcommand not installed yet
+        seen.add(module)
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return int(func(args) or 0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""``emotion-export``: write a model bundle (manifest.json + three ONNX files, sha256 of each).
+
+The bundle is what the robot loads (``emotion_perception.model_bundle``).  Export checks that
+onnxruntime reproduces torch on random inputs before the manifest is written, and the manifest is
+verified by loading it back, so a bundle that leaves this command is known to load.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import pathlib
+import sys
+import warnings
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from emotion_fusion.fusion_model import FUSION_INPUTS, FUSION_OUTPUTS, FusionModel, FusionStep
+from emotion_perception.model_bundle import BUNDLE_FORMAT, ModelBundle, sha256_of
+from emotion_perception.models.vision_encoder import VisionEncoder
+from emotion_perception.models.vocal_encoder import VocalEncoder
+from emotion_perception.preprocess import logmel_frames
+
+from .engine import load_checkpoint
+from .labels import VA_SOURCE, va_table
+
+VISION_FILE, VOCAL_FILE, FUSION_FILE = 'vision_encoder.onnx', 'vocal_encoder.onnx', 'fusion_step.onnx'
+OPSET = 17
+TOLERANCE = 1e-3
+
+
+def _export(module: torch.nn.Module, args: tuple, path: pathlib.Path, inputs: list[str],
+            outputs: list[str], dynamic: dict) -> None:
+    module.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        # The TorchScript exporter: fast (<1 s), deterministic, handles nn.LSTM with state I/O.
+        torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
+                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+                          do_constant_folding=True)
+
+
+def _check(module: torch.nn.Module, path: pathlib.Path, feeds: dict[str, np.ndarray],
+           outputs: list[str]) -> float:
+    """Max |torch - onnxruntime| over all outputs; raises if above TOLERANCE."""
+    import onnxruntime as ort  # noqa: PLC0415
+    sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    got = sess.run(outputs, feeds)
+    with torch.no_grad():
+        ref = module(*[torch.from_numpy(v) for v in feeds.values()])
+    diff = max(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref, got))
+    if diff > TOLERANCE:
+        raise RuntimeError(f'{path}: onnxruntime differs from torch by {diff:.3g} > {TOLERANCE}')
+    return diff
+
+
+def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str], vision: VisionEncoder,
+                  vision_pre: dict, vocal: VocalEncoder, vocal_pre: dict, fusion: FusionModel,
+                  training: Optional[dict] = None, metrics: Optional[dict] = None,
+                  version: str = '0.1.0', seed: int = 0) -> pathlib.Path:
+    """Export the three models and write a verified manifest; returns the bundle path."""
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = list(labels)
+    rng = np.random.default_rng(seed)
+    for m in (vision, vocal, fusion):
+        m.eval()
+    size = int(vision_pre['input_size'])
+    x = rng.standard_normal((2, 1, size, size)).astype(np.float32)
+    _export(vision, (torch.from_numpy(x),), out / VISION_FILE, ['image'], ['embedding', 'logits'],
+            {'image': {0: 'n'}, 'embedding': {0: 'n'}, 'logits': {0: 'n'}})
+    d_vision = _check(vision, out / VISION_FILE, {'image': rng.standard_normal(
+        (3, 1, size, size)).astype(np.float32)}, ['embedding', 'logits'])
+    frames = logmel_frames(vocal_pre)
+    a = rng.standard_normal((2, 1, int(vocal_pre['n_mels']), frames)).astype(np.float32)
+    _export(vocal, (torch.from_numpy(a),), out / VOCAL_FILE, ['logmel'], ['embedding', 'logits'],
+            {'logmel': {0: 'n'}, 'embedding': {0: 'n'}, 'logits': {0: 'n'}})
+    d_vocal = _check(vocal, out / VOCAL_FILE, {'logmel': rng.standard_normal(
+        (3, 1, int(vocal_pre['n_mels']), frames)).astype(np.float32)}, ['embedding', 'logits'])
+    step = FusionStep(fusion).eval()
+    ev, ea = fusion.config['vision_dim'], fusion.config['voice_dim']
+    L, H = fusion.num_layers, fusion.hidden_size
+
+    def feeds(n: int) -> dict[str, np.ndarray]:
+        # Non-zero state so the exporter cannot fold the zero initial state into constants.
+        return {'vision_embedding': rng.standard_normal((n, ev)).astype(np.float32),
+                'vision_present': (rng.random(n) > 0.3).astype(np.float32),
+                'voice_embedding': rng.standard_normal((n, ea)).astype(np.float32),
+                'voice_present': (rng.random(n) > 0.3).astype(np.float32),
+                'h': rng.standard_normal((L, n, H)).astype(np.float32) * 0.1,
+                'c': rng.standard_normal((L, n, H)).astype(np.float32) * 0.1}
+    f2 = feeds(2)
+    dyn = {k: {0: 'n'} for k in FUSION_INPUTS[:4] + FUSION_OUTPUTS[:2]}
+    dyn.update({k: {1: 'n'} for k in ('h', 'c', 'h_out', 'c_out')})
+    _export(step, tuple(torch.from_numpy(v) for v in f2.values()), out / FUSION_FILE,
+            FUSION_INPUTS, FUSION_OUTPUTS, dyn)
+    d_fusion = _check(step, out / FUSION_FILE, feeds(3), FUSION_OUTPUTS)
+
+    vision_section = {'file': VISION_FILE, 'input_size': size,
+                      'channels': int(vision_pre.get('channels', 1)),
+                      'mean': float(vision_pre['mean']), 'std': float(vision_pre['std']),
+                      'embedding_size': int(vision.config['embedding_size']),
+                      'input': 'image [N,1,H,W] float32 = preprocess.face_to_input',
+                      'outputs': ['embedding', 'logits'], 'architecture': vision.config}
+    vocal_section = dict(vocal_pre)
+    vocal_section.update({'file': VOCAL_FILE, 'embedding_size': int(vocal.config['embedding_size']),
+                          'frames': frames,
+                          'input': 'logmel [N,1,n_mels,frames] float32 = preprocess.logmel',
+                          'outputs': ['embedding', 'logits'], 'architecture': vocal.config})
+    cfg = {k: v for k, v in fusion.config.items() if k != 'va_table'}
+    manifest: dict[str, Any] = {
+        'format': BUNDLE_FORMAT,
+        'version': version,
+        'created': _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'),
+        'labels': labels,
+        'vision': vision_section,
+        'vocal': vocal_section,
+        'fusion': {'file': FUSION_FILE, 'hidden_size': H, 'num_layers': L,
+                   'inputs': FUSION_INPUTS, 'outputs': FUSION_OUTPUTS, 'architecture': cfg,
+                   'state_shape': '[num_layers, N, hidden_size]'},
+        'valence_arousal': va_table(labels),
+        'valence_arousal_source': VA_SOURCE,
+        'training': training or {},
+        'metrics': metrics or {},
+        'export': {'opset': OPSET, 'torch': torch.__version__,
+                   'max_abs_diff_torch_vs_onnxruntime': {'vision': d_vision, 'vocal': d_vocal,
+                                                         'fusion': d_fusion}},
+        'files': {name: sha256_of(out / name) for name in (VISION_FILE, VOCAL_FILE, FUSION_FILE)},
+    }
+    if fusion.va.shape[0] != len(labels):
+        raise ValueError('fusion model class count differs from labels')
+    (out / 'manifest.json').write_text(json.dumps(manifest, indent=1) + '\n', encoding='utf-8')
+    ModelBundle.load(out, expected_labels=labels)  # verify it loads (sha256, fields)
+    return out
+
+
+def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
+                            ) -> tuple[list[str], VisionEncoder, dict, VocalEncoder, dict,
+                                       FusionModel, dict]:
+    """Rebuild the three models from stage checkpoints (weights_only loads)."""
+    cv, ca, cf = load_checkpoint(vision_ck), load_checkpoint(vocal_ck), load_checkpoint(fusion_ck)
+    labels = list(cv['labels'])
+    for name, ck in (('vocal', ca), ('fusion', cf)):
+        if list(ck['labels']) != labels:
+            raise SystemExit(f'{name} checkpoint labels {ck["labels"]} differ from vision {labels}')
+    vision = VisionEncoder(**cv['model_config'])
+    vision.load_state_dict(cv['model'])
+    vocal = VocalEncoder(**ca['model_config'])
+    vocal.load_state_dict(ca['model'])
+    fusion = FusionModel(**cf['model_config'])
+    # an end2end checkpoint holds all three; a fusion checkpoint holds the head (prefix 'fusion.')
+    sd = cf['model']
+    if any(k.startswith('fusion.') for k in sd):
+        vision.load_state_dict({k[7:]: v for k, v in sd.items() if k.startswith('vision.')})
+        vocal.load_state_dict({k[6:]: v for k, v in sd.items() if k.startswith('vocal.')})
+        sd = {k[7:]: v for k, v in sd.items() if k.startswith('fusion.')}
+    fusion.load_state_dict(sd)
+    info = {'vision': {k: cv.get(k) for k in ('epoch', 'best_uar', 'best_epoch')},
+            'vocal': {k: ca.get(k) for k in ('epoch', 'best_uar', 'best_epoch')},
+            'fusion': {k: cf.get(k) for k in ('epoch', 'best_uar', 'best_epoch')}}
+    return labels, vision, cv['preprocess'], vocal, ca['preprocess'], fusion, info
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog='emotion-export', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--vision', required=True, help='vision stage checkpoint (best.pt)')
+    p.add_argument('--vocal', required=True, help='vocal stage checkpoint')
+    p.add_argument('--fusion', required=True, help='fusion or end2end stage checkpoint')
+    p.add_argument('--out', required=True, help='bundle directory to write')
+    p.add_argument('--version', default='0.1.0')
+    p.add_argument('--training-json', action='append', default=[],
+                   help='JSON file(s) merged into manifest "training" (data, commands)')
+    p.add_argument('--metrics-json', action='append', default=[],
+                   help='JSON file(s) merged into manifest "metrics"')
+    args = p.parse_args(argv)
+    labels, vision, vpre, vocal, apre, fusion, info = models_from_checkpoints(
+        args.vision, args.vocal, args.fusion)
+    training: dict = {'checkpoints': info}
+    for f in args.training_json:
+        training.update(json.loads(pathlib.Path(f).read_text()))
+    metrics: dict = {}
+    for f in args.metrics_json:
+        metrics.update(json.loads(pathlib.Path(f).read_text()))
+    out = export_bundle(args.out, labels, vision, vpre, vocal, apre, fusion, training, metrics,
+                        args.version)
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    print(f'bundle written to {out} ({size / 1e6:.1f} MB)', file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Sequences for fusion training.
+
+Pseudo-pairs (no paired data needed): FER2013 faces and EmoDB utterances come from different
+people, so a "pair" is a face and a speech window that merely share the emotion label.  Each
+training sequence picks one label, then at every step draws a face of that label and the next
+window of one utterance of that label; each modality is present at a step with probability
+``p_present`` (random per-step modality dropout) and, with probability ``p_absent``, is missing
+for the whole sequence (so the head also learns single-modality behaviour).  This teaches the
+LSTM how to weigh and accumulate two noisy, conditionally independent opinions; it cannot teach
+real audio-visual correlations (timing, who is speaking) -- train on real pairs (CREMA-D, SEMAINE)
+for that where available (``RealPairs``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class SeqBatch:
+    """Indices into the face pool / voice pool and presence masks, all [N, T]; labels [N]."""
+
+    face_idx: np.ndarray
+    face_present: np.ndarray
+    voice_idx: np.ndarray
+    voice_present: np.ndarray
+    labels: np.ndarray
+
+
+class PseudoPairs:
+    """Draws same-label face/voice sequences from two labelled pools."""
+
+    def __init__(self, face_labels: np.ndarray, voice_labels: np.ndarray, voice_files: np.ndarray,
+                 n_classes: int, steps: int = 6, p_present: float = 0.75,
+                 p_absent: float = 0.15) -> None:
+        self.steps, self.p_present, self.p_absent = steps, p_present, p_absent
+        self.classes = [c for c in range(n_classes)
+                        if (face_labels == c).any() and (voice_labels == c).any()]
+        if not self.classes:
+            raise ValueError('no label has both faces and speech: cannot build pseudo-pairs')
+        self.faces = {c: np.nonzero(face_labels == c)[0] for c in self.classes}
+        # utterances per class, each a list of its window indices in time order
+        self.utts: dict[int, list[np.ndarray]] = {c: [] for c in self.classes}
+        for f in np.unique(voice_files):
+            w = np.nonzero(voice_files == f)[0]
+            c = int(voice_labels[w[0]])
+            if c in self.utts:
+                self.utts[c].append(w)
+
+    def sample(self, n: int, rng: np.random.Generator, all_present: bool = False) -> SeqBatch:
+        T = self.steps
+        labels = rng.choice(self.classes, size=n)
+        fi = np.zeros((n, T), np.int64)
+        vi = np.zeros((n, T), np.int64)
+        for i, c in enumerate(labels):
+            fi[i] = rng.choice(self.faces[c], size=T)
+            u = self.utts[c][rng.integers(len(self.utts[c]))]
+            start = rng.integers(len(u))
+            vi[i] = u[(start + np.arange(T)) % len(u)]
+        if all_present:
+            fp = np.ones((n, T), np.float32)
+            vp = np.ones((n, T), np.float32)
+        else:
+            fp = (rng.random((n, T)) < self.p_present).astype(np.float32)
+            vp = (rng.random((n, T)) < self.p_present).astype(np.float32)
+            fp[rng.random(n) < self.p_absent] = 0
+            vp[rng.random(n) < self.p_absent] = 0
+        return SeqBatch(fi, fp, vi, vp, labels.astype(np.int64))
+
+
+def observed_mask(fp: np.ndarray, vp: np.ndarray) -> np.ndarray:
+    """[N,T] True from the first step at which anything was observed (loss is taken there)."""
+    any_seen = np.maximum.accumulate(np.maximum(fp, vp), axis=1)
+    return any_seen > 0
+
+
+def fixed_eval_batch(pairs: PseudoPairs, n: int, seed: int, all_present: bool = False) -> SeqBatch:
+    """A deterministic validation set of sequences."""
+    return pairs.sample(n, np.random.default_rng(seed), all_present=all_present)
+
+
+def labels_present(batch: SeqBatch) -> Sequence[int]:
+    return sorted(set(batch.labels.tolist()))

@@ -1,0 +1,133 @@
+"""Real audio-visual pairs (CREMA-D clips, SEMAINE sessions or CSV rows with audio + video).
+
+Each clip becomes one fusion sequence on the node's time grid: the audio is cut with
+``voice_windows.windows`` (window/hop of the vocal section, silence gate -> voice absent), and at
+each window centre a video frame is read, the largest face found with OpenCV's frontal-face Haar
+cascade and cropped (10 % margin).  Where no face is found the step has no face
+(``face_fallback='absent'``) or, for frontal head-and-shoulders recordings such as CREMA-D, the
+centre square of the frame is used (``'center'``).  Clips shorter than ``steps`` windows are
+padded with steps where both modalities are absent.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from emotion_perception.preprocess import face_to_input, logmel, resample
+from emotion_perception.voice_windows import active_mask, windows
+
+from .audio_io import read_mono
+from .datasets.common import Sample
+from .pairing import SeqBatch
+
+_CASCADE: Optional[cv2.CascadeClassifier] = None
+
+
+def detect_face(frame: np.ndarray, fallback: str = 'center') -> Optional[np.ndarray]:
+    """Largest frontal face of a BGR/grey frame (10 % margin), the centre square, or None."""
+    global _CASCADE
+    if _CASCADE is None:
+        _CASCADE = cv2.CascadeClassifier(cv2.data.haarcascades +
+                                         'haarcascade_frontalface_default.xml')
+    grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    faces = _CASCADE.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=4, minSize=(24, 24))
+    h, w = grey.shape
+    if len(faces):
+        x, y, fw, fh = max(faces, key=lambda r: r[2] * r[3])
+        m = int(0.1 * max(fw, fh))
+        return grey[max(0, y - m):min(h, y + fh + m), max(0, x - m):min(w, x + fw + m)]
+    if fallback == 'center':
+        s = min(h, w)
+        return grey[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    return None
+
+
+def clip_sequence(sample: Sample, label_index: int, vision: dict, vocal: dict, steps: int,
+                  face_fallback: str = 'center') -> Optional[dict]:
+    """Arrays of one clip: faces [T,1,H,W], fp [T], voice [T,1,M,F], vp [T], label."""
+    audio_path = sample.audio or sample.path
+    if sample.video is None or audio_path is None:
+        return None
+    audio, sr = read_mono(audio_path)
+    rate = int(vocal['sample_rate'])
+    audio = resample(audio, sr, rate)
+    win_s, hop_s = float(vocal['window_seconds']), float(vocal['hop_seconds'])
+    wins = windows(audio, rate, win_s, hop_s)[:steps]
+    keep = active_mask(wins)
+    size, n_mels = int(vision['input_size']), int(vocal['n_mels'])
+    frames = 1 + int(round(win_s * rate)) // int(vocal['hop_length'])
+    faces = np.zeros((steps, 1, size, size), np.float32)
+    voice = np.zeros((steps, 1, n_mels, frames), np.float32)
+    fp = np.zeros(steps, np.float32)
+    vp = np.zeros(steps, np.float32)
+    cap = cv2.VideoCapture(str(sample.video))
+    if not cap.isOpened():
+        raise RuntimeError(f'cannot open video {sample.video}')
+    try:
+        for t, w in enumerate(wins):
+            voice[t, 0] = logmel(w, rate, vocal)
+            vp[t] = float(keep[t])
+            cap.set(cv2.CAP_PROP_POS_MSEC, (t * hop_s + win_s / 2) * 1000.0)
+            ok, frame = cap.read()
+            crop = detect_face(frame, face_fallback) if ok and frame is not None else None
+            if crop is not None and crop.size:
+                faces[t] = face_to_input(crop, vision)
+                fp[t] = 1.0
+    finally:
+        cap.release()
+    return {'faces': faces, 'fp': fp, 'voice': voice, 'vp': vp, 'label': label_index}
+
+
+class RealPairs:
+    """Sequences of real pairs whose faces/windows live in the stage's pools at given offsets."""
+
+    def __init__(self, seqs: Sequence[dict], face_offset: int, voice_offset: int) -> None:
+        self.n = len(seqs)
+        self.steps = seqs[0]['fp'].shape[0] if seqs else 0
+        T = self.steps
+        self.labels = np.array([s['label'] for s in seqs], np.int64)
+        self.fp = np.stack([s['fp'] for s in seqs]) if seqs else np.zeros((0, T), np.float32)
+        self.vp = np.stack([s['vp'] for s in seqs]) if seqs else np.zeros((0, T), np.float32)
+        base = np.arange(self.n)[:, None] * T + np.arange(T)[None, :]
+        self.face_idx = face_offset + base
+        self.voice_idx = voice_offset + base
+
+    def sample(self, n: int, rng: np.random.Generator, all_present: bool = False) -> SeqBatch:
+        pick = rng.integers(0, self.n, size=n)
+        return SeqBatch(self.face_idx[pick], self.fp[pick].copy(), self.voice_idx[pick],
+                        self.vp[pick].copy(), self.labels[pick])
+
+
+class MixedPairs:
+    """Batches drawn partly from real pairs (fraction ``real_fraction``), partly pseudo-pairs."""
+
+    def __init__(self, pseudo, real: Optional[RealPairs], real_fraction: float) -> None:
+        self.pseudo, self.real = pseudo, real
+        self.frac = real_fraction if real is not None and real.n else 0.0
+
+    def sample(self, n: int, rng: np.random.Generator, all_present: bool = False) -> SeqBatch:
+        k = int(round(n * self.frac))
+        parts = []
+        if n - k:
+            parts.append(self.pseudo.sample(n - k, rng, all_present))
+        if k:
+            parts.append(self.real.sample(k, rng, all_present))
+        if len(parts) == 1:
+            return parts[0]
+        return SeqBatch(*[np.concatenate([getattr(p, f) for p in parts]) for f in
+                          ('face_idx', 'face_present', 'voice_idx', 'voice_present', 'labels')])
+
+
+def load_real_sequences(samples: Sequence[Sample], labels: Sequence[str], vision: dict,
+                        vocal: dict, steps: int, face_fallback: str = 'center') -> list[dict]:
+    idx = {k: i for i, k in enumerate(labels)}
+    out = []
+    for s in tqdm(samples, desc='real pairs', file=sys.stderr, leave=False):
+        seq = clip_sequence(s, idx[s.label], vision, vocal, steps, face_fallback)
+        if seq is not None:
+            out.append(seq)
+    return out

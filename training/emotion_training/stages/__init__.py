@@ -1,0 +1,1 @@
+"""Training stages (vision, vocal, fusion, end2end), each a ``engine.Stage``."""

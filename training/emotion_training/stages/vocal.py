@@ -1,0 +1,213 @@
+"""Vocal stage: train the log-mel CNN on speech (EmoDB layout by default, speaker-independent).
+
+Validation is always by whole speakers (``--val-speakers``); ``--cv`` runs leave-speakers-out
+cross-validation (``--cv-folds`` groups of speakers, fixed epochs, no early stopping on the test
+fold) and reports pooled per-file metrics with the node's windowing and aggregation.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from emotion_perception.models.vocal_encoder import VocalEncoder
+
+from ..augment import augment_logmel
+from ..config import VOCAL_PREPROCESS
+from ..datasets import Sample, load_audio_folders, load_csv_manifest, load_cremad, load_emodb
+from ..engine import FitConfig, fit
+from ..metrics import summarise
+from ..voice_data import file_windows, raw_vocal_section
+from .common import balanced_indices, batches, class_weights, recalibrate_bn
+
+TRAIN_HOP_S = 0.2
+
+
+class VocalStage:
+    """Log-mel windows in memory; per-file validation (mean of window logits)."""
+
+    name = 'vocal'
+
+    def __init__(self, model: VocalEncoder, labels: list[str], x: np.ndarray, y: np.ndarray,
+                 xv: np.ndarray, yv_win: np.ndarray, fv: np.ndarray, gen: torch.Generator,
+                 vocal: dict, batch_size: int = 64, balance: str = 'weights',
+                 balance_power: float = 1.0, smoothing: float = 0.1, augment: float = 1.0) -> None:
+        self.model, self.labels, self.vocal = model, labels, vocal
+        self.x, self.y = torch.from_numpy(x), y
+        self.xv, self.yv_win, self.fv = torch.from_numpy(xv), yv_win, fv
+        self.gen, self.batch_size, self.balance = gen, batch_size, balance
+        self.smoothing, self.augment = smoothing, augment
+        self.weights = class_weights(y, len(labels), balance_power) if balance == 'weights' else None
+
+    def train_batches(self, epoch: int) -> Iterable:
+        order = (balanced_indices(self.y, len(self.y), self.gen) if self.balance == 'sampling'
+                 else None)
+        for idx in batches(len(self.y), self.batch_size, self.gen, order=order):
+            xb = self.x[idx]
+            if self.augment > 0:
+                xb = augment_logmel(xb, self.gen, self.augment)
+            yield xb, torch.from_numpy(self.y[idx])
+
+    def loss(self, batch):
+        xb, yb = batch
+        _, logits = self.model(xb)
+        return F.cross_entropy(logits, yb, weight=self.weights,
+                               label_smoothing=self.smoothing), logits, yb
+
+    def recalibrate(self) -> None:
+        """BatchNorm statistics from clean training windows (see ``recalibrate_bn``)."""
+        g = torch.Generator().manual_seed(0)
+        idx = torch.randperm(len(self.x), generator=g)[:2048]
+        recalibrate_bn(self.model, self.x[idx])
+
+    def file_predictions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per-file (y_true, y_pred, mean logits, mean embedding) with the node's aggregation."""
+        self.model.eval()
+        with torch.no_grad():
+            emb, logits = self.model(self.xv)
+        emb, logits = emb.numpy(), logits.numpy()
+        files = np.unique(self.fv)
+        lg = np.stack([logits[self.fv == f].mean(0) for f in files])
+        em = np.stack([emb[self.fv == f].mean(0) for f in files])
+        yt = np.array([self.yv_win[self.fv == f][0] for f in files])
+        return yt, lg.argmax(1), lg, em
+
+    def evaluate(self):
+        self.recalibrate()   # before scoring and before the checkpoint is written
+        yt, yp, lg, _ = self.file_predictions()
+        self.model.eval()
+        with torch.no_grad():
+            emb, _ = self.model(self.xv[:512])
+        return yt, yp, {'embedding': emb.numpy()}
+
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.y) // self.batch_size)
+
+    def checkpoint_extra(self) -> dict:
+        return {'model_config': self.model.config, 'preprocess': self.vocal}
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group('vocal stage')
+    g.add_argument('--speech', default=None, help='speech data: an EmoDB folder (default '
+                   'DATA/emodb), a CREMA-D root (has AudioWAV/), a class-folder dir or a CSV')
+    g.add_argument('--val-speakers', default='', help='comma list of speakers held out for '
+                   'validation/early stopping (e.g. 14,15); empty = train on all, fixed epochs')
+    g.add_argument('--train-speakers', default='', help='restrict training to these speakers')
+    g.add_argument('--cv', action='store_true', help='leave-speakers-out cross-validation report')
+    g.add_argument('--cv-folds', type=int, default=4, help='speaker groups for --cv')
+    g.add_argument('--vocal-widths', default='16,32,64,128')
+    g.add_argument('--vocal-embedding', type=int, default=128)
+    g.add_argument('--window-seconds', type=float, default=VOCAL_PREPROCESS['window_seconds'])
+    g.add_argument('--hop-seconds', type=float, default=VOCAL_PREPROCESS['hop_seconds'])
+    g.add_argument('--train-hop', type=float, default=TRAIN_HOP_S,
+                   help='hop between training windows (denser than the node hop = more data)')
+
+
+def load_speech(args, labels: Sequence[str]) -> list[Sample]:
+    src = pathlib.Path(args.speech) if args.speech else pathlib.Path(args.data) / 'emodb'
+    if src.suffix.lower() == '.csv':
+        return load_csv_manifest(src, labels)
+    if (src / 'AudioWAV').is_dir():
+        return load_cremad(src, labels)
+    if (src / 'wav').is_dir() or any(src.glob('*.wav')):
+        return load_emodb(src, labels)
+    return load_audio_folders(src, labels)
+
+
+def _split(samples: list[Sample], val_speakers: set[str], train_speakers: set[str]):
+    train = [s for s in samples if s.speaker not in val_speakers and
+             (not train_speakers or s.speaker in train_speakers)]
+    val = [s for s in samples if s.speaker in val_speakers]
+    return train, val
+
+
+def _normalise(x: np.ndarray, vocal: dict) -> tuple[np.ndarray, dict]:
+    """Global log-mel mean/std of the training windows -> manifest normalisation (same arithmetic
+    as ``preprocess.logmel`` with type 'global')."""
+    mean, std = float(x.mean()), float(x.std() + 1e-6)
+    vocal = dict(vocal, normalisation={'type': 'global', 'mean': round(mean, 5),
+                                       'std': round(std, 5)})
+    return vocal, mean, std
+
+
+def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sample],
+                val: list[Sample], log) -> VocalStage:
+    vocal = dict(VOCAL_PREPROCESS, window_seconds=args.window_seconds,
+                 hop_seconds=args.hop_seconds)
+    raw = raw_vocal_section(vocal)
+    x, y, _ = file_windows(train, labels, raw, args.train_hop, 'train windows')
+    vocal, mean, std = _normalise(x, vocal)
+    x = (x - mean) / std
+    if val:
+        xv, yv, fv = file_windows(val, labels, raw, float(vocal['hop_seconds']), 'val windows')
+        xv = (xv - mean) / std
+    else:  # no held-out speakers: monitor training files (fixed-epoch run; say so in logs)
+        log('[vocal] no --val-speakers: validation metrics below are on TRAINING speakers')
+        xv, yv, fv = file_windows(train, labels, raw, float(vocal['hop_seconds']), 'val windows')
+        xv = (xv - mean) / std
+    log(f'[vocal] {len(train)} train files -> {len(y)} windows; {len(set(fv.tolist()))} val files; '
+        f'counts {dict(zip(labels, np.bincount(y, minlength=len(labels)).tolist()))}')
+    model = VocalEncoder(len(labels), embedding_size=args.vocal_embedding,
+                         widths=[int(v) for v in args.vocal_widths.split(',')])
+    return VocalStage(model, labels, x, y, xv, yv, fv, gen, vocal,
+                      batch_size=args.batch_size, balance=args.balance,
+                      balance_power=args.balance_power, smoothing=args.label_smoothing,
+                      augment=args.augment)
+
+
+def make_stage(args, labels: list[str], gen: torch.Generator, log) -> VocalStage:
+    samples = load_speech(args, labels)
+    if not samples:
+        raise SystemExit('no speech files found for the label set')
+    vs = {s for s in args.val_speakers.split(',') if s}
+    ts = {s for s in args.train_speakers.split(',') if s}
+    train, val = _split(samples, vs, ts)
+    log(f'[vocal] speakers train {sorted({s.speaker for s in train})} '
+        f'val {sorted({s.speaker for s in val})}')
+    return build_stage(args, labels, gen, train, val, log)
+
+
+def speaker_folds(speakers: Sequence[str], k: int) -> list[list[str]]:
+    """Deterministic speaker groups (sorted speakers dealt round-robin)."""
+    sp = sorted(speakers)
+    k = max(2, min(k, len(sp)))
+    return [sp[i::k] for i in range(k)]
+
+
+def cross_validate(args, labels: list[str], gen: torch.Generator, log) -> dict:
+    """Leave-speakers-out CV with a fixed number of epochs; pooled per-file metrics."""
+    from ..train import make_optimizer  # noqa: PLC0415 - avoid an import cycle
+    samples = load_speech(args, labels)
+    speakers = sorted({s.speaker for s in samples})
+    folds = speaker_folds(speakers, args.cv_folds)
+    out = pathlib.Path(args.out)
+    y_true, y_pred, per_fold = [], [], []
+    for i, test_sp in enumerate(folds):
+        train = [s for s in samples if s.speaker not in test_sp]
+        test = [s for s in samples if s.speaker in test_sp]
+        log(f'[vocal cv] fold {i}: test speakers {test_sp}')
+        stage = build_stage(args, labels, gen, train, test, log)
+        steps = stage.steps_per_epoch()
+        opt, sched = make_optimizer(args, stage.model, steps)
+        cfg = FitConfig(epochs=args.epochs, out_dir=out / f'fold{i}', patience=10 ** 6,
+                        collapse_threshold=args.collapse_threshold,
+                        stop_on_collapse=args.stop_on_collapse, quiet=args.quiet)
+        fit(stage, opt, sched, cfg, log)  # fixed epochs; we score the LAST epoch, not the best
+        yt, yp, _, _ = stage.file_predictions()
+        per_fold.append({'test_speakers': test_sp, **{k: v for k, v in summarise(
+            yt, yp, labels).items() if k in ('n', 'accuracy', 'uar', 'macro_f1')}})
+        log(f'[vocal cv] fold {i}: {per_fold[-1]}')
+        y_true += yt.tolist()
+        y_pred += yp.tolist()
+    pooled = summarise(y_true, y_pred, labels)
+    result = {'cv': 'leave-speakers-out', 'folds': per_fold, 'pooled': pooled,
+              'best_uar': pooled['uar'], 'epochs_per_fold': args.epochs}
+    (out / 'cv_result.json').write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: pooled[k] for k in ('n', 'accuracy', 'uar', 'macro_f1')}))
+    return result

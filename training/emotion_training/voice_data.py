@@ -1,0 +1,38 @@
+"""Speech windows for training: every file goes through ``voice_windows`` (the node's windowing
+and silence gate) and ``preprocess.logmel`` (the node's features)."""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from emotion_perception.preprocess import logmel
+from emotion_perception.voice_windows import utterance_windows
+
+from .audio_io import read_mono
+from .datasets.common import Sample
+
+
+def raw_vocal_section(vocal: dict) -> dict:
+    """The vocal section with normalisation switched off (for computing statistics)."""
+    return dict(vocal, normalisation={'type': 'none'})
+
+
+def file_windows(samples: Sequence[Sample], labels: Sequence[str], vocal: dict,
+                 hop_s: float, desc: str = 'speech') -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Active windows of each file as log-mel: (x [W,1,M,T], y [W], file index [W]).
+
+    ``hop_s`` may be denser than the node's hop for training (more, overlapping windows).
+    """
+    idx = {k: i for i, k in enumerate(labels)}
+    xs, ys, fs = [], [], []
+    rate = int(vocal['sample_rate'])
+    for i, s in enumerate(tqdm(samples, desc=desc, file=sys.stderr, leave=False, mininterval=2)):
+        audio, sr = read_mono(s.path)
+        for w in utterance_windows(audio, sr, rate, float(vocal['window_seconds']), hop_s):
+            xs.append(logmel(w, rate, vocal)[None])
+            ys.append(idx[s.label])
+            fs.append(i)
+    return (np.stack(xs).astype(np.float32), np.array(ys, np.int64), np.array(fs, np.int64))

@@ -1,0 +1,131 @@
+"""Export round trip, bundle verification errors and the emotion-eval CLI contract."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from emotion_perception.model_bundle import BundleError, ModelBundle
+from emotion_perception.preprocess import face_to_input
+from emotion_training.evaluate import main as eval_main
+from emotion_training.export import main as export_main
+from emotion_training.synthetic import write_face_folders
+
+
+def test_export_round_trip_torch_vs_onnxruntime(trained, tmp_path):
+    from emotion_training.export import models_from_checkpoints
+    out = trained['out']
+    ck = [str(out / s / 'best.pt') for s in ('vision', 'vocal', 'fusion')]
+    assert export_main(['--vision', ck[0], '--vocal', ck[1], '--fusion', ck[2],
+                        '--out', str(tmp_path / 'b')]) == 0
+    bundle = ModelBundle.load(tmp_path / 'b', expected_labels=['happy', 'neutral', 'sad'])
+    labels, vision, vpre, vocal, apre, fusion, _ = models_from_checkpoints(*ck)
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 255, (60, 50, 3), dtype=np.uint8) for _ in range(3)]
+    emb, logits = bundle.encode_faces(crops)
+    x = torch.from_numpy(np.stack([face_to_input(c, vpre) for c in crops]))
+    with torch.no_grad():
+        te, tl = vision.eval()(x)
+    assert np.allclose(emb, te.numpy(), atol=1e-4) and np.allclose(logits, tl.numpy(), atol=1e-4)
+    w = (0.1 * rng.standard_normal(bundle.window_samples)).astype(np.float32)
+    ae, al = bundle.encode_voice_window(w, bundle.sample_rate)
+    with torch.no_grad():
+        re, rl = vocal.eval()(torch.from_numpy(bundle.voice_input(w, bundle.sample_rate)[None]))
+    assert np.allclose(ae, re[0].numpy(), atol=1e-4) and np.allclose(al, rl[0].numpy(), atol=1e-4)
+    h, c = bundle.initial_state(3)
+    p, va, h, c = bundle.fusion_step(emb, np.ones(3), np.tile(ae, (3, 1)), [1, 0, 1], h, c)
+    assert np.allclose(p.sum(1), 1, atol=1e-5)
+    assert np.allclose(va, p @ bundle.va_table, atol=1e-5)
+
+
+def test_corrupt_bundle_and_label_order(bundle_dir, tmp_path):
+    b = tmp_path / 'b'
+    shutil.copytree(bundle_dir, b)
+    with pytest.raises(BundleError, match='label order'):
+        ModelBundle.load(b, expected_labels=['sad', 'happy', 'angry', 'disgust', 'fear',
+                                             'neutral'])
+    with open(b / 'vision_encoder.onnx', 'r+b') as f:
+        f.seek(100)
+        f.write(b'\x00\x01\x02')
+    with pytest.raises(BundleError, match='vision_encoder.onnx: sha256 mismatch'):
+        ModelBundle.load(b)
+    shutil.copy(bundle_dir / 'vision_encoder.onnx', b / 'vision_encoder.onnx')
+    ModelBundle.load(b)
+    (b / 'vocal_encoder.onnx').unlink()
+    with pytest.raises(BundleError, match='vocal_encoder.onnx is missing'):
+        ModelBundle.load(b)
+
+
+def _json_line(out: str) -> dict:
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1, out
+    return json.loads(lines[0])
+
+
+def test_eval_faces_contract_and_plot(bundle_dir, tmp_path, capsys):
+    write_face_folders(tmp_path / 'faces', ['happy', 'sad'], 3, size=64, colour=True)
+    (tmp_path / 'faces' / 'happy').rename(tmp_path / 'faces' / 'happiness')
+    write_face_folders(tmp_path / 'faces', ['neutral'], 2)
+    (tmp_path / 'faces' / 'neutral').rename(tmp_path / 'faces' / 'surprise')
+    assert eval_main(['faces', '--bundle', str(bundle_dir), '--plot', str(tmp_path / 'cm.png'),
+                      str(tmp_path / 'faces')]) == 0
+    res = _json_line(capsys.readouterr().out)
+    assert res['n'] == 6
+    assert set(res) >= {'n', 'accuracy', 'uar', 'macro_f1', 'per_class_recall', 'labels',
+                        'confusion'}
+    assert (tmp_path / 'cm.png').stat().st_size > 1000
+
+
+def test_eval_unreadable_image_names_file(bundle_dir, tmp_path, capsys):
+    write_face_folders(tmp_path / 'faces', ['sad'], 1)
+    (tmp_path / 'faces' / 'sad' / 'broken.png').write_bytes(b'not an image')
+    with pytest.raises(SystemExit, match='broken.png'):
+        eval_main(['faces', '--bundle', str(bundle_dir), str(tmp_path / 'faces')])
+    assert eval_main(['faces', '--bundle', str(bundle_dir), '--skip-unreadable',
+                      str(tmp_path / 'faces')]) == 0
+    assert _json_line(capsys.readouterr().out)['n'] == 1
+
+
+def test_eval_speech_emodb_names_and_unreadable(bundle_dir, syn_data, tmp_path, capsys):
+    assert eval_main(['speech', '--bundle', str(bundle_dir), str(syn_data / 'emodb' / 'wav')]) == 0
+    assert _json_line(capsys.readouterr().out)['n'] == 4 * 4 * 3
+    (tmp_path / 'sad').mkdir()
+    (tmp_path / 'sad' / 'x.wav').write_bytes(b'RIFF0000WAVEjunk')
+    with pytest.raises(SystemExit, match='x.wav'):
+        eval_main(['speech', '--bundle', str(bundle_dir), str(tmp_path)])
+
+
+def test_eval_fused_reports_single_modalities(trained, syn_data, tmp_path, capsys):
+    out = trained['out']
+    export_main(['--vision', str(out / 'vision' / 'best.pt'), '--vocal',
+                 str(out / 'vocal' / 'best.pt'), '--fusion', str(out / 'fusion' / 'best.pt'),
+                 '--out', str(tmp_path / 'b')])
+    assert eval_main(['fused', '--bundle', str(tmp_path / 'b'), '--faces',
+                      str(syn_data / 'fer2013' / 'validation'), '--speech',
+                      str(syn_data / 'emodb' / 'wav'), '--sequences', '200']) == 0
+    res = _json_line(capsys.readouterr().out)
+    assert res['n'] == 200 and {'faces_only', 'speech_only'} == set(res['single_modality'])
+    assert res['uar'] > 0.5
+
+
+def test_eval_missing_bundle_is_clear(tmp_path):
+    with pytest.raises(SystemExit, match='does not exist'):
+        eval_main(['faces', '--bundle', str(tmp_path / 'nope'), str(tmp_path)])
+
+
+def test_shipped_bundle_on_real_validation_subset(data_root, tmp_path, capsys):
+    """Smoke check of the committed bundle on a few real validation faces."""
+    from emotion_perception.model_bundle import default_bundle_path
+    if not (default_bundle_path() / 'manifest.json').is_file():
+        pytest.skip('no shipped bundle yet')
+    src = data_root / 'fer2013' / 'validation'
+    for cls in ('happy', 'sad'):
+        (tmp_path / cls).mkdir()
+        for f in sorted((src / cls).glob('*.jpg'))[:20]:
+            (tmp_path / cls / f.name).symlink_to(f)
+    assert eval_main(['faces', str(tmp_path)]) == 0
+    res = _json_line(capsys.readouterr().out)
+    assert res['n'] == 40 and res['accuracy'] > 0.4
