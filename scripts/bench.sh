@@ -4,11 +4,8 @@ set -o pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 if [ "${EMOTION_IN_NETNS:-0}" != 1 ]; then
-  bash scripts/setup.sh || exit 1
-  if unshare -rn true 2>/dev/null; then
-    exec unshare -rn env EMOTION_IN_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' \
-      "$0" "$@"
-  fi
+  bash scripts/setup.sh || { echo "setup failed" >&2; exit 1; }
+  EMOTION_IN_NETNS=1 exec bash scripts/in_netns.sh bash "$0" "$@"
 fi
 # shellcheck disable=SC1091
 source scripts/env.sh

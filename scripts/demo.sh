@@ -7,12 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 if [ "${EMOTION_IN_NETNS:-0}" != 1 ]; then
   bash scripts/setup.sh || { echo "setup failed" >&2; exit 1; }
-  if unshare -rn true 2>/dev/null; then
-    exec unshare -rn env EMOTION_IN_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' \
-      "$0" "$@"
-  fi
-  echo "[demo] note: no network namespace available; DDS stays on localhost by" \
-       "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST only" >&2
+  EMOTION_IN_NETNS=1 exec bash scripts/in_netns.sh bash "$0" "$@"
 fi
 # shellcheck disable=SC1091
 source scripts/env.sh

@@ -7,15 +7,9 @@ set -o pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-if [ "${EMOTION_TEST_IN_NETNS:-0}" != 1 ]; then
+if [ "${EMOTION_IN_NETNS:-0}" != 1 ]; then
   bash scripts/setup.sh || { echo "setup failed" >&2; exit 1; }
-  # Re-run this script in a private network namespace with only `lo` (needs user namespaces).
-  if unshare -rn true 2>/dev/null; then
-    exec unshare -rn env EMOTION_TEST_IN_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' \
-      "$0" "$@"
-  fi
-  echo "[test] note: cannot create a network namespace here; DDS stays on localhost through" \
-       "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST only" >&2
+  EMOTION_IN_NETNS=1 exec bash scripts/in_netns.sh bash "$0" "$@"
 fi
 
 # shellcheck disable=SC1091
