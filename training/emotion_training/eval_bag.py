@@ -4,9 +4,10 @@ offline: the perception + fusion pipeline runs in this process on the bag's imag
          in header-stamp order on a virtual clock (the stamps), so a run is deterministic and
          needs no DDS.  It uses the very modules the nodes run (FacePipeline = Haar detector +
          tracker + vision encoder, VoicePipeline = stream buffer + VAD + windows + vocal encoder,
-         FusionEngine = alignment + per-face LSTM state + hysteresis), stepped at the fusion
-         node's output rate.  Three engines see the same features: fused, vision only and voice
-         only (the ablation); the encoders' own classifier heads are scored as well.
+         FusionEngine = alignment + per-face LSTM state + hysteresis), stepped by the fusion
+         node's own rules (StepSchedule: on vision arrival, rate-capped, plus the fallback
+         output_rate_hz timer).  Three engines see the same features: fused, vision only and
+         voice only (the ablation); the encoders' own classifier heads are scored as well.
 live:    a bag recorded from a running graph (`emotion-bag record` of /emotion and
          /emotion/ground_truth while `emotion-bag replay --restamp` plays an evaluation bag) is
          scored as published; latency = receive (log) time - header stamp.
@@ -202,14 +203,41 @@ class OfflinePipeline:
 
     Event rules mirror the graph: an image is processed when it "arrives" (now = its stamp) and
     yields one vision feature per tracked face; an audio chunk is pushed at its END time (a window
-    is complete only once its last sample was captured); the fusion engines step every
-    1 / output_rate_hz seconds of stamp time.
+    is complete only once its last sample was captured): ``on_audio`` queues it as an event at
+    that time, so the clock never runs backwards (a chunk stamped before an image but ending
+    after it is pushed after the image).  Inputs must come in header-stamp order (``ordered``);
+    each input first runs every event due at or before its stamp; ``finish`` runs the rest.
+
+    When an engine steps mirrors fusion_node exactly: each engine (fused, vision_only, voice_only)
+    is one fusion node with its own ``emotion_fusion.step_schedule.StepSchedule``, built from the
+    FusionConfig (defaults, or the --params YAML) like the node builds it:
+
+    * vision arrival: the frame's features are fed one at a time, in track order, as the node
+      receives one message per face; after each accepted feature (``add_vision`` returned None)
+      ``schedule.vision(stamp)`` says step now (so the output's age is 0), or the feature is
+      pending and a one-shot event is armed at ``schedule.due_ns`` (at least 1 us ahead, as the
+      node's timer), which then steps if ``schedule.deferred`` still says so (or re-arms);
+    * fallback timer: ticks every 1 / output_rate_hz from the first input's stamp
+      (``schedule.timer`` decides whether the tick steps); with step_on_vision false it is the
+      only step source, on the fixed grid as before.  voice_only gets no vision, so only its
+      timer steps;
+    * ``schedule.ran(t, by_vision)`` after each step (a deferred step counts as vision).
+
+    Due events run in time order before each new input (``advance``); at one instant the timer
+    tick runs first (the node creates that timer first), then one-shots, then queued audio, then
+    the input (a node's input arrives a little after its stamp: processing, transport).  So on a
+    bag whose frames fall exactly on the timer grid at the timer's rate (synthetic bags), a tick
+    comes exactly one period after the last vision step, which StepSchedule does not count as
+    "within the period": the timer steps there too, where a live node (inputs late by their
+    processing time) would skip it.
+    ``steps`` logs every step per engine as (time, 'vision' | 'deferred' | 'timer').
     """
 
     def __init__(self, bundle: Any, fusion_cfg: Any = None,
                  face_params: Optional[dict] = None, vocal_params: Optional[dict] = None) -> None:
         from emotion_fusion.config import FusionConfig
         from emotion_fusion.fusion_engine import FusionEngine
+        from emotion_fusion.step_schedule import StepSchedule
         from emotion_perception.audio_buffer import AudioStreamBuffer
         from emotion_perception.face_detection import HaarFaceDetector
         from emotion_perception.face_tracking import FaceTracker
@@ -241,7 +269,16 @@ class OfflinePipeline:
         self.preds: dict[str, list[Prediction]] = {k: [] for k in self.engines}
         self.latest: dict[str, Prediction] = {}       # fused, per face id
         self.period_ns = int(round(NS / self.cfg.output_rate_hz))
-        self.next_tick: Optional[int] = None
+        self.next_tick: Optional[int] = None          # the fallback timer's next tick
+        # fusion_node's step rules, one schedule (and one-shot timer) per engine
+        self.schedules = {name: StepSchedule(self.cfg.step_on_vision,
+                                             int(round(NS / self.cfg.max_step_rate_hz)),
+                                             self.period_ns)
+                          for name in self.engines}
+        self.deferred_at: dict[str, Optional[int]] = {name: None for name in self.engines}
+        self.steps: dict[str, list[tuple[int, str]]] = {name: [] for name in self.engines}
+        self._audio_q: list = []        # (end, seq, stamp, frame_id, rate, mono): pushed at end
+        self._seq = 0
         self.vision_head: list[tuple[int, str]] = []  # (stamp, argmax label) per face per frame
         self.voice_head: list[tuple[int, str]] = []   # (window centre stamp, label) speech only
         self.frame_ms: list[float] = []
@@ -253,27 +290,87 @@ class OfflinePipeline:
         self.frames = 0
 
     def advance(self, now_ns: int) -> None:
-        """Run every fusion step due at or before `now_ns`."""
+        """Run every event due at or before `now_ns` in time order: timer ticks, one-shot
+        (deferred vision) steps and queued audio chunks, in that order at one instant."""
         if self.next_tick is None:
             self.next_tick = now_ns
-        while self.next_tick <= now_ns:
-            t = self.next_tick
-            for name, eng in self.engines.items():
-                t0 = time.perf_counter()
-                res = eng.step(t)
-                if name == 'fused':
-                    self.step_ms.append((time.perf_counter() - t0) * 1e3)
-                for e in res.estimates:
-                    p = Prediction(e.stamp_ns, e.face_id, e.expression, e.confidence,
-                                   e.modalities, [float(x) for x in e.probabilities], t)
-                    self.preds[name].append(p)
-                    if name == 'fused':
-                        self.latest[e.face_id] = p
-                        self.output_age_ms.append((t - e.stamp_ns) / 1e6)
-                for fid in res.removed:
-                    if name == 'fused':
-                        self.latest.pop(fid, None)
-            self.next_tick += self.period_ns
+        while True:
+            t, name = self.next_tick, None
+            for n, due in self.deferred_at.items():
+                if due is not None and due < t:
+                    t, name = due, n
+            if self._audio_q and self._audio_q[0][0] < t:
+                t, name = self._audio_q[0][0], ''
+            if t > now_ns:
+                return
+            if name == '':                    # an audio chunk complete: the vocal node's input
+                _, _, stamp, frame_id, rate, mono = heapq.heappop(self._audio_q)
+                self._push_audio(stamp, t, frame_id, rate, mono)
+            elif name is None:                # the output_rate_hz fallback timer of every node
+                for n, sched in self.schedules.items():
+                    if sched.timer(t):
+                        self._step(n, t, 'timer')
+                self.next_tick += self.period_ns
+            else:                             # fusion_node._on_deferred_step
+                self.deferred_at[name] = None
+                if self.schedules[name].deferred(t):
+                    self._step(name, t, 'deferred')
+                else:
+                    self._arm_deferred(name, t)
+
+    def _arm_deferred(self, name: str, now_ns: int) -> None:
+        """fusion_node._arm_deferred: the one-shot at the pending feature's due time (no-op when
+        nothing is pending or it is armed already)."""
+        due = self.schedules[name].due_ns
+        if due is None or self.deferred_at[name] is not None:
+            return
+        self.deferred_at[name] = now_ns + max(due - now_ns, 1000)
+
+    def _add_vision(self, f: Any, now_ns: int) -> None:
+        """One face's feature arrives (one message per face, as the node receives them: this
+        face's arrival may step before the next face's feature is in)."""
+        for name in ('fused', 'vision_only'):
+            if self.engines[name].add_vision(f, now_ns) is None:
+                self._vision_arrived(name, now_ns)
+
+    def _vision_arrived(self, name: str, now_ns: int) -> None:
+        """fusion_node._on_vision after an accepted feature: step now or defer."""
+        if not self.cfg.step_on_vision:
+            return
+        if self.schedules[name].vision(now_ns):
+            self._step(name, now_ns, 'vision')
+        else:
+            self._arm_deferred(name, now_ns)
+
+    def _step(self, name: str, t: int, kind: str) -> None:
+        """One fusion step of engine `name` at `t` (kind: 'vision', 'deferred' or 'timer')."""
+        self.schedules[name].ran(t, by_vision=kind != 'timer')
+        self.steps[name].append((t, kind))
+        t0 = time.perf_counter()
+        res = self.engines[name].step(t)
+        if name == 'fused':
+            self.step_ms.append((time.perf_counter() - t0) * 1e3)
+        for e in res.estimates:
+            p = Prediction(e.stamp_ns, e.face_id, e.expression, e.confidence,
+                           e.modalities, [float(x) for x in e.probabilities], t)
+            self.preds[name].append(p)
+            if name == 'fused':
+                self.latest[e.face_id] = p
+                self.output_age_ms.append((t - e.stamp_ns) / 1e6)
+        for fid in res.removed:
+            if name == 'fused':
+                self.latest.pop(fid, None)
+
+    def step_counts(self) -> dict:
+        """Per engine: steps by trigger, and the schedule's skipped timer ticks / deferrals."""
+        out = {}
+        for name, steps in self.steps.items():
+            kinds = [k for _, k in steps]
+            sched = self.schedules[name]
+            out[name] = {'vision': kinds.count('vision'), 'deferred': kinds.count('deferred'),
+                         'timer': kinds.count('timer'), 'timer_skipped': sched.timer_skips,
+                         'vision_deferrals': sched.deferrals}
+        return out
 
     def on_image(self, stamp: int, frame_id: str, bgr: np.ndarray) -> list:
         """Detect, track, encode one frame; feed vision features; returns the visible tracks."""
@@ -292,8 +389,7 @@ class OfflinePipeline:
                 f = Feature(stamp, tr.id, MODALITY_VISION, res.embeddings[k],
                             quality=float(tr.confidence), speech=True, frame_id=frame_id,
                             received_ns=stamp)
-                for name in ('fused', 'vision_only'):
-                    self.engines[name].add_vision(f, stamp)
+                self._add_vision(f, stamp)
                 self.vision_head.append((stamp, self.bundle.labels[int(np.argmax(res.logits[k]))]))
         elif res.model_error:
             log.warning('vision encoder failed at %d: %s', stamp, res.model_error)
@@ -301,10 +397,20 @@ class OfflinePipeline:
         return res.tracks
 
     def on_audio(self, stamp: int, frame_id: str, rate: int, mono: np.ndarray) -> None:
-        """Push one chunk (at its end time); feed every completed window as a voice feature."""
-        from emotion_fusion.features import MODALITY_VOICE, Feature
+        """Queue one chunk to be pushed at its end time (by ``advance``, in time order)."""
         end = stamp + int(round(mono.size / max(1, rate) * NS))
-        self.advance(end)
+        self.advance(stamp)
+        heapq.heappush(self._audio_q, (end, self._seq, stamp, frame_id, rate, mono))
+        self._seq += 1
+
+    def finish(self, end_ns: int) -> None:
+        """The bag ended at `end_ns`: run every event up to then and push every queued chunk."""
+        self.advance(max([end_ns] + [q[0] for q in self._audio_q]))
+
+    def _push_audio(self, stamp: int, end: int, frame_id: str, rate: int,
+                    mono: np.ndarray) -> None:
+        """Push one chunk at its end time; feed every completed window as a voice feature."""
+        from emotion_fusion.features import MODALITY_VOICE, Feature
         t0 = time.perf_counter()
         _, windows = self.voice.push(stamp / NS, rate, mono)
         if windows:
@@ -484,7 +590,7 @@ def evaluate_offline(bag: pathlib.Path, out_dir: pathlib.Path, bundle_path: Opti
                 pipe.on_audio(s, str(msg.header.frame_id), int(msg.sample_rate), x)
         bar.close()
         end_ns = reader.end_time
-        pipe.advance(end_ns)
+        pipe.finish(end_ns)
         wall = time.perf_counter() - wall0
     finally:
         reader.close()
@@ -510,6 +616,7 @@ def evaluate_offline(bag: pathlib.Path, out_dir: pathlib.Path, bundle_path: Opti
                    'voice_windows': pipe.voice_windows, 'speech_windows': pipe.speech_windows,
                    'estimates': {k: len(v) for k, v in pipe.preds.items()},
                    'truth_samples': len(truth)},
+        'steps': pipe.step_counts(),
         'params': {**pipe.params, 'fusion_node': dataclasses.asdict(pipe.cfg)},
         'wall_s': round(wall, 3),
         'realtime_factor': round((end_ns - t0_ns) / NS / wall, 3) if wall > 0 else None,

@@ -390,3 +390,99 @@ def test_truth_offset_recovers_the_restamp_shift():
     assert truth_offset(full, original) == shift
     assert truth_offset(original, original) == 0
     assert truth_offset([(1, 'happy')], []) == 0
+
+
+def _offline_pipeline(bag: pathlib.Path, bundle_dir: pathlib.Path, **fusion):
+    """OfflinePipeline fed with the bag's images and audio in stamp order, as evaluate_offline."""
+    from emotion_fusion.config import FusionConfig
+    from emotion_perception.audio_format import decode_pcm, to_mono
+    from emotion_perception.model_bundle import ModelBundle
+    from emotion_training.bag_io import find_topic
+    from emotion_training.eval_bag import OfflinePipeline, _frame_bgr, ordered
+    pipe = OfflinePipeline(ModelBundle.load(bundle_dir), FusionConfig.from_mapping(fusion))
+    reader = open_bag(bag)
+    try:
+        img, aud = find_topic(reader, '/image_raw'), find_topic(reader, '/audio')
+        image_ids = {c.id for c in img}
+        image_stamps = []
+        for s, _, conn, msg in ordered(reader, img + aud, bag):
+            if conn.id in image_ids:
+                image_stamps.append(s)
+                pipe.on_image(s, str(msg.header.frame_id), _frame_bgr(msg))
+            else:
+                x = to_mono(decode_pcm(bytes(msg.data), str(msg.encoding), int(msg.channels)))
+                pipe.on_audio(s, str(msg.header.frame_id), int(msg.sample_rate), x)
+        pipe.finish(reader.end_time)
+    finally:
+        reader.close()
+    return pipe, image_stamps
+
+
+def test_eval_bag_offline_steps_by_the_fusion_nodes_schedule(demo_bag, bundle):
+    """Offline steps follow fusion_node's StepSchedule: on vision arrival (output age 0) with
+    step_on_vision, on the fixed output_rate_hz grid (age up to a period) without."""
+    pipe, images = _offline_pipeline(demo_bag, bundle)          # defaults: step_on_vision
+    assert pipe.cfg.step_on_vision and pipe.faces_seen > 0
+    period = pipe.period_ns
+    for name, st in pipe.steps.items():
+        assert [t for t, _ in st] == sorted(t for t, _ in st), f'{name}: clock ran backwards'
+    steps = pipe.steps['fused']
+    vision_t = [t for t, kind in steps if kind == 'vision']
+    assert len(vision_t) == pipe.faces_seen       # one face per frame: one step per face
+    assert set(vision_t) <= set(images), 'a vision step runs when its image arrives'
+    # ... and fuses the face that just arrived: output age (step time - stamp) 0
+    fresh = [p.emitted_ns for p in pipe.preds['fused'] if p.emitted_ns == p.stamp_ns]
+    assert fresh == vision_t
+    assert sum(a == 0.0 for a in pipe.output_age_ms) == len(vision_t)
+    # the fallback timer steps only where no vision step ran (before it) within one period
+    last_vision = None
+    for t, kind in steps:
+        if kind == 'timer':
+            assert last_vision is None or t - last_vision >= period, t
+        else:
+            last_vision = t
+    assert any(kind == 'vision' for _, kind in pipe.steps['vision_only'])
+    assert {kind for _, kind in pipe.steps['voice_only']} == {'timer'}   # it gets no vision
+    assert pipe.step_counts()['fused']['vision'] == len(vision_t)
+
+    grid, _ = _offline_pipeline(demo_bag, bundle, step_on_vision=False)
+    for name, st in grid.steps.items():
+        assert st and {kind for _, kind in st} == {'timer'}, name
+        assert [t for t, _ in st] == [START_NS + k * period for k in range(len(st))], name
+    # a tick runs before the frame of its instant: vision output is at least a period old
+    g_ages = [(p.emitted_ns - p.stamp_ns) / 1e6 for p in grid.preds['fused'] if p.modalities & 1]
+    assert g_ages and min(g_ages) >= period / 1e6 - 1e-6, g_ages
+    assert min(grid.output_age_ms) > 0
+
+
+def test_offline_pipeline_defers_a_second_face_within_the_spacing(bundle):
+    """Two faces in one frame: the first arrival steps at once, the second is fused by the
+    one-shot 1/max_step_rate_hz later (or by an earlier step), as in fusion_node."""
+    from emotion_fusion.config import FusionConfig
+    from emotion_fusion.features import MODALITY_VISION, Feature
+    from emotion_perception.model_bundle import ModelBundle
+    from emotion_training.eval_bag import OfflinePipeline
+    b = ModelBundle.load(bundle)
+    pipe = OfflinePipeline(b, FusionConfig(max_step_rate_hz=20.0))     # spacing 50 ms
+    t0 = START_NS
+    pipe.advance(t0)                                                    # timer tick at t0
+
+    def frame(t, ids):
+        pipe.advance(t)
+        for fid in ids:
+            pipe._add_vision(Feature(t, fid, MODALITY_VISION,
+                                     np.zeros(b.vision_embedding_size, np.float32), 1.0, True,
+                                     'cam', t), t)
+
+    frame(t0 + 10_000_000, ['a', 'b'])
+    frame(t0 + 40_000_000, ['a'])          # still pending: the one-shot is armed already
+    frame(t0 + 90_000_000, ['a', 'b'])
+    pipe.advance(t0 + 350_000_000)
+    ms = [((t - t0) // 1_000_000, kind) for t, kind in pipe.steps['fused']]
+    # ticks at 100 and 200 skip (vision-triggered steps at 60 and 110), the one at 300 steps
+    assert ms == [(0, 'timer'), (10, 'vision'), (60, 'deferred'), (110, 'deferred'),
+                  (300, 'timer')], ms
+    assert ms == [((t - t0) // 1_000_000, k) for t, k in pipe.steps['vision_only']]
+    assert [(t - t0) // 1_000_000 for t, _ in pipe.steps['voice_only']] == [0, 100, 200, 300]
+    c = pipe.step_counts()['fused']
+    assert (c['vision_deferrals'], c['timer_skipped']) == (2, 2)
