@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from emotion_test_tools.dds import RosHarness, isolated_domain, ros_env
 
     tmp = Path(tempfile.mkdtemp(prefix='bench_system_'))
-    video, wav, _bag, _clip = make_sample(tmp, 12.0, ['happy', 'neutral', 'sad', 'angry'])
+    video, wav, _bag, _clip, _start = make_sample(tmp, 12.0, ['happy', 'neutral', 'sad', 'angry'])
     args = GraphArgs(camera=str(video), audio_file=str(wav), transport='none',
                      model_bundle=a.model_bundle)
     latencies: list = []

@@ -38,8 +38,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--out', type=Path, default=None,
                    help='output directory (default runs/demo-YYYYmmdd-HHMMSS in the checkout)')
-    p.add_argument('--seconds', type=float, default=24.0,
-                   help='how long the graph runs (default 24 s: two passes of the clip)')
+    p.add_argument('--seconds', type=float, default=20.0,
+                   help='how long the graph runs after the first frame (default 20 s)')
     p.add_argument('--clip-seconds', type=float, default=12.0, help='length of the sample clip')
     p.add_argument('--labels', default=LABELS, help=f'segment labels of the clip ({LABELS})')
     p.add_argument('--board', choices=('sim', 'none'), default='sim',
@@ -69,8 +69,24 @@ def make_sample(out: Path, seconds: float, labels: list) -> tuple:
     wav = out / 'speech.wav'
     sf.write(str(wav), clip.audio, clip.sample_rate, subtype='PCM_16')
     bag = out / 'sample_bag'
-    write_clip(clip, bag, list(DEFAULT_LABELS), chunk_ms=50.0, progress=False)
-    return video, wav, bag, clip
+    summary = write_clip(clip, bag, list(DEFAULT_LABELS), chunk_ms=50.0, progress=False)
+    return video, wav, bag, clip, summary['start_ns']
+
+
+def truth_schedule(bag: Path, start_ns: int) -> list:
+    """(clip time [ns], label) of every ground-truth sample in the sample bag.
+
+    The demo republishes exactly these samples, shifted to the camera's clip start, so that the
+    evaluation can line the recording up with the bag's images for the annotated video.
+    """
+    from emotion_training.bag_io import open_bag
+    from emotion_training.eval_bag import read_truth
+    reader = open_bag(bag)
+    try:
+        truth = read_truth(reader, bag)
+    finally:
+        reader.close()
+    return sorted((s - start_ns, lab) for s, lab in zip(truth.stamps, truth.labels))
 
 
 class SimBoard:
@@ -122,7 +138,8 @@ def run_demo(a: argparse.Namespace) -> int:
     labels = [s.strip() for s in a.labels.split(',') if s.strip()]
     print(f'[demo] output in {out}')
     print(f'[demo] 1/5 building the sample clip ({a.clip_seconds:.0f} s, labels {labels})')
-    video, wav, bag, clip = make_sample(out, a.clip_seconds, labels)
+    video, wav, bag, clip, bag_start = make_sample(out, a.clip_seconds, labels)
+    truths = truth_schedule(bag, bag_start)
 
     board = None
     if a.board == 'sim':
@@ -161,15 +178,21 @@ def run_demo(a: argparse.Namespace) -> int:
             ros.node.destroy_subscription(img_sub)
             t0 = first_stamp[0].sec * 10**9 + first_stamp[0].nanosec
             t_start = time.monotonic()
-            next_truth = next_print = 0.0
+            next_print = 0.0
+            clip_ns = int(round(clip.duration * 1e9))
+            truth_index = 0  # next ground-truth sample to publish (over loops of the clip)
             while time.monotonic() - t_start < a.seconds:
                 elapsed = time.monotonic() - t_start
                 now_ns = ros.node.get_clock().now().nanoseconds
                 clip_t = ((now_ns - t0) / 1e9) % clip.duration
                 truth = clip.label_at(clip_t) or ''
-                if elapsed >= next_truth:
-                    truth_pub.publish(truth_message(now_ns, truth))
-                    next_truth += 0.2
+                while True:
+                    loop, k = divmod(truth_index, len(truths))
+                    stamp = t0 + loop * clip_ns + truths[k][0]
+                    if stamp > now_ns:
+                        break
+                    truth_pub.publish(truth_message(stamp, truths[k][1]))
+                    truth_index += 1
                 if elapsed >= next_print:
                     next_print += 1.0
                     faces = ' | '.join(_fmt_emotion(m) for m in list(emotions.values())[:2]) \

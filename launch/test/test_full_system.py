@@ -32,7 +32,7 @@ def system(tmp_path_factory):
     from emotion_msgs.msg import Emotion, EmotionFeature, TrackerState
     from emotion_training.testing import make_test_bundle
     tmp = tmp_path_factory.mktemp('system')
-    video, wav, _bag, clip = make_sample(tmp, 6.0, ['happy', 'sad'])
+    video, wav, _bag, clip, _start = make_sample(tmp, 6.0, ['happy', 'sad'])
     bundle = make_test_bundle(tmp / 'bundle')
     board = SimBoard(tmp / 'sim_board.log')
     try:
