@@ -103,7 +103,9 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str], vision: Vi
                       'mean': float(vision_pre['mean']), 'std': float(vision_pre['std']),
                       'embedding_size': int(vision.config['embedding_size']),
                       'input': 'image [N,1,H,W] float32 = preprocess.face_to_input',
-                      'outputs': ['embedding', 'logits'], 'architecture': vision.config}
+                      'outputs': ['embedding', 'logits'], 'architecture': vision.config,
+                      'test_time_augmentation': ('mean of the face and its mirror image, inside '
+                                                 'the graph' if vision.flip_tta else 'none')}
     vocal_section = dict(vocal_pre)
     vocal_section.update({'file': VOCAL_FILE, 'embedding_size': int(vocal.config['embedding_size']),
                           'frames': frames,
@@ -150,11 +152,16 @@ def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
     vocal = VocalEncoder(**ca['model_config'])
     vocal.load_state_dict(ca['model'])
     fusion = FusionModel(**cf['model_config'])
-    # an end2end checkpoint holds all three; a fusion checkpoint holds the head (prefix 'fusion.')
+    # Fusion/end2end checkpoints hold the whole system (prefixes vision./vocal./fusion.).  Only an
+    # end2end checkpoint's encoders were trained there and replace --vision/--vocal; a fusion
+    # checkpoint contributes just its head (its encoders are frozen copies).
     sd = cf['model']
     if any(k.startswith('fusion.') for k in sd):
-        vision.load_state_dict({k[7:]: v for k, v in sd.items() if k.startswith('vision.')})
-        vocal.load_state_dict({k[6:]: v for k, v in sd.items() if k.startswith('vocal.')})
+        if cf.get('stage') == 'end2end':
+            vision.load_state_dict({k[7:]: v for k, v in sd.items() if k.startswith('vision.')})
+            vocal.load_state_dict({k[6:]: v for k, v in sd.items() if k.startswith('vocal.')})
+            print(f'emotion-export: encoders taken from the end2end checkpoint {fusion_ck}',
+                  file=sys.stderr)
         sd = {k[7:]: v for k, v in sd.items() if k.startswith('fusion.')}
     fusion.load_state_dict(sd)
     info = {'vision': {k: cv.get(k) for k in ('epoch', 'best_uar', 'best_epoch')},
@@ -171,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--fusion', required=True, help='fusion or end2end stage checkpoint')
     p.add_argument('--out', required=True, help='bundle directory to write')
     p.add_argument('--version', default='0.1.0')
+    p.add_argument('--vision-tta', choices=('checkpoint', 'none', 'flip'), default='checkpoint',
+                   help='mirror test-time augmentation inside the vision ONNX graph '
+                   '(default: as the checkpoint says)')
     p.add_argument('--training-json', action='append', default=[],
                    help='JSON file(s) merged into manifest "training" (data, commands)')
     p.add_argument('--metrics-json', action='append', default=[],
@@ -178,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     labels, vision, vpre, vocal, apre, fusion, info = models_from_checkpoints(
         args.vision, args.vocal, args.fusion)
+    if args.vision_tta != 'checkpoint':
+        vision.set_flip_tta(args.vision_tta == 'flip')
     training: dict = {'checkpoints': info}
     for f in args.training_json:
         training.update(json.loads(pathlib.Path(f).read_text()))

@@ -34,8 +34,15 @@ class PseudoPairs:
 
     def __init__(self, face_labels: np.ndarray, voice_labels: np.ndarray, voice_files: np.ndarray,
                  n_classes: int, steps: int = 6, p_present: float = 0.75,
-                 p_absent: float = 0.15) -> None:
+                 p_absent: float = 0.15, face_noise: float = 0.0,
+                 voice_noise: float = 0.0) -> None:
+        """``face_noise`` / ``voice_noise``: probability that a step's face (resp. a sequence's
+        utterance) is drawn from another label.  Why: encoders are near-perfect on their own
+        training data, so a head trained on those embeddings over-trusts them; the noise makes
+        each modality in the training pool about as reliable as it is on unseen people (set it to
+        1 - held-out accuracy, e.g. from the leave-speakers-out CV)."""
         self.steps, self.p_present, self.p_absent = steps, p_present, p_absent
+        self.face_noise, self.voice_noise = face_noise, voice_noise
         self.classes = [c for c in range(n_classes)
                         if (face_labels == c).any() and (voice_labels == c).any()]
         if not self.classes:
@@ -54,9 +61,16 @@ class PseudoPairs:
         labels = rng.choice(self.classes, size=n)
         fi = np.zeros((n, T), np.int64)
         vi = np.zeros((n, T), np.int64)
+        others = {c: [o for o in self.classes if o != c] for c in self.classes}
         for i, c in enumerate(labels):
             fi[i] = rng.choice(self.faces[c], size=T)
-            u = self.utts[c][rng.integers(len(self.utts[c]))]
+            if self.face_noise > 0 and len(self.classes) > 1:
+                for t in np.nonzero(rng.random(T) < self.face_noise)[0]:
+                    fi[i, t] = rng.choice(self.faces[rng.choice(others[c])])
+            cu = c
+            if self.voice_noise > 0 and len(self.classes) > 1 and rng.random() < self.voice_noise:
+                cu = rng.choice(others[c])
+            u = self.utts[cu][rng.integers(len(self.utts[cu]))]
             start = rng.integers(len(u))
             vi[i] = u[(start + np.arange(T)) % len(u)]
         if all_present:

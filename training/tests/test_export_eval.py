@@ -129,3 +129,55 @@ def test_shipped_bundle_on_real_validation_subset(data_root, tmp_path, capsys):
     assert eval_main(['faces', str(tmp_path)]) == 0
     res = _json_line(capsys.readouterr().out)
     assert res['n'] == 40 and res['accuracy'] > 0.4
+
+
+def test_flip_tta_export_is_mirror_invariant(tmp_path):
+    from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
+    from emotion_training.export import export_bundle
+    from emotion_training.labels import DEFAULT_LABELS
+    from emotion_training.testing import tiny_models
+    vision, vocal, fusion = tiny_models()
+    vision.set_flip_tta(True)
+    b = ModelBundle.load(export_bundle(tmp_path / 'b', list(DEFAULT_LABELS), vision,
+                                       dict(VISION_PREPROCESS), vocal, dict(VOCAL_PREPROCESS),
+                                       fusion))
+    assert b.manifest['vision']['test_time_augmentation'] != 'none'
+    face = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
+    e1, l1 = b.encode_faces([face])
+    e2, l2 = b.encode_faces([face[:, ::-1].copy()])
+    assert np.allclose(l1, l2, atol=1e-5) and np.allclose(e1, e2, atol=1e-5)
+
+
+def test_export_takes_encoders_from_args_not_fusion_checkpoint(trained, tmp_path):
+    """A fusion checkpoint contains frozen encoder copies; --vocal must still win."""
+    from emotion_training.engine import load_checkpoint, save_checkpoint
+    out = trained['out']
+    ck = load_checkpoint(out / 'vocal' / 'best.pt')
+    ck['model'] = {k: (v * 0.5 if v.is_floating_point() and v.ndim > 1 else v)
+                   for k, v in ck['model'].items()}
+    save_checkpoint(tmp_path / 'vocal_changed.pt', ck)
+    args = ['--vision', str(out / 'vision' / 'best.pt'), '--fusion',
+            str(out / 'fusion' / 'best.pt')]
+    export_main([*args, '--vocal', str(out / 'vocal' / 'best.pt'), '--out', str(tmp_path / 'a')])
+    export_main([*args, '--vocal', str(tmp_path / 'vocal_changed.pt'), '--out',
+                 str(tmp_path / 'b')])
+    w = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    ea, _ = ModelBundle.load(tmp_path / 'a').encode_voice_window(w, 16000)
+    eb, _ = ModelBundle.load(tmp_path / 'b').encode_voice_window(w, 16000)
+    assert not np.allclose(ea, eb)
+
+
+def test_eval_speech_any_rate_and_length_in_class_folders(trained_bundle, tmp_path, capsys):
+    import soundfile as sf
+    from emotion_training.synthetic import tone
+    rng = np.random.default_rng(5)
+    for lab, rate, secs in (('happiness', 8000, 3.3), ('sadness', 44100, 0.4),
+                            ('neutral', 16000, 1.0)):
+        (tmp_path / lab).mkdir()
+        canon = {'happiness': 'happy', 'sadness': 'sad'}.get(lab, lab)
+        sf.write(str(tmp_path / lab / 'a.wav'), tone(canon, rng, secs, rate), rate)
+    sf.write(str(tmp_path / 'neutral' / 'stereo.wav'),
+             np.stack([tone('neutral', rng, 2.0, 22050)] * 2, axis=1), 22050)
+    assert eval_main(['speech', '--bundle', str(trained_bundle), str(tmp_path)]) == 0
+    res = _json_line(capsys.readouterr().out)
+    assert res['n'] == 4 and res['labels'] == ['happy', 'neutral', 'sad']

@@ -138,6 +138,14 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    '(default DATA/fer2013/train; the vision stage holdout is used for validation)')
     g.add_argument('--fusion-max-faces', type=int, default=8000,
                    help='faces embedded for the training pool')
+    g.add_argument('--face-noise', type=float, default=0.0,
+                   help='training pseudo-pairs: probability a face comes from another label '
+                   '(simulates unseen-data error rate; see pairing.PseudoPairs)')
+    g.add_argument('--voice-noise', type=float, default=0.0,
+                   help='training pseudo-pairs: probability an utterance comes from another label')
+    g.add_argument('--vision-tta', action='store_true',
+                   help='embed faces with mirror test-time augmentation (as the exported bundle '
+                   'with emotion-export --vision-tta flip will)')
     g.add_argument('--pairs', default=None, help='REAL audio-visual pairs: a CREMA-D root '
                    '(AudioWAV/ + VideoFlash/) or a CSV manifest with audio and video columns')
     g.add_argument('--pairs-fraction', type=float, default=0.5,
@@ -228,11 +236,16 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> FusionStag
             raise SystemExit(f'{name} checkpoint labels {ck["labels"]} differ from {labels}')
     vision = VisionEncoder(**cv['model_config'])
     vision.load_state_dict(cv['model'])
+    if args.vision_tta:
+        vision.set_flip_tta(True)
     vocal = VocalEncoder(**ca['model_config'])
     vocal.load_state_dict(ca['model'])
+    hidden, layers = args.fusion_hidden, args.fusion_layers
+    if end2end and args.init_fusion:   # the head's shape comes from its checkpoint
+        hidden, layers = int(cfg['hidden_size']), int(cfg['num_layers'])
     fusion = FusionModel(vision.config['embedding_size'], vocal.config['embedding_size'],
                          len(labels), [VALENCE_AROUSAL[k] for k in labels],
-                         hidden_size=args.fusion_hidden, num_layers=args.fusion_layers)
+                         hidden_size=hidden, num_layers=layers)
     system = FusionSystem(vision, vocal, fusion)
     if end2end and args.init_fusion:
         if any(k.startswith('fusion.') for k in sd):
@@ -247,7 +260,8 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> FusionStag
     from ..pairing import PseudoPairs  # noqa: PLC0415
     tr, va = pools['train'], pools['val']
     pt = PseudoPairs(tr['face']['y'], tr['voice']['y'], tr['voice']['f'], len(labels),
-                     args.seq_steps, args.p_present, args.p_absent)
+                     args.seq_steps, args.p_present, args.p_absent, args.face_noise,
+                     args.voice_noise)
     pv = PseudoPairs(va['face']['y'], va['voice']['y'], va['voice']['f'], len(labels),
                      args.seq_steps, args.p_present, args.p_absent)
     if 'real' in tr:
