@@ -20,27 +20,45 @@ ORDER = ['bench_models.py', 'bench_perception.py', 'bench_fusion.py', 'bench_tra
          'bench_system.py']
 
 
+def _cells(row: str) -> list:
+    return ([c.strip() for c in row.strip().strip('|').split('|')] if '|' in row
+            else re.split(r'\s{2,}', row.strip()))
+
+
 def parse_table(text: str) -> list:
-    """Rows (stage, figure, target, measured) of the first stage/measured table in `text`."""
+    """Rows (stage, figure, target, measured) of the first stage/measured table in `text`.
+
+    The benches print their tables in their own column orders (stage | measured | target, or
+    stage figure target measured): the header line names the columns, so map by name; cells past
+    the named ones (e.g. an "ok" verdict) are appended to the measured value.
+    """
     lines = text.splitlines()
-    rows: list = []
     for i, line in enumerate(lines):
         low = line.lower()
-        if 'stage' in low and 'measured' in low:
-            for row in lines[i + 1:]:
-                if not row.strip():
-                    if rows:
-                        break
-                    continue
-                if set(row.strip()) <= set('-|: '):
-                    continue
-                cells = ([c.strip() for c in row.strip().strip('|').split('|')] if '|' in row
-                         else re.split(r'\s{2,}', row.strip()))
-                if len(cells) >= 4:
-                    rows.append(tuple(cells[:3]) + (' '.join(cells[3:]),))
-            if rows:
-                break
-    return rows
+        if not ('stage' in low and 'measured' in low):
+            continue
+        names = [c.lower() for c in _cells(line)]
+        index = {key: next((k for k, n in enumerate(names) if key in n), None)
+                 for key in ('stage', 'figure', 'target', 'measured')}
+        rows: list = []
+        for row in lines[i + 1:]:
+            if not row.strip():
+                if rows:
+                    break
+                continue
+            if set(row.strip()) <= set('-|: '):
+                continue
+            cells = _cells(row)
+            if len(cells) < 2:
+                continue
+            get = lambda key: (cells[index[key]] if index[key] is not None  # noqa: E731
+                               and index[key] < len(cells) else '-')
+            extra = ' '.join(cells[len(names):])
+            rows.append((get('stage'), get('figure'), get('target'),
+                         (get('measured') + (' ' + extra if extra else '')).strip()))
+        if rows:
+            return rows
+    return []
 
 
 def main(argv=None) -> int:
