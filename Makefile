@@ -11,10 +11,10 @@ test:  ## set up if needed, then run every test; ends with "N passed, N failed, 
 	bash scripts/test.sh
 
 demo:  ## set up if needed, then run the whole robot on a generated clip with a simulated Arduino
-	bash scripts/demo.sh
+	bash scripts/isolated.sh python -m emotion_bringup.demo
 
 bench:  ## run every benchmark and print one table
-	bash scripts/bench.sh
+	bash scripts/isolated.sh python bench/run_all.py
 
 firmware:  ## build the Arduino firmware (prints flash and RAM use)
 	$(MAKE) -C firmware

@@ -140,23 +140,18 @@ def _set_time(node, ns):
     clock.set_ros_time_override(Time(nanoseconds=ns, clock_type=clock.clock_type))
 
 
-def bench_node_inprocess(bundle_path, steps):
-    """Timer-only mode: the later input is the voice window, then the timer callback."""
+def _counting_node(bundle_path, **node_kwargs):
+    """A fusion node in its own context whose Emotion publishes are counted, plus two face
+    embeddings and one voice embedding of the bundle's sizes (fixed seed)."""
     import rclpy
-    from emotion_msgs.msg import EmotionFeature
-    from rclpy.serialization import deserialize_message, serialize_message
-
+    from emotion_perception.model_bundle import ModelBundle
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    node = _node(ctx, bundle_path, step_on_vision=False)
-    from emotion_perception.model_bundle import ModelBundle
+    node = _node(ctx, bundle_path, **node_kwargs)
     b = ModelBundle.load(bundle_path)
     rng = np.random.default_rng(2)
     v = rng.standard_normal((2, b.vision_embedding_size)).astype(np.float32)
     a = rng.standard_normal(b.voice_embedding_size).astype(np.float32)
-
-    msg = _feature_msg
-    times = []
     published = [0]
     orig = node.emotion_pub.publish
 
@@ -164,6 +159,18 @@ def bench_node_inprocess(bundle_path, steps):
         published[0] += 1
         orig(m)
     node.emotion_pub.publish = counting_publish
+    return ctx, node, v, a, published
+
+
+def bench_node_inprocess(bundle_path, steps):
+    """Timer-only mode: the later input is the voice window, then the timer callback."""
+    import rclpy
+    from emotion_msgs.msg import EmotionFeature
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    ctx, node, v, a, published = _counting_node(bundle_path, step_on_vision=False)
+    msg = _feature_msg
+    times = []
     try:
         for k in range(steps + 20):
             now = node.get_clock().now().nanoseconds
@@ -191,22 +198,9 @@ def bench_node_inprocess_on_vision(bundle_path, steps):
     from emotion_msgs.msg import EmotionFeature
     from rclpy.serialization import deserialize_message, serialize_message
 
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = _node(ctx, bundle_path, step_on_vision=True, use_sim_time=True)
-    from emotion_perception.model_bundle import ModelBundle
-    b = ModelBundle.load(bundle_path)
-    rng = np.random.default_rng(2)
-    v = rng.standard_normal((2, b.vision_embedding_size)).astype(np.float32)
-    a = rng.standard_normal(b.voice_embedding_size).astype(np.float32)
+    ctx, node, v, a, published = _counting_node(bundle_path, step_on_vision=True,
+                                                use_sim_time=True)
     times = []
-    published = [0]
-    orig = node.emotion_pub.publish
-
-    def counting_publish(m):
-        published[0] += 1
-        orig(m)
-    node.emotion_pub.publish = counting_publish
     t = 1000 * NS
     try:
         for k in range(steps + 20):

@@ -8,14 +8,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 if [ "${EMOTION_IN_NETNS:-0}" != 1 ]; then
-  bash scripts/setup.sh || { echo "setup failed" >&2; exit 1; }
-  EMOTION_IN_NETNS=1 exec bash scripts/in_netns.sh bash "$0" "$@"
+  exec bash scripts/isolated.sh bash "$0" "$@"
 fi
-
-# shellcheck disable=SC1091
-source scripts/env.sh
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-42}"
 export ROS_LOG_DIR="$ROOT/log/ros"
 export PYTHONDONTWRITEBYTECODE=1
 RESULTS="$ROOT/build/test_results_extra"
@@ -26,9 +20,6 @@ echo "[test] network devices: $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d '
 echo "[test] colcon test (all packages)"
 colcon --log-base log test --executor sequential --event-handlers console_direct- \
   --return-code-on-test-failure || status=1
-# colcon test's own exit code ignores test failures without the flag above; test-result is the
-# authoritative list (and fails on any failure).
-colcon test-result --test-result-base build --all >/dev/null 2>&1 || true
 
 if [ -d training/tests ]; then
   echo "[test] training tests"
@@ -40,8 +31,6 @@ if [ -f firmware/Makefile ]; then
   echo "[test] firmware tests"
   make -C firmware test JUNIT_DIR="$RESULTS" || status=1
 fi
-
-if [ -d launch/test ] || [ -d tests ]; then :; fi
 
 echo "[test] results"
 colcon test-result --test-result-base build --verbose || status=1

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .graph import GraphArgs, robot_graph
+from .graph import GraphArgs, repo_root, robot_graph
 from .graph_runner import GraphRunner, wait_until
-from .sim_board import SIM_PORT, ensure_built, repo_root, sim_board_command
+from .sim_board import SIM_PORT, ensure_built, sim_board_command
 
 LABELS = 'happy,neutral,sad,angry'
 
@@ -133,6 +133,8 @@ def run_demo(a: argparse.Namespace) -> int:
     from sensor_msgs.msg import Image
 
     root = repo_root()
+    modes = _constant_names(TrackerState, 'MODE_')
+    links = _constant_names(TrackerState, 'LINK_')
     out = a.out or root / 'runs' / time.strftime('demo-%Y%m%d-%H%M%S')
     out.mkdir(parents=True, exist_ok=True)
     labels = [s.strip() for s in a.labels.split(',') if s.strip()]
@@ -202,7 +204,8 @@ def run_demo(a: argparse.Namespace) -> int:
                         s = state[-1]
                         servo = (f'pan {math.degrees(s.command.pan):+6.1f}° '
                                  f'tilt {math.degrees(s.command.tilt):+6.1f}° '
-                                 f'mode {_MODES.get(s.mode, s.mode)} link {_LINKS.get(s.link, s.link)}')
+                                 f'mode {modes.get(s.mode, s.mode)} '
+                                 f'link {links.get(s.link, s.link)}')
                     if board and board.pulses[0]:
                         servo += f' pulses {board.pulses[0]}/{board.pulses[1]} µs'
                     print(f't={elapsed:5.1f}s true {truth:>8} | {faces} | {servo}', flush=True)
@@ -245,22 +248,25 @@ def run_demo(a: argparse.Namespace) -> int:
 
 
 def truth_message(stamp_ns: int, label: str):
-    """The ground truth as an rclpy Emotion: expression = label, one-hot probabilities."""
-    from builtin_interfaces.msg import Time
+    """The ground truth as an rclpy Emotion, built by the bag writer's own function.
+
+    emotion-bag's `emotion_message` defines what a ground-truth Emotion holds (one-hot
+    probabilities, the label's valence/arousal); it builds a rosbags message, whose CDR bytes
+    rclpy reads back as its own Emotion.
+    """
     from emotion_msgs.msg import Emotion
-    from emotion_training.labels import DEFAULT_LABELS, VALENCE_AROUSAL
-    labels = list(DEFAULT_LABELS)
-    msg = Emotion(face_id='', expression=label, confidence=1.0, labels=labels,
-                  probabilities=[1.0 if lab == label else 0.0 for lab in labels],
-                  modalities=Emotion.MODALITY_VISION | Emotion.MODALITY_VOICE)
-    msg.valence, msg.arousal = (float(v) for v in VALENCE_AROUSAL.get(label, (0.0, 0.0)))
-    msg.header.stamp = Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
-    msg.header.frame_id = 'camera_optical_frame'
-    return msg
+    from emotion_training.bag_make import emotion_message
+    from emotion_training.bag_types import typestore
+    from emotion_training.labels import DEFAULT_LABELS
+    from rclpy.serialization import deserialize_message
+    msg = emotion_message(stamp_ns, label, list(DEFAULT_LABELS), '', 'camera_optical_frame')
+    raw = typestore().serialize_cdr(msg, 'emotion_msgs/msg/Emotion').tobytes()
+    return deserialize_message(raw, Emotion)
 
 
-_MODES = {0: 'IDLE', 1: 'TRACKING', 2: 'HOLDING', 3: 'SEARCHING', 4: 'FAULT'}
-_LINKS = {0: 'NONE', 1: 'UP', 2: 'DOWN'}
+def _constant_names(msg_type, prefix: str) -> dict:
+    """value -> name of a message's constants with `prefix` (MODE_TRACKING -> 'TRACKING')."""
+    return {getattr(msg_type, n): n[len(prefix):] for n in dir(msg_type) if n.startswith(prefix)}
 
 
 def main(argv: Optional[list] = None) -> int:

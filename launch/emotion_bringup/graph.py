@@ -67,31 +67,34 @@ class GraphArgs:
             raise ValueError(f"log_level must be debug|info|warn|error|fatal, got '{self.log_level}'")
 
 
-def config_dir(override: str = '') -> Path:
-    """emotion_bringup's parameter files: the installed share dir, else the source tree."""
-    if override:
-        return Path(override)
+def repo_root() -> Path:
+    """The source checkout ($EMOTION_ROBOT_ROOT, set by scripts/env.sh, else from this file)."""
+    env = os.environ.get('EMOTION_ROBOT_ROOT')
+    return Path(env) if env else Path(__file__).resolve().parents[2]
+
+
+def _share_or_source(package: str, relpath: str, source_dir: Path) -> Path:
+    """share/<package>/<relpath> of the colcon install, else the same path in the source tree."""
     try:
         from ament_index_python.packages import get_package_share_directory
-        path = Path(get_package_share_directory('emotion_bringup')) / 'config'
-        if path.is_dir():
+        path = Path(get_package_share_directory(package)) / relpath
+        if path.exists():
             return path
     except Exception:  # not built, or ament index missing: use the source tree
         pass
-    return Path(__file__).resolve().parents[1] / 'config'
+    return source_dir / relpath
+
+
+def config_dir(override: str = '') -> Path:
+    """emotion_bringup's parameter files (`override` if given)."""
+    if override:
+        return Path(override)
+    return _share_or_source('emotion_bringup', 'config', repo_root() / 'launch')
 
 
 def package_config(package: str, filename: str) -> Path:
-    """A package's own defaults file (share/<pkg>/config/<file>), else its source tree copy."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        path = Path(get_package_share_directory(package)) / 'config' / filename
-        if path.is_file():
-            return path
-    except Exception:  # not built: use the source tree
-        pass
-    root = Path(__file__).resolve().parents[2]
-    return root / 'src' / package / 'config' / filename
+    """A package's own defaults file, share/<pkg>/config/<file> (src/<pkg>/config in source)."""
+    return _share_or_source(package, f'config/{filename}', repo_root() / 'src' / package)
 
 
 def robot_graph(args: Optional[GraphArgs] = None) -> list:

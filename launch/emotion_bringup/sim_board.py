@@ -11,15 +11,9 @@ import os
 import subprocess
 from pathlib import Path
 
+from .graph import repo_root
+
 SIM_PORT = os.environ.get('EMOTION_SIM_PORT', '/tmp/emotion_sim_board')
-
-
-def repo_root() -> Path:
-    """The source checkout (firmware/ lives there, not in the colcon install)."""
-    env = os.environ.get('EMOTION_ROBOT_ROOT')
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2]
 
 
 def firmware_build_dir() -> Path:

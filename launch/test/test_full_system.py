@@ -7,6 +7,7 @@ the voice back.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 
@@ -30,13 +31,14 @@ def system(tmp_path_factory):
     except RuntimeError as exc:
         pytest.skip(f'the simulated board cannot be built here: {exc}')
     from emotion_msgs.msg import Emotion, EmotionFeature, TrackerState
+    from rclpy.qos import qos_profile_sensor_data
     from emotion_training.testing import make_test_bundle
     tmp = tmp_path_factory.mktemp('system')
     video, wav, _bag, clip, _start = make_sample(tmp, 6.0, ['happy', 'sad'])
     bundle = make_test_bundle(tmp / 'bundle')
     board = SimBoard(tmp / 'sim_board.log')
     try:
-        assert wait_until(lambda: __import__('os').path.exists(SIM_PORT), 10), 'no pty link'
+        assert wait_until(lambda: os.path.exists(SIM_PORT), 10), 'no pty link'
         args = GraphArgs(camera=str(video), audio_file=str(wav), serial_port=SIM_PORT,
                          transport='serial', model_bundle=str(bundle))
         with isolated_domain() as domain_id:
@@ -46,7 +48,7 @@ def system(tmp_path_factory):
                     'emotion': ros.collect(Emotion, 'emotion'),
                     'state': ros.collect(TrackerState, 'tracker/state'),
                     'voice': ros.collect(EmotionFeature, 'voice/features',
-                                         __import__('rclpy').qos.qos_profile_sensor_data),
+                                         qos_profile_sensor_data),
                 }
                 yield runner, ros, topics, board
     finally:

@@ -15,7 +15,8 @@ def padding_mask(store, type_name: str, data: bytes) -> list[bool]:
     """mask[i] is True where byte i of `data` (with its 4-byte encapsulation header) is padding."""
     mask = [False] * len(data)
     pos = _walk(store, type_name, data, 4, mask)
-    assert pos == len(data) or all(mask[pos:]) or pos <= len(data)
+    if pos > len(data):
+        raise ValueError(f'{type_name}: fields end at byte {pos}, past the {len(data)} bytes given')
     for i in range(pos, len(data)):  # trailing alignment to 4 at the end of the message
         mask[i] = True
     return mask

@@ -5,7 +5,6 @@ written by our tools replay in ROS 2 (and the other way round).
 """
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
