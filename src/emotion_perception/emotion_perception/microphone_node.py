@@ -30,6 +30,11 @@ PARAMS = [
     ParamSpec('loop', False, 'Restart the file at its end (file source only).'),
     ParamSpec('realtime', True, 'Pace the file at its real-time rate (false: as fast as '
               'possible, stamps still advance by the sample count).'),
+    ParamSpec('file_wait_subscribers', 0, 'File source: hold the first chunk until this many '
+              'subscribers are matched on `audio` (0 = start at once), so DDS discovery does '
+              'not eat the start of a replayed file.', in_range(0, 100)),
+    ParamSpec('file_wait_timeout', 10.0, 'Longest hold for `file_wait_subscribers` [s]; then '
+              'the file starts anyway, with a warning.', positive),
     ParamSpec('sample_rate', 16000, 'Device sample rate [Hz].', in_range(8000, 192000)),
     ParamSpec('channels', 1, 'Channels to capture (device) or to mix the file to (0 = the '
               "file's own).", in_range(0, 8)),
@@ -58,6 +63,8 @@ class MicrophoneNode(Node):
         self.last_error = ''
         self.rejected = 0
         self.source: Optional[object] = None
+        self._hold_since: Optional[float] = None   # when the file began waiting for subscribers
+        self._file_started = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.diagnostics = DiagnosticsPublisher(
@@ -109,6 +116,8 @@ class MicrophoneNode(Node):
                     self.state = 'finished'
                 self._stop.wait(0.2)
                 return
+            if not self._subscribers_ready():
+                return
             if self.p['realtime']:
                 self._stop.wait(src.wait_time())
             block = src.next_block()
@@ -135,6 +144,29 @@ class MicrophoneNode(Node):
         self.pub.publish(msg)
         self.publish_latency.add(time.perf_counter() - t0)
         self.rate_meter.tick()
+
+    def _subscribers_ready(self) -> bool:
+        """False while the file waits for `file_wait_subscribers` (sleeps a little)."""
+        want = self.p['file_wait_subscribers']
+        if want <= 0 or self._file_started:
+            return True
+        now = time.monotonic()
+        if self._hold_since is None:
+            self._hold_since = now
+            self.state = 'waiting for subscribers'
+        have = self.pub.get_subscription_count()
+        if have >= want:
+            self.get_logger().info(f'{have} subscriber(s) matched; starting the file')
+        elif now - self._hold_since >= self.p['file_wait_timeout']:
+            self.get_logger().warning(
+                f'only {have} of {want} subscriber(s) after {self.p["file_wait_timeout"]:.1f} s;'
+                ' starting the file anyway')
+        else:
+            self._stop.wait(0.02)
+            return False
+        self._file_started = True
+        self.state = 'running'
+        return True
 
     def _close_source(self) -> None:
         src, self.source = self.source, None

@@ -159,13 +159,17 @@ def test_microphone_file_to_vocal_node_marks_speech(speech_file, test_bundle):
                          env=ros_env(d)) as vocal:
             assert _wait_publishers(ros, 'voice/features'), vocal.output()
             assert ros.wait_for(lambda: ros.node.count_subscribers('audio') >= 2, 15.0)
-            with NodeProcess(PKG, 'microphone_node', params={'file': str(path)},
+            # The file waits for both subscribers (vocal_node and this harness), so discovery
+            # does not eat its start even on a loaded machine.
+            with NodeProcess(PKG, 'microphone_node',
+                             params={'file': str(path), 'file_wait_subscribers': 2},
                              env=ros_env(d)) as mic:
-                # ~16 windows; the first second or so may be lost to discovery.
-                expected = int((duration - 1.0) / 0.5) + 1
+                expected = int((duration - 1.0) / 0.5) + 1   # 16 windows of 1 s every 0.5 s
                 finished = ros.wait_for(lambda: 'file finished' in mic.output(), duration + 20)
                 ros.wait_for(lambda: len(feats) >= expected, 3.0)
-                assert finished and len(feats) >= expected - 4, \
+                assert 'starting the file' in mic.output(), mic.output()
+                # Best-effort QoS may still drop a chunk or two under load.
+                assert finished and len(feats) >= expected - 2, \
                     f'{len(feats)} features\n{mic.output()}\n{vocal.output()}'
                 assert mic.alive() and vocal.alive()
         assert all(a.sample_rate == 16000 and a.encoding == 'S16LE' for a in audio)
