@@ -97,12 +97,10 @@ def fit(stage: Stage, optimizer: torch.optim.Optimizer, scheduler: Optional[Any]
                 # --epochs changed since the checkpoint: follow the new schedule from here
                 log(f'[{stage.name}] --epochs differs from the checkpoint run: learning-rate '
                     f'schedule re-planned and fast-forwarded to epoch {start_epoch}')
-                lr = optimizer.param_groups[0]['lr']
                 with warnings.catch_warnings():
                     warnings.simplefilter('ignore')
                     for _ in range(start_epoch * cfg.steps_per_epoch):
                         scheduler.step()
-                del lr
         best_uar = float(ck.get('best_uar', -1.0))
         best_epoch = int(ck.get('best_epoch', -1))
         best_summary = ck.get('best_summary')

@@ -118,3 +118,34 @@ def test_real_pair_clip_sequence(tmp_path):
     # 1.6 s at 1 s windows / 0.5 s hop -> windows at 0, 0.5 and end-aligned 0.6 s; 4th padded
     assert seq['fp'].tolist() == [1, 1, 1, 0] and seq['vp'][:3].all() and seq['vp'][3] == 0
     assert seq['faces'].shape == (4, 1, 48, 48) and np.abs(seq['faces'][0]).sum() > 0
+
+
+def test_checkpoints_record_their_split_and_leaky_warm_starts_warn(trained, syn_data, tmp_path,
+                                                                    capfd):
+    """A warm start whose checkpoint learnt this run's validation faces or speakers is flagged."""
+    from emotion_training.engine import load_checkpoint
+    from emotion_training.splits import face_split
+    from emotion_training.train import main
+    out, common = trained['out'], trained['common']
+    vision_ck = load_checkpoint(out / 'vision' / 'best.pt')
+    assert vision_ck['split'] == face_split(syn_data / 'fer2013' / 'train', None, 0.1, 0)
+    assert load_checkpoint(out / 'vocal' / 'best.pt')['split'] == {
+        'train_speakers': ['03', '08', '09']}
+    tiny = [*TINY_VISION, '--epochs', '1', '--max-batches', '1', '--batch-size', '16']
+    capfd.readouterr()
+    # same split: no warning
+    assert main(['vision', *common, *tiny, '--init-vision', str(out / 'vision' / 'best.pt'),
+                 '--out', str(tmp_path / 'same')]) == 0
+    assert 'WARNING' not in capfd.readouterr().err
+    # another holdout seed: the checkpoint trained on part of this validation set
+    reseeded = [a if a != '0' else '1' for a in common]
+    assert main(['vision', *reseeded, *tiny, '--init-vision', str(out / 'vision' / 'best.pt'),
+                 '--out', str(tmp_path / 'reseeded')]) == 0
+    assert 'trained on another face split' in capfd.readouterr().err
+    # fusion validating on a speaker the vocal encoder heard
+    assert main(['fusion', *common, '--init-vision', str(out / 'vision' / 'best.pt'),
+                 '--init-vocal', str(out / 'vocal' / 'best.pt'), '--val-speakers', '08',
+                 '--epochs', '1', '--steps-per-epoch', '1', '--batch-size', '8',
+                 '--fusion-hidden', '16', '--out', str(tmp_path / 'fusion')]) == 0
+    err = capfd.readouterr().err
+    assert "trained on validation speakers ['08']" in err and 'face split' not in err

@@ -25,6 +25,7 @@ from ..datasets import load_image_folders
 from ..engine import load_checkpoint
 from ..face_data import faces_to_arrays, stratified_holdout
 from ..labels import VALENCE_AROUSAL
+from ..splits import check_face_split, check_speech_split, face_split
 from ..voice_data import file_windows
 from .common import apply_frozen_eval, predict
 from .vocal import load_speech
@@ -158,8 +159,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 def _pools(args, labels, vision: VisionEncoder, vpre: dict, vocal: VocalEncoder, apre: dict,
            end2end: bool, gen: torch.Generator, log) -> dict:
-    data = pathlib.Path(args.data)
-    faces_dir = pathlib.Path(args.fusion_faces) if args.fusion_faces else data / 'fer2013' / 'train'
+    faces_dir = _faces_dir(args)
     samples = load_image_folders(faces_dir, labels)
     train_f, val_f = stratified_holdout(samples, args.holdout, args.seed)  # same split as vision
     rng = np.random.default_rng(args.seed)
@@ -220,6 +220,11 @@ def _add_real_pairs(args, labels, vpre: dict, apre: dict, pools: dict, log) -> N
         log(f'[fusion] real pairs {split}: {len(seqs)} clips from {src}')
 
 
+def _faces_dir(args) -> pathlib.Path:
+    return (pathlib.Path(args.fusion_faces) if args.fusion_faces
+            else pathlib.Path(args.data) / 'fer2013' / 'train')
+
+
 def make_stage(args, labels: list[str], gen: torch.Generator, log) -> FusionStage:
     end2end = args.stage == 'end2end'
     if end2end and args.init_fusion:
@@ -234,6 +239,11 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> FusionStag
     for name, ck in (('vision', cv), ('vocal', ca)):
         if list(ck['labels']) != labels:
             raise SystemExit(f'{name} checkpoint labels {ck["labels"]} differ from {labels}')
+    faces_dir = _faces_dir(args)
+    warn = lambda m: log(f'[{args.stage}] {m}')  # noqa: E731
+    check_face_split(cv, face_split(faces_dir, None, args.holdout, args.seed), args.init_vision,
+                     warn)
+    check_speech_split(ca, [s for s in args.val_speakers.split(',') if s], args.init_vocal, warn)
     vision = VisionEncoder(**cv['model_config'])
     vision.load_state_dict(cv['model'])
     if args.vision_tta:

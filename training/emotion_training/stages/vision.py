@@ -14,7 +14,9 @@ from emotion_perception.models.vision_encoder import VisionEncoder
 from ..augment import augment_faces
 from ..config import VISION_PREPROCESS
 from ..datasets import load_image_folders
+from ..engine import load_checkpoint
 from ..face_data import faces_to_arrays, stratified_holdout
+from ..splits import check_face_split, face_split
 from .common import balanced_indices, batches, class_weights, predict
 
 
@@ -26,7 +28,8 @@ class VisionStage:
     def __init__(self, model: VisionEncoder, labels: list[str], x: np.ndarray, y: np.ndarray,
                  xv: np.ndarray, yv: np.ndarray, gen: torch.Generator, batch_size: int = 128,
                  balance: str = 'weights', balance_power: float = 0.5, smoothing: float = 0.1,
-                 augment: float = 1.0, vision: dict | None = None) -> None:
+                 augment: float = 1.0, vision: dict | None = None,
+                 split: dict | None = None) -> None:
         self.model, self.labels = model, labels
         self.x, self.y = torch.from_numpy(x), y
         self.xv, self.yv = torch.from_numpy(xv), yv
@@ -35,6 +38,7 @@ class VisionStage:
         self.weights = (class_weights(y, len(labels), balance_power) if balance == 'weights'
                         else None)
         self.vision = dict(vision or VISION_PREPROCESS)
+        self.split = split or {}
 
     def train_batches(self, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         order = (balanced_indices(self.y, len(self.y), self.gen) if self.balance == 'sampling'
@@ -56,7 +60,7 @@ class VisionStage:
         return self.yv, logits.argmax(1), {'embedding': emb, 'logits': logits}
 
     def checkpoint_extra(self) -> dict:
-        return {'model_config': self.model.config, 'preprocess': self.vision}
+        return {'model_config': self.model.config, 'preprocess': self.vision, 'split': self.split}
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -100,10 +104,15 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> VisionStag
         if len(val) > n_val:
             val = [val[i] for i in rng.choice(len(val), n_val, replace=False)]
     log(f'[vision] {len(train)} training faces from {train_dir}, {len(val)} validation faces')
+    split = face_split(train_dir, args.faces_val, args.holdout, args.seed)
+    if args.init_vision and 'vision' not in args.reinit.split(','):
+        check_face_split(load_checkpoint(args.init_vision), split, args.init_vision,
+                         lambda m: log(f'[vision] {m}'))
     x, y = faces_to_arrays(train, labels, vision, 'load train faces')
     xv, yv = faces_to_arrays(val, labels, vision, 'load val faces')
     log(f'[vision] class counts {dict(zip(labels, np.bincount(y, minlength=len(labels)).tolist()))}')
     model = build_model(args, len(labels))
     return VisionStage(model, labels, x, y, xv, yv, gen, batch_size=args.batch_size,
                        balance=args.balance, balance_power=args.balance_power,
-                       smoothing=args.label_smoothing, augment=args.augment, vision=vision)
+                       smoothing=args.label_smoothing, augment=args.augment, vision=vision,
+                       split=split)

@@ -20,8 +20,9 @@ from emotion_perception.models.vocal_encoder import VocalEncoder
 from ..augment import augment_logmel
 from ..config import VOCAL_PREPROCESS
 from ..datasets import Sample, load_audio_folders, load_csv_manifest, load_cremad, load_emodb
-from ..engine import FitConfig, fit
+from ..engine import FitConfig, fit, load_checkpoint
 from ..metrics import summarise
+from ..splits import check_speech_split, speech_split
 from ..voice_data import file_windows, raw_vocal_section
 from .common import balanced_indices, batches, class_weights, recalibrate_bn
 
@@ -36,8 +37,10 @@ class VocalStage:
     def __init__(self, model: VocalEncoder, labels: list[str], x: np.ndarray, y: np.ndarray,
                  xv: np.ndarray, yv_win: np.ndarray, fv: np.ndarray, gen: torch.Generator,
                  vocal: dict, batch_size: int = 64, balance: str = 'weights',
-                 balance_power: float = 1.0, smoothing: float = 0.1, augment: float = 1.0) -> None:
+                 balance_power: float = 1.0, smoothing: float = 0.1, augment: float = 1.0,
+                 split: dict | None = None) -> None:
         self.model, self.labels, self.vocal = model, labels, vocal
+        self.split = split or {}
         self.x, self.y = torch.from_numpy(x), y
         self.xv, self.yv_win, self.fv = torch.from_numpy(xv), yv_win, fv
         self.gen, self.batch_size, self.balance = gen, batch_size, balance
@@ -89,7 +92,7 @@ class VocalStage:
         return -(-len(self.y) // self.batch_size)
 
     def checkpoint_extra(self) -> dict:
-        return {'model_config': self.model.config, 'preprocess': self.vocal}
+        return {'model_config': self.model.config, 'preprocess': self.vocal, 'split': self.split}
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -158,7 +161,7 @@ def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sampl
     return VocalStage(model, labels, x, y, xv, yv, fv, gen, vocal,
                       batch_size=args.batch_size, balance=args.balance,
                       balance_power=args.balance_power, smoothing=args.label_smoothing,
-                      augment=args.augment)
+                      augment=args.augment, split=speech_split(s.speaker for s in train))
 
 
 def make_stage(args, labels: list[str], gen: torch.Generator, log) -> VocalStage:
@@ -170,6 +173,9 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> VocalStage
     train, val = _split(samples, vs, ts)
     log(f'[vocal] speakers train {sorted({s.speaker for s in train})} '
         f'val {sorted({s.speaker for s in val})}')
+    if args.init_vocal and 'vocal' not in args.reinit.split(','):
+        check_speech_split(load_checkpoint(args.init_vocal), vs, args.init_vocal,
+                           lambda m: log(f'[vocal] {m}'))
     return build_stage(args, labels, gen, train, val, log)
 
 

@@ -1,0 +1,62 @@
+"""What each checkpoint was trained on, so that a later run can tell when its validation data was
+already seen by the checkpoint it starts from.
+
+Warm starts are the easy way to leak: a vision encoder fine-tuned from a checkpoint whose holdout
+was drawn with another seed "validates" on faces the checkpoint learnt, and its validation UAR
+(and so the choice of best.pt) becomes optimistic.  Every vision and vocal checkpoint records its
+split here; vision, vocal and fusion runs compare it with their own and warn loudly.
+"""
+from __future__ import annotations
+
+import pathlib
+from typing import Callable, Iterable, Optional
+
+
+def face_split(train_dir: str | pathlib.Path, faces_val: Optional[str], holdout: float,
+               seed: int) -> dict:
+    """Identity of a face train/validation split (the holdout is drawn by ``seed``)."""
+    return {'faces_train': str(pathlib.Path(train_dir).resolve()),
+            'faces_val': str(pathlib.Path(faces_val).resolve()) if faces_val else None,
+            'holdout': None if faces_val else float(holdout),
+            'seed': None if faces_val else int(seed)}
+
+
+def speech_split(train_speakers: Iterable[str]) -> dict:
+    """The speakers whose speech trained a vocal encoder."""
+    return {'train_speakers': sorted(set(train_speakers))}
+
+
+def check_face_split(checkpoint: dict, current: dict, source: str,
+                     log: Callable[[str], None]) -> bool:
+    """Warn when ``checkpoint`` (loaded from ``source``) was trained on another face split than
+    ``current``; True when the splits are known to match."""
+    old = (checkpoint.get('split') or {})
+    if 'faces_train' not in old:
+        log(f'WARNING: {source} records no face split; make sure it never trained on this '
+            f'run\'s validation faces, or the validation metrics are optimistic')
+        return False
+    if old != current:
+        log(f'WARNING: {source} was trained on another face split ({old}) than this run '
+            f'({current}): its training faces overlap this validation set, so validation '
+            f'metrics and the choice of best.pt are optimistic. Use the same --seed/--holdout.')
+        return False
+    return True
+
+
+def check_speech_split(checkpoint: dict, val_speakers: Iterable[str], source: str,
+                       log: Callable[[str], None]) -> bool:
+    """Warn when the vocal ``checkpoint`` heard any of ``val_speakers``; True when it did not."""
+    val = set(val_speakers)
+    if not val:
+        return True
+    heard = (checkpoint.get('split') or {}).get('train_speakers')
+    if heard is None:
+        log(f'WARNING: {source} records no training speakers; make sure it never heard the '
+            f'validation speakers {sorted(val)}')
+        return False
+    seen = sorted(val & set(heard))
+    if seen:
+        log(f'WARNING: {source} was trained on validation speakers {seen}: validation '
+            f'metrics are optimistic (not speaker-independent)')
+        return False
+    return True
