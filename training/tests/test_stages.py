@@ -149,3 +149,25 @@ def test_checkpoints_record_their_split_and_leaky_warm_starts_warn(trained, syn_
                  '--fusion-hidden', '16', '--out', str(tmp_path / 'fusion')]) == 0
     err = capfd.readouterr().err
     assert "trained on validation speakers ['08']" in err and 'face split' not in err
+
+
+def test_vocal_training_normalisation_matches_the_node_preprocessing():
+    """The vocal stage normalises raw log-mel windows itself; the node gets the same numbers from
+    preprocess.logmel with the manifest section the stage writes (both normalisation kinds)."""
+    import numpy as np
+    from emotion_perception.preprocess import logmel
+    from emotion_training.config import VOCAL_PREPROCESS
+    from emotion_training.stages.vocal import _normaliser
+    from emotion_training.voice_data import raw_vocal_section
+    rng = np.random.default_rng(0)
+    rate = int(VOCAL_PREPROCESS['sample_rate'])
+    t = np.arange(rate) / rate
+    windows = [(0.3 * np.sin(2 * np.pi * f * t) + 0.01 * rng.standard_normal(rate))
+               .astype(np.float32) for f in (150.0, 420.0, 1300.0)]
+    raw = raw_vocal_section(dict(VOCAL_PREPROCESS))
+    x = np.stack([logmel(w, rate, raw)[None] for w in windows])
+    for kind in ('global', 'per_window'):
+        section, normalise = _normaliser(x, dict(VOCAL_PREPROCESS), kind)
+        assert section['normalisation']['type'] == kind
+        node = np.stack([logmel(w, rate, section)[None] for w in windows])
+        np.testing.assert_allclose(normalise(x), node, rtol=1e-4, atol=1e-4)

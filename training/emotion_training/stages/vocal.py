@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -106,6 +106,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--cv-folds', type=int, default=4, help='speaker groups for --cv')
     g.add_argument('--vocal-widths', default='16,32,64,128')
     g.add_argument('--vocal-embedding', type=int, default=128)
+    g.add_argument('--vocal-normalisation', choices=('global', 'per_window'), default='global',
+                   help='log-mel normalisation written to the bundle: global training-set '
+                   'mean/std (keeps loudness) or per window (gain-invariant)')
     g.add_argument('--window-seconds', type=float, default=VOCAL_PREPROCESS['window_seconds'])
     g.add_argument('--hop-seconds', type=float, default=VOCAL_PREPROCESS['hop_seconds'])
     g.add_argument('--train-hop', type=float, default=TRAIN_HOP_S,
@@ -130,13 +133,18 @@ def _split(samples: list[Sample], val_speakers: set[str], train_speakers: set[st
     return train, val
 
 
-def _normalise(x: np.ndarray, vocal: dict) -> tuple[np.ndarray, dict]:
-    """Global log-mel mean/std of the training windows -> manifest normalisation (same arithmetic
-    as ``preprocess.logmel`` with type 'global')."""
-    mean, std = float(x.mean()), float(x.std() + 1e-6)
-    vocal = dict(vocal, normalisation={'type': 'global', 'mean': round(mean, 5),
-                                       'std': round(std, 5)})
-    return vocal, mean, std
+def _normaliser(x: np.ndarray, vocal: dict, kind: str) -> tuple[dict, Callable]:
+    """The manifest normalisation for ``kind`` and a function applying it to raw log-mel windows
+    [W,1,M,T] with the same arithmetic as ``preprocess.logmel``.  'global' takes the mean/std of
+    the training windows ``x``."""
+    if kind == 'per_window':
+        def per_window(a: np.ndarray) -> np.ndarray:
+            m = a.mean(axis=(1, 2, 3), keepdims=True)
+            return ((a - m) / (a.std(axis=(1, 2, 3), keepdims=True) + 1e-5)).astype(np.float32)
+        return dict(vocal, normalisation={'type': 'per_window'}), per_window
+    mean, std = round(float(x.mean()), 5), round(float(x.std() + 1e-6), 5)
+    return (dict(vocal, normalisation={'type': 'global', 'mean': mean, 'std': std}),
+            lambda a: (a - mean) / std)
 
 
 def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sample],
@@ -145,15 +153,13 @@ def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sampl
                  hop_seconds=args.hop_seconds)
     raw = raw_vocal_section(vocal)
     x, y, _ = file_windows(train, labels, raw, args.train_hop, 'train windows')
-    vocal, mean, std = _normalise(x, vocal)
-    x = (x - mean) / std
-    if val:
-        xv, yv, fv = file_windows(val, labels, raw, float(vocal['hop_seconds']), 'val windows')
-        xv = (xv - mean) / std
-    else:  # no held-out speakers: monitor training files (fixed-epoch run; say so in logs)
+    vocal, normalise = _normaliser(x, vocal, args.vocal_normalisation)
+    x = normalise(x)
+    if not val:  # no held-out speakers: monitor training files (fixed-epoch run; say so in logs)
         log('[vocal] no --val-speakers: validation metrics below are on TRAINING speakers')
-        xv, yv, fv = file_windows(train, labels, raw, float(vocal['hop_seconds']), 'val windows')
-        xv = (xv - mean) / std
+    xv, yv, fv = file_windows(val or train, labels, raw, float(vocal['hop_seconds']),
+                              'val windows')
+    xv = normalise(xv)
     log(f'[vocal] {len(train)} train files -> {len(y)} windows; {len(set(fv.tolist()))} val files; '
         f'counts {dict(zip(labels, np.bincount(y, minlength=len(labels)).tolist()))}')
     model = VocalEncoder(len(labels), embedding_size=args.vocal_embedding,
