@@ -1,10 +1,11 @@
 """Helpers shared by stages: class weights, batching, backbone freezing."""
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -107,3 +108,27 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> 
     for m, (mom, _) in zip(bns, saved):
         m.momentum = mom
     model.train(was_training)
+
+
+class EncoderStage:
+    """What the vision and vocal stages share: mini-batches of their in-memory inputs ``x``/``y``
+    (class-balanced order with ``balance == 'sampling'``), each passed through the subclass's
+    ``augment_batch`` when ``augment`` > 0, and class-weighted, label-smoothed cross-entropy on
+    the encoder's logits."""
+
+    augment_batch: Callable[[torch.Tensor, torch.Generator, float], torch.Tensor]
+
+    def train_batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = (balanced_indices(self.y, len(self.y), self.gen) if self.balance == 'sampling'
+                 else None)
+        for idx in batches(len(self.y), self.batch_size, self.gen, order=order):
+            xb = self.x[idx]
+            if self.augment > 0:
+                xb = self.augment_batch(xb, self.gen, self.augment)
+            yield xb, torch.from_numpy(self.y[idx])
+
+    def loss(self, batch):
+        xb, yb = batch
+        _, logits = self.model(xb)
+        return F.cross_entropy(logits, yb, weight=self.weights,
+                               label_smoothing=self.smoothing), logits, yb

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-from typing import Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from emotion_perception.models.vision_encoder import VisionEncoder
 
@@ -17,13 +15,14 @@ from ..datasets import load_image_folders
 from ..engine import load_checkpoint
 from ..face_data import faces_to_arrays, stratified_holdout
 from ..splits import check_face_split, face_split
-from .common import balanced_indices, batches, class_weights, predict
+from .common import EncoderStage, class_weights, predict
 
 
-class VisionStage:
+class VisionStage(EncoderStage):
     """Faces in memory, weighted CE with label smoothing, batch augmentation."""
 
     name = 'vision'
+    augment_batch = staticmethod(augment_faces)
 
     def __init__(self, model: VisionEncoder, labels: list[str], x: np.ndarray, y: np.ndarray,
                  xv: np.ndarray, yv: np.ndarray, gen: torch.Generator, batch_size: int = 128,
@@ -39,21 +38,6 @@ class VisionStage:
                         else None)
         self.vision = dict(vision or VISION_PREPROCESS)
         self.split = split or {}
-
-    def train_batches(self, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        order = (balanced_indices(self.y, len(self.y), self.gen) if self.balance == 'sampling'
-                 else None)
-        for idx in batches(len(self.y), self.batch_size, self.gen, order=order):
-            xb = self.x[idx]
-            if self.augment > 0:
-                xb = augment_faces(xb, self.gen, self.augment)
-            yield xb, torch.from_numpy(self.y[idx])
-
-    def loss(self, batch):
-        xb, yb = batch
-        _, logits = self.model(xb)
-        return F.cross_entropy(logits, yb, weight=self.weights,
-                               label_smoothing=self.smoothing), logits, yb
 
     def evaluate(self):
         emb, logits = predict(self.model, self.xv)

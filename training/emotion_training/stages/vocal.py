@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from emotion_perception.models.vocal_encoder import VocalEncoder
 
@@ -24,15 +23,16 @@ from ..engine import FitConfig, fit, load_checkpoint
 from ..metrics import summarise
 from ..splits import check_speech_split, speech_split
 from ..voice_data import file_windows, raw_vocal_section
-from .common import balanced_indices, batches, class_weights, recalibrate_bn
+from .common import EncoderStage, class_weights, recalibrate_bn
 
 TRAIN_HOP_S = 0.2
 
 
-class VocalStage:
+class VocalStage(EncoderStage):
     """Log-mel windows in memory; per-file validation (mean of window logits)."""
 
     name = 'vocal'
+    augment_batch = staticmethod(augment_logmel)
 
     def __init__(self, model: VocalEncoder, labels: list[str], x: np.ndarray, y: np.ndarray,
                  xv: np.ndarray, yv_win: np.ndarray, fv: np.ndarray, gen: torch.Generator,
@@ -46,21 +46,6 @@ class VocalStage:
         self.gen, self.batch_size, self.balance = gen, batch_size, balance
         self.smoothing, self.augment = smoothing, augment
         self.weights = class_weights(y, len(labels), balance_power) if balance == 'weights' else None
-
-    def train_batches(self, epoch: int) -> Iterable:
-        order = (balanced_indices(self.y, len(self.y), self.gen) if self.balance == 'sampling'
-                 else None)
-        for idx in batches(len(self.y), self.batch_size, self.gen, order=order):
-            xb = self.x[idx]
-            if self.augment > 0:
-                xb = augment_logmel(xb, self.gen, self.augment)
-            yield xb, torch.from_numpy(self.y[idx])
-
-    def loss(self, batch):
-        xb, yb = batch
-        _, logits = self.model(xb)
-        return F.cross_entropy(logits, yb, weight=self.weights,
-                               label_smoothing=self.smoothing), logits, yb
 
     def recalibrate(self) -> None:
         """BatchNorm statistics from clean training windows (see ``recalibrate_bn``)."""
