@@ -22,11 +22,11 @@ def augment_faces(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0) 
     tx, ty = r() * 0.1 * strength, r() * 0.1 * strength
     cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1),
-                         torch.stack([sin * flip, cos, ty], 1)], 1)
+                         torch.stack([sin * flip, cos, ty], 1)], 1).to(x.device)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
-    contrast = 1 + r().view(n, 1, 1, 1) * 0.25 * strength
-    bright = r().view(n, 1, 1, 1) * 0.25 * strength
+    contrast = (1 + r().view(n, 1, 1, 1) * 0.25 * strength).to(x.device)
+    bright = (r().view(n, 1, 1, 1) * 0.25 * strength).to(x.device)
     x = x * contrast + bright
     # random erasing (occlusion by hands, glasses, hair)
     h, w = x.shape[-2:]
@@ -46,8 +46,9 @@ def augment_logmel(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0,
     normalised log domain: microphone distance) and small Gaussian noise on [N,1,M,T]."""
     n, _, m, t = x.shape
     x = x.clone()
-    x = x + torch.randn(n, 1, 1, 1, generator=gen) * gain_std * strength
-    x = x + torch.randn(x.shape, generator=gen) * 0.05 * strength
+    # random numbers come from the CPU generator ``gen`` (seeded runs repeat on any device)
+    x = x + (torch.randn(n, 1, 1, 1, generator=gen) * gain_std * strength).to(x.device)
+    x = x + (torch.randn(x.shape, generator=gen) * 0.05 * strength).to(x.device)
     fill = x.mean()
     for i in range(n):
         for _ in range(2):

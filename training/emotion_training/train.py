@@ -54,12 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--patience', type=int, default=8, help='early stopping on validation UAR')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    p.add_argument('--device', default='auto', help='vision/vocal stages: cpu, cuda, cuda:N or '
+                   'auto (= cuda where torch sees a GPU, else cpu); fusion/end2end run on the CPU')
     p.add_argument('--balance', choices=('weights', 'sampling', 'none'), default='weights',
                    help='class balancing: weighted loss or balanced sampling')
     p.add_argument('--balance-power', type=float, default=0.5,
                    help='loss weight = (mean count / class count) ** power')
     p.add_argument('--label-smoothing', type=float, default=0.1)
     p.add_argument('--augment', type=float, default=1.0, help='augmentation strength (0 = off)')
+    p.add_argument('--mixup', type=float, default=0.0, help='vision/vocal: mixup Beta(alpha, '
+                   'alpha) on inputs and labels; 0 = off, 0.2-0.4 typical')
     p.add_argument('--resume', help='resume from a last.pt of the same stage')
     p.add_argument('--init-vision', help='start the vision encoder from this checkpoint')
     p.add_argument('--init-vocal', help='start the vocal encoder from this checkpoint')
@@ -86,6 +90,20 @@ def _parts(text: str) -> set[str]:
     if bad:
         raise SystemExit(f'unknown part(s) {sorted(bad)}: use vision, vocal, fusion')
     return parts
+
+
+def resolve_device(name: str) -> torch.device:
+    """``--device`` as a torch.device; a clear error where the GPU asked for is not there."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise SystemExit(f'--device {name!r}: {exc}') from exc
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit(f'--device {name}: torch {torch.__version__} sees no CUDA GPU here '
+                         '(use --device cpu)')
+    return dev
 
 
 def make_optimizer(args, model: torch.nn.Module, steps_per_epoch: int):
@@ -133,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     (out / 'command.txt').write_text(command + '\n')
     stage_mod = importlib.import_module(
         f'.stages.{"fusion" if args.stage == "end2end" else args.stage}', __package__)
+    args.torch_device = resolve_device(args.device)
+    if args.stage in ('fusion', 'end2end'):
+        args.torch_device = torch.device('cpu')
+    log(f'[{args.stage}] device {args.torch_device}')
     t0 = time.time()
     if args.stage == 'vocal' and getattr(args, 'cv', False):
         result = stage_mod.cross_validate(args, args.labels_list, gen, log)
@@ -142,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             configure_parts(args, stage.parts(), stage.default_frozen(), load=False)
         elif args.stage == 'vision':
             configure_parts(args, {'vision': stage.model}, set())
+            stage.to(args.torch_device)
         elif args.stage == 'vocal':
             configure_parts(args, {'vocal': stage.model}, set())
+            stage.to(args.torch_device)
         steps = stage.steps_per_epoch() if hasattr(stage, 'steps_per_epoch') else \
             -(-len(stage.y) // args.batch_size)
         if args.max_batches:

@@ -171,3 +171,44 @@ def test_vocal_training_normalisation_matches_the_node_preprocessing():
         assert section['normalisation']['type'] == kind
         node = np.stack([logmel(w, rate, section)[None] for w in windows])
         np.testing.assert_allclose(normalise(x), node, rtol=1e-4, atol=1e-4)
+
+
+def test_mixup_mixes_inputs_and_labels_with_one_lambda():
+    import torch
+    from emotion_training.stages.common import mix_batch
+    x = torch.randn(6, 1, 3, 3)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    xm, ya, yb, lam = mix_batch(x, y, 0.4, torch.Generator().manual_seed(3))
+    assert 0.0 < lam < 1.0 and torch.equal(ya, y)
+    partners = (xm - lam * x) / (1 - lam)     # row i = x[perm[i]]
+    perm = [int(torch.cdist(p.view(1, -1), x.view(6, -1)).argmin()) for p in partners]
+    assert sorted(perm) == list(range(6))
+    assert torch.allclose(partners, x[perm], atol=1e-4)
+    assert torch.equal(yb, y[perm])
+    again = mix_batch(x, y, 0.4, torch.Generator().manual_seed(3))
+    assert torch.equal(again[0], xm) and again[3] == lam
+
+
+def test_vision_stage_learns_with_mixup(syn_data, tmp_path):
+    from emotion_training.train import main
+    assert main(['vision', '--data', str(syn_data), '--labels', ','.join(LABELS3), '--quiet',
+                 '--seed', '0', '--threads', '1', *TINY_VISION, '--epochs', '6',
+                 '--batch-size', '32', '--optimizer', 'adamw', '--lr', '0.01', '--augment', '0.3',
+                 '--mixup', '0.4', '--out', str(tmp_path / 'vm')]) == 0
+    rows = _rows(tmp_path / 'vm' / 'metrics.csv')
+    assert float(rows[-1]['train_loss']) < float(rows[0]['train_loss'])
+    res = json.loads((tmp_path / 'vm' / 'result.json').read_text())
+    assert res['best_uar'] > CHANCE + 0.2, res
+
+
+def test_device_names_resolve_and_a_missing_gpu_is_a_clear_error():
+    import pytest
+    import torch
+    from emotion_training.train import resolve_device
+    assert resolve_device('cpu') == torch.device('cpu')
+    assert resolve_device('auto').type == ('cuda' if torch.cuda.is_available() else 'cpu')
+    with pytest.raises(SystemExit, match='--device'):
+        resolve_device('gpu0')
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match='sees no CUDA GPU'):
+            resolve_device('cuda')

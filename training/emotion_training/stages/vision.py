@@ -28,8 +28,9 @@ class VisionStage(EncoderStage):
                  xv: np.ndarray, yv: np.ndarray, gen: torch.Generator, batch_size: int = 128,
                  balance: str = 'weights', balance_power: float = 0.5, smoothing: float = 0.1,
                  augment: float = 1.0, vision: dict | None = None,
-                 split: dict | None = None) -> None:
+                 split: dict | None = None, mixup: float = 0.0) -> None:
         self.model, self.labels = model, labels
+        self.mixup = mixup
         self.x, self.y = torch.from_numpy(x), y
         self.xv, self.yv = torch.from_numpy(xv), yv
         self.gen, self.batch_size, self.balance = gen, batch_size, balance
@@ -99,4 +100,4 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> VisionStag
     return VisionStage(model, labels, x, y, xv, yv, gen, batch_size=args.batch_size,
                        balance=args.balance, balance_power=args.balance_power,
                        smoothing=args.label_smoothing, augment=args.augment, vision=vision,
-                       split=split)
+                       split=split, mixup=args.mixup)

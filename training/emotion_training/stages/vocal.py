@@ -38,8 +38,9 @@ class VocalStage(EncoderStage):
                  xv: np.ndarray, yv_win: np.ndarray, fv: np.ndarray, gen: torch.Generator,
                  vocal: dict, batch_size: int = 64, balance: str = 'weights',
                  balance_power: float = 1.0, smoothing: float = 0.1, augment: float = 1.0,
-                 split: dict | None = None) -> None:
+                 split: dict | None = None, mixup: float = 0.0) -> None:
         self.model, self.labels, self.vocal = model, labels, vocal
+        self.mixup = mixup
         self.split = split or {}
         self.x, self.y = torch.from_numpy(x), y
         self.xv, self.yv_win, self.fv = torch.from_numpy(xv), yv_win, fv
@@ -58,7 +59,7 @@ class VocalStage(EncoderStage):
         self.model.eval()
         with torch.no_grad():
             emb, logits = self.model(self.xv)
-        emb, logits = emb.numpy(), logits.numpy()
+        emb, logits = emb.cpu().numpy(), logits.cpu().numpy()
         files = np.unique(self.fv)
         lg = np.stack([logits[self.fv == f].mean(0) for f in files])
         em = np.stack([emb[self.fv == f].mean(0) for f in files])
@@ -71,7 +72,7 @@ class VocalStage(EncoderStage):
         self.model.eval()
         with torch.no_grad():
             emb, _ = self.model(self.xv[:512])
-        return yt, yp, {'embedding': emb.numpy()}
+        return yt, yp, {'embedding': emb.cpu().numpy()}
 
     def steps_per_epoch(self) -> int:
         return -(-len(self.y) // self.batch_size)
@@ -152,7 +153,8 @@ def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sampl
     return VocalStage(model, labels, x, y, xv, yv, fv, gen, vocal,
                       batch_size=args.batch_size, balance=args.balance,
                       balance_power=args.balance_power, smoothing=args.label_smoothing,
-                      augment=args.augment, split=speech_split(s.speaker for s in train))
+                      augment=args.augment, split=speech_split(s.speaker for s in train),
+                      mixup=args.mixup)
 
 
 def make_stage(args, labels: list[str], gen: torch.Generator, log) -> VocalStage:
@@ -189,7 +191,7 @@ def cross_validate(args, labels: list[str], gen: torch.Generator, log) -> dict:
         train = [s for s in samples if s.speaker not in test_sp]
         test = [s for s in samples if s.speaker in test_sp]
         log(f'[vocal cv] fold {i}: test speakers {test_sp}')
-        stage = build_stage(args, labels, gen, train, test, log)
+        stage = build_stage(args, labels, gen, train, test, log).to(args.torch_device)
         steps = stage.steps_per_epoch()
         opt, sched = make_optimizer(args, stage.model, steps)
         cfg = FitConfig(epochs=args.epochs, out_dir=out / f'fold{i}', patience=10 ** 6,
