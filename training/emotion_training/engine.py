@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .diagnostics import DEFAULT_THRESHOLD, check_collapse, format_stats
+from .curves import plot_curves
+from .diagnostics import DEFAULT_THRESHOLD, FeatureCollapseError, check_collapse, format_stats
 from .metrics import summarise
 
 
@@ -72,6 +73,17 @@ def load_checkpoint(path: str | pathlib.Path) -> dict:
         raise RuntimeError(f'cannot load checkpoint {path} (weights_only): {exc}') from exc
 
 
+def _draw_curves(csv_path: pathlib.Path, cfg: FitConfig, name: str, log) -> None:
+    """``curves.png`` beside ``metrics.csv`` -- also when a run stops on a collapse alarm or is
+    interrupted, when the picture matters most.  A plotting failure never fails the run."""
+    try:
+        png = plot_curves(csv_path, csv_path.with_name('curves.png'), cfg.collapse_threshold,
+                          title=f'{name}: {csv_path.parent}')
+        log(f'[{name}] training curves: {png}')
+    except Exception as exc:  # noqa: BLE001 - e.g. no epoch finished, or no matplotlib
+        log(f'[{name}] no training curves drawn ({exc})')
+
+
 def fit(stage: Stage, optimizer: torch.optim.Optimizer, scheduler: Optional[Any],
         cfg: FitConfig, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)
         ) -> dict:
@@ -110,73 +122,82 @@ def fit(stage: Stage, optimizer: torch.optim.Optimizer, scheduler: Optional[Any]
               'lr', 'seconds'] + [f'var_{k}' for k in ('embedding', 'fusion_input')]
     new_csv = not csv_path.exists() or start_epoch == 0
     writer = _tensorboard(out)
-    with open(csv_path, 'w' if new_csv else 'a', newline='') as fcsv:
-        w = csv.DictWriter(fcsv, fieldnames=fields, extrasaction='ignore')
-        if new_csv:
-            w.writeheader()
-        for epoch in range(start_epoch, cfg.epochs):
-            t0 = time.time()
-            stage.model.train()
-            total, correct, loss_sum = 0, 0, 0.0
-            bar = tqdm(stage.train_batches(epoch), desc=f'{stage.name} epoch {epoch}',
-                       file=sys.stderr, leave=False, disable=cfg.quiet, mininterval=5)
-            for i, batch in enumerate(bar):
-                if cfg.max_batches is not None and i >= cfg.max_batches:
+    try:
+        with open(csv_path, 'w' if new_csv else 'a', newline='') as fcsv:
+            w = csv.DictWriter(fcsv, fieldnames=fields, extrasaction='ignore')
+            if new_csv:
+                w.writeheader()
+            for epoch in range(start_epoch, cfg.epochs):
+                t0 = time.time()
+                stage.model.train()
+                total, correct, loss_sum = 0, 0, 0.0
+                bar = tqdm(stage.train_batches(epoch), desc=f'{stage.name} epoch {epoch}',
+                           file=sys.stderr, leave=False, disable=cfg.quiet, mininterval=5)
+                for i, batch in enumerate(bar):
+                    if cfg.max_batches is not None and i >= cfg.max_batches:
+                        break
+                    loss, logits, y = stage.loss(batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(stage.model.parameters(), 5.0)
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    n = int(y.numel())
+                    total += n
+                    loss_sum += float(loss.detach()) * n
+                    correct += int((logits.argmax(-1) == y).sum())
+                    bar.set_postfix(loss=f'{loss_sum / total:.3f}', acc=f'{correct / total:.3f}')
+                y_true, y_pred, feats = stage.evaluate()
+                summary = summarise(y_true, y_pred, stage.labels)
+                row = {'epoch': epoch, 'train_loss': loss_sum / max(total, 1),
+                       'train_acc': correct / max(total, 1), 'val_accuracy': summary['accuracy'],
+                       'val_uar': summary['uar'], 'val_macro_f1': summary['macro_f1'],
+                       'lr': optimizer.param_groups[0]['lr'], 'seconds': time.time() - t0}
+                diag, collapsed = [], []
+                for name, f in feats.items():
+                    if name == 'logits':   # logits are not features; near-constant early is normal
+                        continue
+                    st = check_collapse(f'{stage.name}.{name}', f, cfg.collapse_threshold)
+                    diag.append(format_stats(st))
+                    row[f'var_{name}'] = st['rel_var']
+                    if st['collapsed']:
+                        collapsed.append(f'{stage.name}.{name} (relative variance '
+                                         f'{st["rel_var"]:.3g} < {cfg.collapse_threshold:g})')
+                w.writerow(row)
+                fcsv.flush()
+                if collapsed and cfg.stop_on_collapse:   # after the row: the curves show it
+                    raise FeatureCollapseError(f'epoch {epoch}: feature collapse in '
+                                               f'{", ".join(collapsed)}; --stop-on-collapse')
+                if writer is not None:
+                    for k, v in row.items():
+                        if k != 'epoch' and isinstance(v, float):
+                            writer.add_scalar(f'{stage.name}/{k}', v, epoch)
+                improved = summary['uar'] > best_uar
+                if improved:
+                    best_uar, best_epoch, best_summary = summary['uar'], epoch, summary
+                payload = {'stage': stage.name, 'model': stage.model.state_dict(),
+                           'labels': list(stage.labels), 'epoch': epoch, 'best_uar': best_uar,
+                           'best_epoch': best_epoch, 'best_summary': best_summary,
+                           'optimizer': optimizer.state_dict(),
+                           'scheduler': scheduler.state_dict() if scheduler is not None else None,
+                           **stage.checkpoint_extra()}
+                save_checkpoint(out / 'last.pt', payload)
+                if improved:
+                    save_checkpoint(out / 'best.pt', payload)
+                log(f'[{stage.name}] epoch {epoch}: loss {row["train_loss"]:.3f} train_acc '
+                    f'{row["train_acc"]:.3f} | val acc {summary["accuracy"]:.3f} '
+                    f'uar {summary["uar"]:.3f}'
+                    f' f1 {summary["macro_f1"]:.3f} | {row["seconds"]:.0f}s | ' + ' | '.join(diag)
+                    + (' *' if improved else ''))
+                if epoch - best_epoch >= cfg.patience:
+                    log(f'[{stage.name}] early stop: no UAR gain for {cfg.patience} epochs '
+                        f'(best {best_uar:.3f} at epoch {best_epoch})')
                     break
-                loss, logits, y = stage.loss(batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(stage.model.parameters(), 5.0)
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                n = int(y.numel())
-                total += n
-                loss_sum += float(loss.detach()) * n
-                correct += int((logits.argmax(-1) == y).sum())
-                bar.set_postfix(loss=f'{loss_sum / total:.3f}', acc=f'{correct / total:.3f}')
-            y_true, y_pred, feats = stage.evaluate()
-            summary = summarise(y_true, y_pred, stage.labels)
-            row = {'epoch': epoch, 'train_loss': loss_sum / max(total, 1),
-                   'train_acc': correct / max(total, 1), 'val_accuracy': summary['accuracy'],
-                   'val_uar': summary['uar'], 'val_macro_f1': summary['macro_f1'],
-                   'lr': optimizer.param_groups[0]['lr'], 'seconds': time.time() - t0}
-            diag = []
-            for name, f in feats.items():
-                if name == 'logits':   # logits are not features; near-constant early is normal
-                    continue
-                st = check_collapse(f'{stage.name}.{name}', f, cfg.collapse_threshold,
-                                    stop=cfg.stop_on_collapse)
-                diag.append(format_stats(st))
-                row[f'var_{name}'] = st['rel_var']
-            w.writerow(row)
-            fcsv.flush()
-            if writer is not None:
-                for k, v in row.items():
-                    if k != 'epoch' and isinstance(v, float):
-                        writer.add_scalar(f'{stage.name}/{k}', v, epoch)
-            improved = summary['uar'] > best_uar
-            if improved:
-                best_uar, best_epoch, best_summary = summary['uar'], epoch, summary
-            payload = {'stage': stage.name, 'model': stage.model.state_dict(),
-                       'labels': list(stage.labels), 'epoch': epoch, 'best_uar': best_uar,
-                       'best_epoch': best_epoch, 'best_summary': best_summary,
-                       'optimizer': optimizer.state_dict(),
-                       'scheduler': scheduler.state_dict() if scheduler is not None else None,
-                       **stage.checkpoint_extra()}
-            save_checkpoint(out / 'last.pt', payload)
-            if improved:
-                save_checkpoint(out / 'best.pt', payload)
-            log(f'[{stage.name}] epoch {epoch}: loss {row["train_loss"]:.3f} train_acc '
-                f'{row["train_acc"]:.3f} | val acc {summary["accuracy"]:.3f} uar {summary["uar"]:.3f}'
-                f' f1 {summary["macro_f1"]:.3f} | {row["seconds"]:.0f}s | ' + ' | '.join(diag)
-                + (' *' if improved else ''))
-            if epoch - best_epoch >= cfg.patience:
-                log(f'[{stage.name}] early stop: no UAR gain for {cfg.patience} epochs '
-                    f'(best {best_uar:.3f} at epoch {best_epoch})')
-                break
-    if writer is not None:
-        writer.close()
+    finally:
+        if writer is not None:
+            writer.close()
+        _draw_curves(csv_path, cfg, stage.name, log)
     result = {'best_uar': best_uar, 'best_epoch': best_epoch, 'best': best_summary}
     (out / 'best_summary.json').write_text(json.dumps(result, indent=1))
     return result

@@ -8,8 +8,9 @@ Examples::
     emotion-train fusion --init-vision runs/vision/best.pt --init-vocal runs/vocal/best.pt
     emotion-train end2end --init-fusion runs/fusion/best.pt --unfreeze vision --lr 1e-4
 
-Every run writes ``OUT/metrics.csv`` (one row per epoch), ``OUT/last.pt`` (resume with
-``--resume OUT/last.pt``), ``OUT/best.pt`` (best validation UAR), ``OUT/command.txt``.
+Every run writes ``OUT/metrics.csv`` (one row per epoch), ``OUT/curves.png`` (loss, accuracy/UAR
+and feature variance per epoch), ``OUT/last.pt`` (resume with ``--resume OUT/last.pt``),
+``OUT/best.pt`` (best validation UAR), ``OUT/command.txt``.
 """
 from __future__ import annotations
 

@@ -67,9 +67,25 @@ def test_training_stops_on_collapse(syn_data, tmp_path):
         return m
     vision_stage.build_model = zeroed
     try:
-        with pytest.raises(FeatureCollapseError):
+        with pytest.raises(FeatureCollapseError, match='vision.embedding'):
             train.main(['vision', '--data', str(syn_data), '--labels', ','.join(LABELS3),
                         '--quiet', '--threads', '1', *TINY_VISION, '--epochs', '1',
                         '--max-faces', '60', '--stop-on-collapse', '--out', str(tmp_path)])
     finally:
         vision_stage.build_model = orig
+    # the collapsed epoch is still recorded, and drawn, before the run stops
+    rows = (tmp_path / 'metrics.csv').read_text().splitlines()
+    assert len(rows) == 2 and float(rows[1].split(',')[-2]) < 1e-3
+    assert (tmp_path / 'curves.png').stat().st_size > 5000
+
+
+def test_training_curves_drawn_from_metrics(tmp_path, trained):
+    import matplotlib.image as mpimg
+    from emotion_training.curves import plot_curves
+    png = trained['out'] / 'vision' / 'curves.png'      # drawn by every emotion-train run
+    img = mpimg.imread(png)
+    assert img.shape[1] > 2 * img.shape[0] > 300        # three panels side by side
+    empty = tmp_path / 'metrics.csv'
+    empty.write_text('epoch,train_loss\n')
+    with pytest.raises(ValueError, match='no epoch rows'):
+        plot_curves(empty, tmp_path / 'x.png')
