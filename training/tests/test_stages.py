@@ -212,3 +212,30 @@ def test_device_names_resolve_and_a_missing_gpu_is_a_clear_error():
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match='sees no CUDA GPU'):
             resolve_device('cuda')
+
+
+def test_vocal_mel_parameters_reach_the_checkpoint_and_the_bundle(syn_data, trained, tmp_path):
+    import pytest
+    from emotion_perception.model_bundle import ModelBundle
+    from emotion_perception.voice_windows import utterance_logits
+    from emotion_training.audio_io import read_mono
+    from emotion_training.engine import load_checkpoint
+    from emotion_training.export import main as export_main
+    from emotion_training.train import main
+    common = ['vocal', '--data', str(syn_data), '--labels', ','.join(LABELS3), '--quiet',
+              '--threads', '1', *TINY_VOCAL, '--epochs', '1', '--batch-size', '16',
+              '--val-speakers', '10']
+    assert main([*common, '--n-mels', '40', '--n-fft', '1024', '--win-length', '800',
+                 '--out', str(tmp_path / 'm')]) == 0
+    pre = load_checkpoint(tmp_path / 'm' / 'last.pt')['preprocess']
+    assert (pre['n_mels'], pre['n_fft'], pre['win_length']) == (40, 1024, 800)
+    out = trained['out']
+    assert export_main(['--vision', str(out / 'vision' / 'best.pt'), '--vocal',
+                        str(tmp_path / 'm' / 'last.pt'), '--fusion', str(out / 'fusion' / 'best.pt'),
+                        '--out', str(tmp_path / 'bundle')]) == 0
+    bundle = ModelBundle.load(tmp_path / 'bundle')
+    assert bundle.manifest['vocal']['n_mels'] == 40
+    audio, rate = read_mono(sorted((syn_data / 'emodb' / 'wav').glob('*.wav'))[0])
+    assert utterance_logits(bundle, audio, rate).shape == (len(LABELS3),)
+    with pytest.raises(SystemExit, match='--win-length 800 is longer than --n-fft 512'):
+        main([*common, '--win-length', '800', '--out', str(tmp_path / 'bad')])

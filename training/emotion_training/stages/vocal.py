@@ -95,6 +95,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--vocal-normalisation', choices=('global', 'per_window'), default='global',
                    help='log-mel normalisation written to the bundle: global training-set '
                    'mean/std (keeps loudness) or per window (gain-invariant)')
+    g.add_argument('--n-mels', type=int, default=VOCAL_PREPROCESS['n_mels'], help='mel bands')
+    g.add_argument('--n-fft', type=int, default=VOCAL_PREPROCESS['n_fft'], help='FFT size')
+    g.add_argument('--win-length', type=int, default=VOCAL_PREPROCESS['win_length'],
+                   help='STFT window in samples (400 = 25 ms at 16 kHz; longer resolves the '
+                   'pitch harmonics of low voices)')
     g.add_argument('--window-seconds', type=float, default=VOCAL_PREPROCESS['window_seconds'])
     g.add_argument('--hop-seconds', type=float, default=VOCAL_PREPROCESS['hop_seconds'])
     g.add_argument('--train-hop', type=float, default=TRAIN_HOP_S,
@@ -135,8 +140,11 @@ def _normaliser(x: np.ndarray, vocal: dict, kind: str) -> tuple[dict, Callable]:
 
 def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sample],
                 val: list[Sample], log) -> VocalStage:
+    if args.win_length > args.n_fft:
+        raise SystemExit(f'--win-length {args.win_length} is longer than --n-fft {args.n_fft}')
     vocal = dict(VOCAL_PREPROCESS, window_seconds=args.window_seconds,
-                 hop_seconds=args.hop_seconds)
+                 hop_seconds=args.hop_seconds, n_mels=args.n_mels, n_fft=args.n_fft,
+                 win_length=args.win_length)
     raw = raw_vocal_section(vocal)
     x, y, _ = file_windows(train, labels, raw, args.train_hop, 'train windows')
     vocal, normalise = _normaliser(x, vocal, args.vocal_normalisation)
