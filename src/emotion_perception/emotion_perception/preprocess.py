@@ -8,14 +8,15 @@ own preprocessing recipe.  Only numpy, OpenCV, scipy and librosa are used (no to
 from __future__ import annotations
 
 from math import gcd
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import cv2
 import librosa
 import numpy as np
 from scipy.signal import resample_poly
 
-__all__ = ['face_to_input', 'faces_to_batch', 'logmel', 'resample', 'to_grey']
+__all__ = ['face_to_input', 'faces_to_batch', 'logmel', 'normalise_logmel', 'resample',
+           'to_grey']
 
 
 def to_grey(crop: np.ndarray) -> np.ndarray:
@@ -110,14 +111,24 @@ def logmel(samples: np.ndarray, sample_rate: int, vocal: Mapping[str, Any]) -> n
         samples = resample(samples, int(sample_rate), rate)
     samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
     mel = np.log(_mel_power(samples, vocal) + 1e-6).astype(np.float32)
-    norm = vocal.get('normalisation', {'type': 'none'})
+    return normalise_logmel(mel, vocal.get('normalisation', {'type': 'none'}))
+
+
+def normalise_logmel(mel: np.ndarray, norm: Mapping[str, Any] | str,
+                     window_axes: Optional[tuple[int, ...]] = None) -> np.ndarray:
+    """Apply a manifest ``normalisation`` section to log-mel values (see ``logmel``).
+
+    ``window_axes``: the axes that make up one window when ``mel`` holds several (training
+    normalises a whole [W,1,M,T] stack at once with ``(1, 2, 3)``); None = ``mel`` is one window.
+    """
     if isinstance(norm, str):
         norm = {'type': norm}
     kind = norm.get('type', 'none')
     if kind == 'global':
         mel = (mel - float(norm['mean'])) / float(norm['std'])
     elif kind == 'per_window':
-        mel = (mel - mel.mean()) / (mel.std() + 1e-5)
+        m = mel.mean(axis=window_axes, keepdims=True)
+        mel = (mel - m) / (mel.std(axis=window_axes, keepdims=True) + 1e-5)
     elif kind != 'none':
         raise ValueError(f'unknown vocal normalisation type {kind!r}')
     return mel.astype(np.float32)

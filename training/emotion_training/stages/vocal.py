@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from emotion_perception.models.vocal_encoder import VocalEncoder
+from emotion_perception.preprocess import normalise_logmel
 
 from ..augment import augment_logmel
 from ..config import VOCAL_PREPROCESS
@@ -54,12 +55,18 @@ class VocalStage(EncoderStage):
         idx = torch.randperm(len(self.x), generator=g)[:2048]
         recalibrate_bn(self.model, self.x[idx])
 
-    def file_predictions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per-file (y_true, y_pred, mean logits, mean embedding) with the node's aggregation."""
+    def _window_outputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings, logits) of every validation window."""
         self.model.eval()
         with torch.no_grad():
             emb, logits = self.model(self.xv)
-        emb, logits = emb.cpu().numpy(), logits.cpu().numpy()
+        return emb.cpu().numpy(), logits.cpu().numpy()
+
+    def file_predictions(self, outputs: tuple[np.ndarray, np.ndarray] | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per-file (y_true, y_pred, mean logits, mean embedding) with the node's aggregation,
+        from ``outputs`` of ``_window_outputs`` when the caller already has them."""
+        emb, logits = outputs if outputs is not None else self._window_outputs()
         files = np.unique(self.fv)
         lg = np.stack([logits[self.fv == f].mean(0) for f in files])
         em = np.stack([emb[self.fv == f].mean(0) for f in files])
@@ -68,11 +75,9 @@ class VocalStage(EncoderStage):
 
     def evaluate(self):
         self.recalibrate()   # before scoring and before the checkpoint is written
-        yt, yp, lg, _ = self.file_predictions()
-        self.model.eval()
-        with torch.no_grad():
-            emb, _ = self.model(self.xv[:512])
-        return yt, yp, {'embedding': emb.cpu().numpy()}
+        outputs = self._window_outputs()
+        yt, yp, _, _ = self.file_predictions(outputs)
+        return yt, yp, {'embedding': outputs[0][:512]}
 
     def steps_per_epoch(self) -> int:
         return -(-len(self.y) // self.batch_size)
@@ -126,16 +131,15 @@ def _split(samples: list[Sample], val_speakers: set[str], train_speakers: set[st
 
 def _normaliser(x: np.ndarray, vocal: dict, kind: str) -> tuple[dict, Callable]:
     """The manifest normalisation for ``kind`` and a function applying it to raw log-mel windows
-    [W,1,M,T] with the same arithmetic as ``preprocess.logmel``.  'global' takes the mean/std of
-    the training windows ``x``."""
+    [W,1,M,T] (``preprocess.normalise_logmel``, as the node does).  'global' takes the mean/std
+    of the training windows ``x``."""
     if kind == 'per_window':
-        def per_window(a: np.ndarray) -> np.ndarray:
-            m = a.mean(axis=(1, 2, 3), keepdims=True)
-            return ((a - m) / (a.std(axis=(1, 2, 3), keepdims=True) + 1e-5)).astype(np.float32)
-        return dict(vocal, normalisation={'type': 'per_window'}), per_window
-    mean, std = round(float(x.mean()), 5), round(float(x.std() + 1e-6), 5)
-    return (dict(vocal, normalisation={'type': 'global', 'mean': mean, 'std': std}),
-            lambda a: (a - mean) / std)
+        norm = {'type': 'per_window'}
+    else:
+        norm = {'type': 'global', 'mean': round(float(x.mean()), 5),
+                'std': round(float(x.std() + 1e-6), 5)}
+    return (dict(vocal, normalisation=norm),
+            lambda a: normalise_logmel(a, norm, window_axes=(1, 2, 3)))
 
 
 def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sample],
