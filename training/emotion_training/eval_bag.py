@@ -263,7 +263,9 @@ class OfflinePipeline:
             bundle, vp['window_seconds'] or bundle.window_seconds,
             vp['hop_seconds'] or bundle.hop_seconds,
             AudioStreamBuffer(vp['buffer_seconds'], vp['gap_tolerance'], vp['max_gap_fill']),
-            vad, vp['min_speech_fraction'])
+            vad, vp['min_speech_fraction'],
+            speaker_half_life_seconds=(vp['speaker_half_life_seconds']
+                                       if vp['speaker_adaptation'] else None))
         self.engines = {name: FusionEngine(self.cfg, bundle, voice_window_s=bundle.window_seconds)
                         for name in ('fused', 'vision_only', 'voice_only')}
         self.preds: dict[str, list[Prediction]] = {k: [] for k in self.engines}

@@ -22,7 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from emotion_perception.model_bundle import BundleError, ModelBundle
-from emotion_perception.voice_windows import utterance_logits
+from emotion_perception.speaker_calibration import SpeakerCalibration
+from emotion_perception.voice_windows import calibrate_speaker, utterance_logits
 
 from .audio_io import AudioReadError, read_mono
 from .datasets import (UnreadableImageError, load_audio_folders, load_emodb, load_image_folders,
@@ -125,10 +126,36 @@ def face_logits(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable:
     return np.concatenate(embs), np.concatenate(logits), np.array(ys), kept
 
 
-def speech_logits(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable: bool
+def speaker_calibrations(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable: bool,
+                         enabled: bool = True) -> dict[str, SpeakerCalibration]:
+    """Per speaker id, the offline calibration of a speaker-normalised bundle (``calibrate_speaker``
+    over all of that speaker's files; files without a speaker id form one group).  Empty when the
+    bundle needs none or ``enabled`` is False (then the training population's statistics apply)."""
+    if not enabled or not bundle.speaker_normalised:
+        return {}
+    groups: dict[str, list[Sample]] = {}
+    for s in samples:
+        groups.setdefault(s.speaker, []).append(s)
+
+    def audio_of(group: list[Sample]):
+        for s in group:
+            try:
+                yield read_mono(s.path)
+            except AudioReadError as exc:
+                if not skip_unreadable:
+                    raise SystemExit(f'emotion-eval: {exc}') from exc
+    progress(f'calibrating to {len(groups)} speaker(s): '
+             f'{", ".join(sorted(k or "(no id)" for k in groups))}')
+    return {k: calibrate_speaker(bundle, audio_of(g)) for k, g in groups.items()}
+
+
+def speech_logits(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable: bool,
+                  calibrate: bool = True
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Sample]]:
-    """Per-file (mean embedding, logits, y, kept) with the vocal node's windowing/aggregation."""
+    """Per-file (mean embedding, logits, y, kept) with the vocal node's windowing/aggregation
+    (per-speaker calibration first where the bundle is speaker-normalised and ``calibrate``)."""
     idx = {k: i for i, k in enumerate(bundle.labels)}
+    cals = speaker_calibrations(bundle, samples, skip_unreadable, calibrate)
     embs, logits, ys, kept = [], [], [], []
     for s in tqdm(samples, desc='speech', file=sys.stderr, leave=False):
         try:
@@ -138,7 +165,8 @@ def speech_logits(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadabl
                 raise SystemExit(f'emotion-eval: {exc}') from exc
             progress(f'skipping: {exc}')
             continue
-        lg, emb = utterance_logits(bundle, audio, rate, return_embeddings=True)
+        lg, emb = utterance_logits(bundle, audio, rate, return_embeddings=True,
+                                   calibration=cals.get(s.speaker))
         embs.append(emb)
         logits.append(lg)
         ys.append(idx[s.label])
@@ -168,8 +196,18 @@ def run_speech(args) -> int:
     bundle = load_bundle(args)
     samples = speech_samples(args.wav_dir, bundle.labels)
     progress(f'{len(samples)} speech files from {args.wav_dir}; bundle {bundle.path}')
-    _, logits, y, _ = speech_logits(bundle, samples, args.skip_unreadable)
-    return _finish(args, summarise(y, logits.argmax(1), bundle.labels), 'speech')
+    _, logits, y, _ = speech_logits(bundle, samples, args.skip_unreadable, args.calibrate)
+    return _finish(args, summarise(y, logits.argmax(1), bundle.labels), 'speech',
+                   _calibration_note(bundle, args))
+
+
+def _calibration_note(bundle: ModelBundle, args) -> dict:
+    """Say in the JSON how the voice was normalised (a speaker-normalised bundle scores better
+    with calibration, and a reader must know which number they see)."""
+    if not bundle.speaker_normalised:
+        return {}
+    return {'speaker_calibration': 'per speaker, from the unlabelled audio of the files scored'
+            if args.calibrate else 'none (training population statistics)'}
 
 
 def run_fused(args) -> int:
@@ -190,11 +228,12 @@ def run_fused(args) -> int:
     from emotion_perception.voice_windows import utterance_windows  # noqa: PLC0415
     idx = {k: i for i, k in enumerate(labels)}
     wemb, wlog, wy, wfile = [], [], [], []
+    cals = speaker_calibrations(bundle, ss, args.skip_unreadable, args.calibrate)
     for i, s in enumerate(tqdm(ss, desc='speech', file=sys.stderr, leave=False)):
         audio, rate = read_mono(s.path)
         wins = utterance_windows(audio, rate, bundle.sample_rate, bundle.window_seconds,
                                  bundle.hop_seconds)
-        e, lg = bundle.encode_voice_windows(wins, bundle.sample_rate)
+        e, lg = bundle.encode_voice_windows(wins, bundle.sample_rate, cals.get(s.speaker))
         wemb.append(e)
         wlog.append(lg)
         wy += [idx[s.label]] * len(wins)
@@ -225,7 +264,8 @@ def run_fused(args) -> int:
     extra = {'single_modality': single, 'steps': args.steps, 'seed': args.seed,
              'beats_best_single_uar': fused['uar'] > better['uar'],
              'mean_valence_arousal': va.mean(0).round(4).tolist(),
-             'note': 'pseudo-pairs: faces and utterances of the same label from different sets'}
+             'note': 'pseudo-pairs: faces and utterances of the same label from different sets',
+             **_calibration_note(bundle, args)}
     return _finish(args, fused, 'fused', extra)
 
 
@@ -237,16 +277,24 @@ def add_parser(sub) -> None:
         p.add_argument('--threads', type=int, default=2, help='onnxruntime threads')
         p.add_argument('--skip-unreadable', action='store_true',
                        help='skip unreadable files (default: fail naming the file)')
+
+    def calibration(p: argparse.ArgumentParser) -> None:
+        p.add_argument('--no-calibration', dest='calibrate', action='store_false',
+                       help='speaker-normalised bundles: score with the training population\'s '
+                       'log-mel statistics instead of calibrating to each speaker (speaker ids '
+                       'from EmoDB/CREMA-D file names; files without one form one group)')
     p = sub.add_parser('faces', help='face crops in class subfolders')
     common(p)
     p.add_argument('image_dir')
     p.set_defaults(func=run_faces)
     p = sub.add_parser('speech', help='WAVs with EmoDB names or in class subfolders')
     common(p)
+    calibration(p)
     p.add_argument('wav_dir')
     p.set_defaults(func=run_speech)
     p = sub.add_parser('fused', help='pseudo-pair sequences of held-out faces and speech')
     common(p)
+    calibration(p)
     p.add_argument('--faces', required=True)
     p.add_argument('--speech', required=True)
     p.add_argument('--steps', type=int, default=4)

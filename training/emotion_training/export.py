@@ -109,7 +109,10 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str], vision: Vi
     vocal_section = dict(vocal_pre)
     vocal_section.update({'file': VOCAL_FILE, 'embedding_size': int(vocal.config['embedding_size']),
                           'frames': frames,
-                          'input': 'logmel [N,1,n_mels,frames] float32 = preprocess.logmel',
+                          'input': ('logmel [N,1,n_mels,frames] float32 = '
+                                    'ModelBundle.voice_input (preprocess.logmel, normalised as '
+                                    '"normalisation" says; type speaker: per speaker, see '
+                                    'speaker_calibration.py)'),
                           'outputs': ['embedding', 'logits'], 'architecture': vocal.config})
     cfg = {k: v for k, v in fusion.config.items() if k != 'va_table'}
     manifest: dict[str, Any] = {

@@ -22,6 +22,7 @@ from emotion_perception.voice_windows import active_mask, windows
 
 from .audio_io import read_mono
 from .datasets.common import Sample
+from .voice_data import normalise_windows, raw_vocal_section
 from .pairing import SeqBatch
 
 _CASCADE: Optional[cv2.CascadeClassifier] = None
@@ -48,7 +49,8 @@ def detect_face(frame: np.ndarray, fallback: str = 'center') -> Optional[np.ndar
 
 def clip_sequence(sample: Sample, label_index: int, vision: dict, vocal: dict, steps: int,
                   face_fallback: str = 'center') -> Optional[dict]:
-    """Arrays of one clip: faces [T,1,H,W], fp [T], voice [T,1,M,F], vp [T], label."""
+    """Arrays of one clip: faces [T,1,H,W], fp [T], voice [T,1,M,F] (raw log-mel, normalised by
+    ``load_real_sequences``), vp [T], label."""
     audio_path = sample.audio or sample.path
     if sample.video is None or audio_path is None:
         return None
@@ -69,7 +71,7 @@ def clip_sequence(sample: Sample, label_index: int, vision: dict, vocal: dict, s
         raise RuntimeError(f'cannot open video {sample.video}')
     try:
         for t, w in enumerate(wins):
-            voice[t, 0] = logmel(w, rate, vocal)
+            voice[t, 0] = logmel(w, rate, raw_vocal_section(vocal))
             vp[t] = float(keep[t])
             cap.set(cv2.CAP_PROP_POS_MSEC, (t * hop_s + win_s / 2) * 1000.0)
             ok, frame = cap.read()
@@ -125,9 +127,27 @@ class MixedPairs:
 def load_real_sequences(samples: Sequence[Sample], labels: Sequence[str], vision: dict,
                         vocal: dict, steps: int, face_fallback: str = 'center') -> list[dict]:
     idx = {k: i for i, k in enumerate(labels)}
-    out = []
+    out, speakers = [], []
     for s in tqdm(samples, desc='real pairs', file=sys.stderr, leave=False):
         seq = clip_sequence(s, idx[s.label], vision, vocal, steps, face_fallback)
         if seq is not None:
             out.append(seq)
+            speakers.append(s.speaker)
+    _normalise_voice(out, speakers, vocal.get('normalisation', {'type': 'none'}))
     return out
+
+
+def _normalise_voice(seqs: list[dict], speakers: Sequence[str], norm: dict) -> None:
+    """Normalise the raw voice windows of all clips in place, as the node would: a 'speaker'
+    bundle is calibrated per actor from the actor's active (present) windows only."""
+    if not seqs:
+        return
+    voice = np.concatenate([s['voice'] for s in seqs])
+    active = np.concatenate([s['vp'] for s in seqs]) > 0
+    spk = np.repeat(np.asarray(speakers), seqs[0]['vp'].shape[0])
+    out = normalise_windows(voice, spk, norm)
+    if norm.get('type') == 'speaker' and active.any():  # calibrate on speech, not on silence
+        out[active] = normalise_windows(voice[active], spk[active], norm)
+    T = seqs[0]['vp'].shape[0]
+    for i, s in enumerate(seqs):
+        s['voice'] = out[i * T:(i + 1) * T]

@@ -7,7 +7,7 @@ manifest, in about a second.
 from __future__ import annotations
 
 import pathlib
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -37,10 +37,15 @@ def tiny_models(labels: Sequence[str] = DEFAULT_LABELS, seed: int = 0,
 
 
 def make_test_bundle(out_dir: str | pathlib.Path, labels: Sequence[str] = DEFAULT_LABELS,
-                     seed: int = 0) -> pathlib.Path:
-    """Write a small, valid, random-weight bundle to ``out_dir`` and return its path."""
+                     seed: int = 0, vocal_normalisation: Optional[dict] = None) -> pathlib.Path:
+    """Write a small, valid, random-weight bundle to ``out_dir`` and return its path.
+
+    ``vocal_normalisation``: another manifest normalisation section (e.g. a 'speaker' one)."""
     vision, vocal, fusion = tiny_models(labels, seed)
+    vocal_pre = dict(VOCAL_PREPROCESS)
+    if vocal_normalisation is not None:
+        vocal_pre['normalisation'] = dict(vocal_normalisation)
     return export_bundle(out_dir, list(labels), vision, dict(VISION_PREPROCESS), vocal,
-                         dict(VOCAL_PREPROCESS), fusion,
+                         vocal_pre, fusion,
                          training={'note': 'random weights for tests (make_test_bundle)'},
                          metrics={}, version='0.0.0-test', seed=seed)

@@ -106,6 +106,15 @@ def test_audio_class_folders(tmp_path):
     assert sorted(x.label for x in load_audio_folders(tmp_path, L)) == ['angry', 'neutral']
 
 
+def test_audio_class_folders_keep_corpus_speaker_ids(tmp_path):
+    """Speech sorted into class folders keeps its EmoDB/CREMA-D speaker (for calibration)."""
+    _wav(tmp_path / 'angry' / '03a01Wa.wav')
+    _wav(tmp_path / 'sad' / '1091_IEO_SAD_LO.wav')
+    _wav(tmp_path / 'sad' / 'recording.wav')
+    got = {x.path.name: x.speaker for x in load_audio_folders(tmp_path, L)}
+    assert got == {'03a01Wa.wav': '03', '1091_IEO_SAD_LO.wav': '1091', 'recording.wav': ''}
+
+
 def test_real_data_layouts(data_root):
     fer = load_image_folders(data_root / 'fer2013' / 'validation', L)
     assert len(fer) > 3000 and {x.label for x in fer} == set(L)

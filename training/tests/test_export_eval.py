@@ -181,3 +181,47 @@ def test_eval_speech_any_rate_and_length_in_class_folders(trained_bundle, tmp_pa
     assert eval_main(['speech', '--bundle', str(trained_bundle), str(tmp_path)]) == 0
     res = _json_line(capsys.readouterr().out)
     assert res['n'] == 4 and res['labels'] == ['happy', 'neutral', 'sad']
+
+
+def test_speaker_normalised_vocal_stage_matches_emotion_eval_and_ignores_gain(
+        syn_data, trained, tmp_path, capsys):
+    """--vocal-normalisation speaker: the bundle carries the population prior, emotion-eval
+    calibrates per speaker and reproduces the stage's own validation score, and a held-out
+    speaker recorded 20 dB quieter is read the same (the point of calibrating)."""
+    import csv
+
+    import soundfile as sf
+    from emotion_training.audio_io import read_mono
+    from emotion_training.train import main as train_main
+    from emotion_training_helpers import LABELS3, TINY_VOCAL
+    out = trained['out']
+    assert train_main(['vocal', *trained['common'], *TINY_VOCAL, '--epochs', '6',
+                       '--batch-size', '16', '--optimizer', 'adamw', '--lr', '0.01',
+                       '--val-speakers', '10', '--vocal-normalisation', 'speaker',
+                       '--speaker-prior-seconds', '0', '--out', str(tmp_path / 'v')]) == 0
+    assert export_main(['--vision', str(out / 'vision' / 'best.pt'), '--vocal',
+                        str(tmp_path / 'v' / 'last.pt'), '--fusion',
+                        str(out / 'fusion' / 'best.pt'), '--out', str(tmp_path / 'b')]) == 0
+    norm = ModelBundle.load(tmp_path / 'b').manifest['vocal']['normalisation']
+    assert norm['type'] == 'speaker' and len(norm['mean']) == len(norm['std']) == 64
+    loud, quiet = tmp_path / 'loud', tmp_path / 'quiet'
+    loud.mkdir()
+    quiet.mkdir()
+    for f in sorted((syn_data / 'emodb' / 'wav').glob('10*.wav')):
+        shutil.copy(f, loud / f.name)
+        audio, rate = read_mono(f)
+        sf.write(str(quiet / f.name), 0.1 * audio, rate)
+    results = {}
+    for name, folder in (('loud', loud), ('quiet', quiet)):
+        assert eval_main(['speech', '--bundle', str(tmp_path / 'b'), str(folder)]) == 0
+        results[name] = _json_line(capsys.readouterr().out)
+    with open(tmp_path / 'v' / 'metrics.csv') as f:
+        last = list(csv.DictReader(f))[-1]
+    assert results['loud']['n'] == 4 * len(LABELS3)
+    assert results['loud']['accuracy'] == pytest.approx(float(last['val_accuracy']), abs=1e-6)
+    assert results['loud']['uar'] > 1.0 / len(LABELS3)
+    assert results['quiet']['confusion'] == results['loud']['confusion']
+    assert 'per speaker' in results['loud']['speaker_calibration']
+    assert eval_main(['speech', '--no-calibration', '--bundle', str(tmp_path / 'b'),
+                      str(quiet)]) == 0
+    assert _json_line(capsys.readouterr().out)['speaker_calibration'].startswith('none')

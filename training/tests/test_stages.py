@@ -153,12 +153,14 @@ def test_checkpoints_record_their_split_and_leaky_warm_starts_warn(trained, syn_
 
 def test_vocal_training_normalisation_matches_the_node_preprocessing():
     """The vocal stage normalises raw log-mel windows itself; the node gets the same numbers from
-    preprocess.logmel with the manifest section the stage writes (both normalisation kinds)."""
+    preprocess.logmel with the manifest section the stage writes (all normalisation kinds; for
+    'speaker', once the node's calibration has heard the same windows)."""
     import numpy as np
-    from emotion_perception.preprocess import logmel
+    from emotion_perception.preprocess import logmel, normalise_logmel
+    from emotion_perception.speaker_calibration import SpeakerCalibration
     from emotion_training.config import VOCAL_PREPROCESS
-    from emotion_training.stages.vocal import _normaliser
-    from emotion_training.voice_data import raw_vocal_section
+    from emotion_training.stages.vocal import _normalisation
+    from emotion_training.voice_data import normalise_windows, raw_vocal_section
     rng = np.random.default_rng(0)
     rate = int(VOCAL_PREPROCESS['sample_rate'])
     t = np.arange(rate) / rate
@@ -166,11 +168,24 @@ def test_vocal_training_normalisation_matches_the_node_preprocessing():
                .astype(np.float32) for f in (150.0, 420.0, 1300.0)]
     raw = raw_vocal_section(dict(VOCAL_PREPROCESS))
     x = np.stack([logmel(w, rate, raw)[None] for w in windows])
-    for kind in ('global', 'per_window'):
-        section, normalise = _normaliser(x, dict(VOCAL_PREPROCESS), kind)
-        assert section['normalisation']['type'] == kind
-        node = np.stack([logmel(w, rate, section)[None] for w in windows])
-        np.testing.assert_allclose(normalise(x), node, rtol=1e-4, atol=1e-4)
+    quiet = [0.2 * w for w in windows]             # a quieter speaker than the population
+    xq = np.stack([logmel(w, rate, raw)[None] for w in quiet])
+    for kind in ('global', 'per_window', 'speaker'):
+        norm = _normalisation(x, dict(VOCAL_PREPROCESS), kind, prior_seconds=1.0)
+        assert norm['type'] == kind
+        section = dict(VOCAL_PREPROCESS, normalisation=norm)
+        trained = normalise_windows(xq, ['03'] * len(xq), norm)
+        prior_only = np.stack([logmel(w, rate, section)[None] for w in quiet])
+        if kind == 'speaker':
+            cal = SpeakerCalibration.from_manifest(norm)
+            cal.update(xq)
+            node = np.stack([normalise_logmel(logmel(w, rate, raw), norm, calibration=cal)[None]
+                             for w in quiet])
+            # calibration removes most of the level difference that the prior alone keeps
+            assert abs(trained.mean()) < 0.5 * abs(prior_only.mean())
+        else:
+            node = prior_only
+        np.testing.assert_allclose(trained, node, rtol=1e-4, atol=1e-4)
 
 
 def test_mixup_mixes_inputs_and_labels_with_one_lambda():

@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import preprocess
+from .speaker_calibration import SpeakerCalibration
 
 __all__ = ['BUNDLE_FORMAT', 'BundleError', 'ModelBundle', 'default_bundle_path', 'load_manifest',
            'sha256_of']
@@ -75,6 +76,24 @@ def _check_positive_int(manifest: dict, section: str, key: str, where: pathlib.P
                           f'got {value!r}')
 
 
+def _check_normalisation(vocal: dict, where: pathlib.Path) -> None:
+    """The vocal ``normalisation`` section must be one that ``preprocess`` can apply."""
+    norm = vocal['normalisation']
+    kind = norm.get('type') if isinstance(norm, dict) else None
+    if kind not in ('global', 'per_window', 'speaker', 'none'):
+        raise BundleError(f'{where}: vocal.normalisation must be an object whose "type" is global, '
+                          f'per_window, speaker or none, got {norm!r}')
+    if kind == 'speaker':
+        try:
+            SpeakerCalibration.from_manifest(norm)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f'{where}: vocal.normalisation of type speaker is invalid '
+                              f'(needs mean/std lists and prior_frames): {exc}') from exc
+        if len(norm['mean']) != int(vocal['n_mels']):
+            raise BundleError(f'{where}: vocal.normalisation has {len(norm["mean"])} band means '
+                              f'for {vocal["n_mels"]} mel bands')
+
+
 def load_manifest(path: Optional[os.PathLike | str] = None, verify_files: bool = True) -> dict:
     """Read and validate ``manifest.json`` of a bundle directory (format, keys, files, sha256)."""
     bundle = pathlib.Path(path) if path is not None else default_bundle_path()
@@ -116,6 +135,7 @@ def load_manifest(path: Optional[os.PathLike | str] = None, verify_files: bool =
         v = manifest['vocal'][key]
         if not isinstance(v, (int, float)) or v <= 0:
             raise BundleError(f'{mpath}: manifest field vocal.{key} must be > 0, got {v!r}')
+    _check_normalisation(manifest['vocal'], mpath)
     va = manifest['valence_arousal']
     if not isinstance(va, dict) or set(va) != set(labels):
         raise BundleError(f'{mpath}: manifest field "valence_arousal" must give [valence, arousal] '
@@ -270,8 +290,28 @@ class ModelBundle:
         emb, logits = self.session('vision').run(['embedding', 'logits'], {'image': batch})
         return emb.astype(np.float32), logits.astype(np.float32)
 
-    def voice_input(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        """One window of audio -> the vocal encoder's [1, n_mels, frames] input.
+    @property
+    def speaker_normalised(self) -> bool:
+        """True when the vocal encoder expects per-speaker normalised log-mel (see
+        ``speaker_calibration``); callers then pass a ``SpeakerCalibration`` per speaker."""
+        return self.manifest['vocal']['normalisation'].get('type') == 'speaker'
+
+    def new_calibration(self, half_life_seconds: Optional[float] = None
+                        ) -> Optional[SpeakerCalibration]:
+        """A fresh per-speaker calibration for this bundle, or None if it needs none.
+
+        ``half_life_seconds`` of speech after which old frames count half (online use);
+        None keeps every frame (offline, one speaker's files)."""
+        if not self.speaker_normalised:
+            return None
+        vocal = self.manifest['vocal']
+        frames = None
+        if half_life_seconds is not None:
+            frames = float(half_life_seconds) * int(vocal['sample_rate']) / int(vocal['hop_length'])
+        return SpeakerCalibration.from_manifest(vocal['normalisation'], frames)
+
+    def voice_logmel(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        """One window of audio -> raw (unnormalised) log-mel [n_mels, frames].
 
         Resamples to the manifest rate, then centre-crops or zero-pads to exactly one window so a
         slightly short or long buffer still gives the shape the model was exported with.
@@ -285,17 +325,49 @@ class ModelBundle:
             samples = samples[start:start + n]
         elif samples.size < n:
             samples = np.pad(samples, (0, n - samples.size))
-        return preprocess.logmel(samples, self.sample_rate, self.manifest['vocal'])[None]
+        raw = dict(self.manifest['vocal'], normalisation={'type': 'none'})
+        return preprocess.logmel(samples, self.sample_rate, raw)
 
-    def encode_voice_windows(self, windows: list[np.ndarray],
-                             sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-        """Several windows in one call -> (embeddings [N,E], logits [N,C])."""
-        if len(windows) == 0:
+    def voice_input(self, samples: np.ndarray, sample_rate: int,
+                    calibration: Optional[SpeakerCalibration] = None) -> np.ndarray:
+        """One window of audio -> the vocal encoder's [1, n_mels, frames] input."""
+        return self.normalise_voice(self.voice_logmel(samples, sample_rate), calibration)[None]
+
+    def normalise_voice(self, mel: np.ndarray,
+                        calibration: Optional[SpeakerCalibration] = None) -> np.ndarray:
+        """Raw log-mel ([M, T] or [..., M, T]) -> normalised as the manifest says."""
+        return preprocess.normalise_logmel(mel, self.manifest['vocal']['normalisation'],
+                                           calibration=calibration)
+
+    def encode_voice_logmel(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised inputs [N, 1, M, T] -> (embeddings [N,E], logits [N,C])."""
+        if len(batch) == 0:
             return (np.zeros((0, self.voice_embedding_size), np.float32),
                     np.zeros((0, len(self.labels)), np.float32))
-        batch = np.stack([self.voice_input(w, sample_rate) for w in windows]).astype(np.float32)
-        emb, logits = self.session('vocal').run(['embedding', 'logits'], {'logmel': batch})
+        emb, logits = self.session('vocal').run(['embedding', 'logits'],
+                                                {'logmel': np.asarray(batch, np.float32)})
         return emb.astype(np.float32), logits.astype(np.float32)
+
+    def encode_voice_windows(self, windows: list[np.ndarray], sample_rate: int,
+                             calibration: Optional[SpeakerCalibration] = None,
+                             learn: Optional[Sequence[bool]] = None
+                             ) -> tuple[np.ndarray, np.ndarray]:
+        """Several windows in one call -> (embeddings [N,E], logits [N,C]).
+
+        ``calibration``: the speaker's statistics when the bundle is speaker-normalised (None =
+        the training population's).  ``learn``: per window, add it to ``calibration`` first
+        (the node passes its VAD speech flags, so the calibration follows the person talking).
+        """
+        if len(windows) == 0:
+            return self.encode_voice_logmel(np.zeros((0,), np.float32))
+        raw = np.stack([self.voice_logmel(w, sample_rate) for w in windows])
+        if calibration is not None and learn is not None:
+            keep = np.asarray(learn, bool)
+            if keep.shape != (len(windows),):
+                raise ValueError(f'learn has {keep.size} flags for {len(windows)} windows')
+            if keep.any():
+                calibration.update(raw[keep])
+        return self.encode_voice_logmel(self.normalise_voice(raw, calibration)[:, None])
 
     def encode_voice_window(self, samples: np.ndarray,
                             sample_rate: int) -> tuple[np.ndarray, np.ndarray]:

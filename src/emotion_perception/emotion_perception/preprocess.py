@@ -15,6 +15,8 @@ import librosa
 import numpy as np
 from scipy.signal import resample_poly
 
+from .speaker_calibration import SpeakerCalibration
+
 __all__ = ['face_to_input', 'faces_to_batch', 'logmel', 'normalise_logmel', 'resample',
            'to_grey']
 
@@ -99,7 +101,9 @@ def logmel(samples: np.ndarray, sample_rate: int, vocal: Mapping[str, Any]) -> n
     log of power + 1e-6 (floor so digital silence is finite).  ``normalisation`` in the manifest
     selects what follows: ``{"type": "global", "mean": m, "std": s}`` (statistics of the training
     set; keeps loudness, which carries arousal), ``{"type": "per_window"}`` (zero mean, unit
-    variance per window; gain-invariant) or ``{"type": "none"}``.
+    variance per window; gain-invariant), ``{"type": "speaker", ...}`` (per band by the speaker's
+    statistics, see ``speaker_calibration``; here, without a calibration, the training
+    population's) or ``{"type": "none"}``.
     """
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim == 2 and 1 in samples.shape:
@@ -115,11 +119,14 @@ def logmel(samples: np.ndarray, sample_rate: int, vocal: Mapping[str, Any]) -> n
 
 
 def normalise_logmel(mel: np.ndarray, norm: Mapping[str, Any] | str,
-                     window_axes: Optional[tuple[int, ...]] = None) -> np.ndarray:
+                     window_axes: Optional[tuple[int, ...]] = None,
+                     calibration: Optional[SpeakerCalibration] = None) -> np.ndarray:
     """Apply a manifest ``normalisation`` section to log-mel values (see ``logmel``).
 
     ``window_axes``: the axes that make up one window when ``mel`` holds several (training
     normalises a whole [W,1,M,T] stack at once with ``(1, 2, 3)``); None = ``mel`` is one window.
+    'speaker' normalises each band (axis -2) by the speaker's statistics from ``calibration``,
+    or by the training population's (the manifest prior) when there is none.
     """
     if isinstance(norm, str):
         norm = {'type': norm}
@@ -129,6 +136,8 @@ def normalise_logmel(mel: np.ndarray, norm: Mapping[str, Any] | str,
     elif kind == 'per_window':
         m = mel.mean(axis=window_axes, keepdims=True)
         mel = (mel - m) / (mel.std(axis=window_axes, keepdims=True) + 1e-5)
+    elif kind == 'speaker':
+        mel = (calibration or SpeakerCalibration.from_manifest(norm)).normalise(mel)
     elif kind != 'none':
         raise ValueError(f'unknown vocal normalisation type {kind!r}')
     return mel.astype(np.float32)

@@ -54,6 +54,11 @@ PARAMS = [
               'floor.', in_range(0.0, 50.0)),
     ParamSpec('min_speech_fraction', 0.2, 'A window is speech when at least this fraction of '
               'its VAD frames are.', in_range(0.0, 1.0)),
+    ParamSpec('speaker_adaptation', True, 'Speaker-normalised bundles: calibrate the log-mel '
+              'statistics online to the person talking (false = training population\'s).',
+              any_value),
+    ParamSpec('speaker_half_life_seconds', 300.0, 'Speaker adaptation: speech this many seconds '
+              'old counts half (shorter follows a new speaker sooner).', in_range(1.0, 36000.0)),
 ]
 
 
@@ -76,8 +81,10 @@ class VocalNode(Node):
                'noise_percentile': p['vad_noise_percentile']}
         try:
             buffer = AudioStreamBuffer(p['buffer_seconds'], p['gap_tolerance'], p['max_gap_fill'])
-            self.pipeline = VoicePipeline(self.bundle, window, hop, buffer, vad,
-                                          p['min_speech_fraction'])
+            self.pipeline = VoicePipeline(
+                self.bundle, window, hop, buffer, vad, p['min_speech_fraction'],
+                speaker_half_life_seconds=(p['speaker_half_life_seconds']
+                                           if p['speaker_adaptation'] else None))
         except ValueError as exc:
             raise ParameterError(str(exc)) from exc
         self.get_logger().info(f'voice windows {window:.2f} s every {hop:.2f} s'
@@ -167,6 +174,8 @@ class VocalNode(Node):
         r.latency('processing', self.latency)
         if self.pipeline.vad is not None:
             r.add('noise_floor_db', self.pipeline.vad.noise_floor_db)
+        if self.pipeline.calibration is not None:
+            r.add('speaker_calibration_seconds', self.pipeline.calibration_seconds())
         r.model(self.model_error or self.pipeline.model_error)
         if self.rejected or self._irregular():
             r.raise_level(WARN, 'irregular or rejected audio chunks')

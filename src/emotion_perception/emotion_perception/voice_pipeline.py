@@ -38,7 +38,11 @@ class VoicePipeline:
 
     def __init__(self, bundle: Any, window_seconds: float, hop_seconds: float,
                  buffer: Optional[AudioStreamBuffer] = None, vad_params: Optional[dict] = None,
-                 min_speech_fraction: float = 0.2, encode: bool = True) -> None:
+                 min_speech_fraction: float = 0.2, encode: bool = True,
+                 speaker_half_life_seconds: Optional[float] = 300.0) -> None:
+        """``speaker_half_life_seconds``: for a speaker-normalised bundle, the online speaker
+        calibration forgets speech this old by half (None = no calibration: the training
+        population's statistics are used throughout)."""
         if window_seconds < 0.01 or hop_seconds < 0.001:
             raise ValueError(f'window ({window_seconds} s) must be >= 0.01 s and hop '
                              f'({hop_seconds} s) >= 0.001 s')
@@ -57,6 +61,18 @@ class VoicePipeline:
         self.windows_emitted = 0
         self.encode_seconds = 0.0
         self.model_error = ''
+        # Online calibration to the person talking (speaker-normalised bundles only): every
+        # window the VAD calls speech is added before it is normalised (speaker_calibration).
+        self.calibration = (bundle.new_calibration(speaker_half_life_seconds)
+                            if bundle is not None and speaker_half_life_seconds is not None
+                            else None)
+
+    def calibration_seconds(self) -> float:
+        """Effective seconds of speech the speaker calibration holds (0 without one)."""
+        if self.calibration is None or self.bundle is None:
+            return 0.0
+        vocal = self.bundle.manifest['vocal']
+        return self.calibration.frames * int(vocal['hop_length']) / int(vocal['sample_rate'])
 
     def _restart(self, rate: int) -> None:
         if self.vad is None or self.vad.sample_rate != rate:
@@ -111,7 +127,9 @@ class VoicePipeline:
         if windows and self.encode and self.bundle is not None:
             t0 = time.perf_counter()
             try:
-                emb, logits = self.bundle.encode_voice_windows([w.samples for w in windows], rate)
+                emb, logits = self.bundle.encode_voice_windows(
+                    [w.samples for w in windows], rate, self.calibration,
+                    learn=[w.speech for w in windows])
                 for w, e, lg in zip(windows, emb, logits):
                     w.embedding, w.logits = e, lg
                 self.model_error = ''

@@ -9,7 +9,7 @@ Numpy only (no torch, no rclpy).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from .preprocess import resample
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model_bundle import ModelBundle
+    from .speaker_calibration import SpeakerCalibration
 
 #: a window is "active" when its RMS is at least this fraction of the loudest window's (-20 dB)
 ACTIVE_RELATIVE_RMS = 0.1
@@ -79,15 +80,36 @@ def utterance_windows(samples: np.ndarray, rate: int, target_rate: int, window_s
 
 
 def utterance_logits(bundle: 'ModelBundle', samples: np.ndarray, rate: int,
-                     return_embeddings: bool = False
+                     return_embeddings: bool = False,
+                     calibration: Optional['SpeakerCalibration'] = None
                      ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """One prediction per utterance: mean logits [C] of its active windows (and mean embedding)."""
+    """One prediction per utterance: mean logits [C] of its active windows (and mean embedding).
+
+    ``calibration``: the speaker's statistics for a speaker-normalised bundle (see
+    ``calibrate_speaker``); None = the training population's."""
     wins = utterance_windows(samples, rate, bundle.sample_rate, bundle.window_seconds,
                              bundle.hop_seconds)
-    emb, logits = bundle.encode_voice_windows(wins, bundle.sample_rate)
+    emb, logits = bundle.encode_voice_windows(wins, bundle.sample_rate, calibration)
     if return_embeddings:
         return aggregate(logits), emb.mean(axis=0)
     return aggregate(logits)
+
+
+def calibrate_speaker(bundle: 'ModelBundle', utterances: Iterable[tuple[np.ndarray, int]]
+                      ) -> Optional['SpeakerCalibration']:
+    """Offline calibration to one speaker: the statistics of the active windows (the same windows
+    that are scored) of all the speaker's utterances, given as (samples, rate).  None when the
+    bundle is not speaker-normalised.  Needs no labels: on the robot the vocal node does the same
+    online from the speech it hears."""
+    cal = bundle.new_calibration()
+    if cal is None:
+        return None
+    for samples, rate in utterances:
+        wins = utterance_windows(samples, rate, bundle.sample_rate, bundle.window_seconds,
+                                 bundle.hop_seconds)
+        if wins:
+            cal.update(np.stack([bundle.voice_logmel(w, bundle.sample_rate) for w in wins]))
+    return cal
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from emotion_perception.models.vocal_encoder import VocalEncoder
-from emotion_perception.preprocess import normalise_logmel
+from emotion_perception.speaker_calibration import speaker_section
 
 from ..augment import augment_logmel
 from ..config import VOCAL_PREPROCESS
@@ -23,7 +23,7 @@ from ..datasets import Sample, load_audio_folders, load_csv_manifest, load_crema
 from ..engine import FitConfig, fit, load_checkpoint
 from ..metrics import summarise
 from ..splits import check_speech_split, speech_split
-from ..voice_data import file_windows, raw_vocal_section
+from ..voice_data import file_windows, normalise_windows, raw_vocal_section
 from .common import EncoderStage, class_weights, recalibrate_bn
 
 TRAIN_HOP_S = 0.2
@@ -97,9 +97,14 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--cv-folds', type=int, default=4, help='speaker groups for --cv')
     g.add_argument('--vocal-widths', default='16,32,64,128')
     g.add_argument('--vocal-embedding', type=int, default=128)
-    g.add_argument('--vocal-normalisation', choices=('global', 'per_window'), default='global',
+    g.add_argument('--vocal-normalisation', choices=('global', 'per_window', 'speaker'),
+                   default='global',
                    help='log-mel normalisation written to the bundle: global training-set '
-                   'mean/std (keeps loudness) or per window (gain-invariant)')
+                   'mean/std (keeps loudness), per window (gain-invariant) or speaker (per mel '
+                   'band by each speaker\'s own statistics; the node calibrates online)')
+    g.add_argument('--speaker-prior-seconds', type=float, default=10.0,
+                   help='speaker normalisation: weight of the training population\'s statistics, '
+                   'in seconds of speech, before a speaker\'s own take over')
     g.add_argument('--n-mels', type=int, default=VOCAL_PREPROCESS['n_mels'], help='mel bands')
     g.add_argument('--n-fft', type=int, default=VOCAL_PREPROCESS['n_fft'], help='FFT size')
     g.add_argument('--win-length', type=int, default=VOCAL_PREPROCESS['win_length'],
@@ -129,17 +134,17 @@ def _split(samples: list[Sample], val_speakers: set[str], train_speakers: set[st
     return train, val
 
 
-def _normaliser(x: np.ndarray, vocal: dict, kind: str) -> tuple[dict, Callable]:
-    """The manifest normalisation for ``kind`` and a function applying it to raw log-mel windows
-    [W,1,M,T] (``preprocess.normalise_logmel``, as the node does).  'global' takes the mean/std
-    of the training windows ``x``."""
+def _normalisation(x: np.ndarray, vocal: dict, kind: str, prior_seconds: float) -> dict:
+    """The manifest normalisation section for ``kind`` from the raw training windows ``x``:
+    'global' keeps their mean/std, 'speaker' their per-band mean/std as the prior for speakers
+    not yet heard (``speaker_calibration.speaker_section``)."""
     if kind == 'per_window':
-        norm = {'type': 'per_window'}
-    else:
-        norm = {'type': 'global', 'mean': round(float(x.mean()), 5),
-                'std': round(float(x.std() + 1e-6), 5)}
-    return (dict(vocal, normalisation=norm),
-            lambda a: normalise_logmel(a, norm, window_axes=(1, 2, 3)))
+        return {'type': 'per_window'}
+    if kind == 'speaker':
+        return speaker_section(x, prior_seconds, int(vocal['hop_length']),
+                               int(vocal['sample_rate']))
+    return {'type': 'global', 'mean': round(float(x.mean()), 5),
+            'std': round(float(x.std() + 1e-6), 5)}
 
 
 def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sample],
@@ -150,14 +155,16 @@ def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sampl
                  hop_seconds=args.hop_seconds, n_mels=args.n_mels, n_fft=args.n_fft,
                  win_length=args.win_length)
     raw = raw_vocal_section(vocal)
-    x, y, _ = file_windows(train, labels, raw, args.train_hop, 'train windows')
-    vocal, normalise = _normaliser(x, vocal, args.vocal_normalisation)
-    x = normalise(x)
+    x, y, f = file_windows(train, labels, raw, args.train_hop, 'train windows')
+    norm = _normalisation(x, vocal, args.vocal_normalisation, args.speaker_prior_seconds)
+    vocal = dict(vocal, normalisation=norm)
+    x = normalise_windows(x, [train[i].speaker for i in f], norm)
     if not val:  # no held-out speakers: monitor training files (fixed-epoch run; say so in logs)
         log('[vocal] no --val-speakers: validation metrics below are on TRAINING speakers')
-    xv, yv, fv = file_windows(val or train, labels, raw, float(vocal['hop_seconds']),
+    # Validation windows at the node's hop; 'speaker' calibrates to each held-out speaker from
+    # its own (unlabelled) windows, as emotion-eval speech does.
+    xv, yv, fv = file_windows(val or train, labels, vocal, float(vocal['hop_seconds']),
                               'val windows')
-    xv = normalise(xv)
     log(f'[vocal] {len(train)} train files -> {len(y)} windows; {len(set(fv.tolist()))} val files; '
         f'counts {dict(zip(labels, np.bincount(y, minlength=len(labels)).tolist()))}')
     model = VocalEncoder(len(labels), embedding_size=args.vocal_embedding,
