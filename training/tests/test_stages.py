@@ -120,6 +120,29 @@ def test_real_pair_clip_sequence(tmp_path):
     assert seq['faces'].shape == (4, 1, 48, 48) and np.abs(seq['faces'][0]).sum() > 0
 
 
+def test_real_pairs_are_calibrated_per_actor(tmp_path):
+    """A speaker-normalised bundle's real pairs: each actor's speech windows are normalised by
+    that actor's own statistics (per band mean 0), whatever its recording level."""
+    import numpy as np
+    import soundfile as sf
+    from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
+    from emotion_training.datasets import load_cremad
+    from emotion_training.real_pairs import load_real_sequences
+    from emotion_training.synthetic import write_cremad
+    crema = write_cremad(tmp_path, LABELS3, ['1001', '1002'], seconds=1.6)
+    for f in (crema / 'AudioWAV').glob('1002_*.wav'):          # actor 1002 recorded 26 dB lower
+        audio, rate = sf.read(str(f), dtype='float32')
+        sf.write(str(f), 0.05 * audio, rate)
+    samples = load_cremad(crema, LABELS3)
+    norm = {'type': 'speaker', 'mean': [-6.0] * 64, 'std': [4.0] * 64, 'prior_frames': 0.0}
+    seqs = load_real_sequences(samples, LABELS3, VISION_PREPROCESS,
+                               dict(VOCAL_PREPROCESS, normalisation=norm), steps=3)
+    for actor in ('1001', '1002'):
+        v = np.concatenate([q['voice'][q['vp'] > 0] for q, s in zip(seqs, samples)
+                            if s.speaker == actor])
+        np.testing.assert_allclose(v.mean(axis=(0, 1, 3)), 0.0, atol=1e-3)
+
+
 def test_checkpoints_record_their_split_and_leaky_warm_starts_warn(trained, syn_data, tmp_path,
                                                                     capfd):
     """A warm start whose checkpoint learnt this run's validation faces or speakers is flagged."""
