@@ -126,16 +126,27 @@ def face_logits(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable:
     return np.concatenate(embs), np.concatenate(logits), np.array(ys), kept
 
 
+#: online calibration: the vocal node's default ``speaker_half_life_seconds``
+ONLINE_HALF_LIFE_S = 300.0
+CALIBRATION_NOTES = {
+    'offline': 'per speaker, from the unlabelled audio of all the files scored',
+    'online': 'per speaker, learnt while scoring its files in name order (as the vocal node)',
+    'none': 'none (training population statistics)'}
+
+
 def speaker_calibrations(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable: bool,
-                         enabled: bool = True) -> dict[str, SpeakerCalibration]:
-    """Per speaker id, the offline calibration of a speaker-normalised bundle (``calibrate_speaker``
-    over all of that speaker's files; files without a speaker id form one group).  Empty when the
-    bundle needs none or ``enabled`` is False (then the training population's statistics apply)."""
-    if not enabled or not bundle.speaker_normalised:
+                         mode: str = 'offline') -> dict[str, SpeakerCalibration]:
+    """Per speaker id, the calibration of a speaker-normalised bundle (files without a speaker id
+    form one group).  'offline': ``calibrate_speaker`` over all of that speaker's files first;
+    'online': empty, learnt while scoring (``ONLINE_HALF_LIFE_S``, as the vocal node does);
+    'none' (or a bundle that needs none): no calibration, the training population's statistics."""
+    if mode == 'none' or not bundle.speaker_normalised:
         return {}
     groups: dict[str, list[Sample]] = {}
     for s in samples:
         groups.setdefault(s.speaker, []).append(s)
+    if mode == 'online':
+        return {k: bundle.new_calibration(ONLINE_HALF_LIFE_S) for k in groups}
 
     def audio_of(group: list[Sample]):
         for s in group:
@@ -150,12 +161,13 @@ def speaker_calibrations(bundle: ModelBundle, samples: Sequence[Sample], skip_un
 
 
 def speech_logits(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable: bool,
-                  calibrate: bool = True
+                  calibration: str = 'offline'
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Sample]]:
-    """Per-file (mean embedding, logits, y, kept) with the vocal node's windowing/aggregation
-    (per-speaker calibration first where the bundle is speaker-normalised and ``calibrate``)."""
+    """Per-file (mean embedding, logits, y, kept) with the vocal node's windowing/aggregation,
+    calibrated to each speaker as ``calibration`` says (see ``speaker_calibrations``; 'online'
+    hears each speaker's files in name order and learns from each before scoring it)."""
     idx = {k: i for i, k in enumerate(bundle.labels)}
-    cals = speaker_calibrations(bundle, samples, skip_unreadable, calibrate)
+    cals = speaker_calibrations(bundle, samples, skip_unreadable, calibration)
     embs, logits, ys, kept = [], [], [], []
     for s in tqdm(samples, desc='speech', file=sys.stderr, leave=False):
         try:
@@ -166,7 +178,8 @@ def speech_logits(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadabl
             progress(f'skipping: {exc}')
             continue
         lg, emb = utterance_logits(bundle, audio, rate, return_embeddings=True,
-                                   calibration=cals.get(s.speaker))
+                                   calibration=cals.get(s.speaker),
+                                   learn=calibration == 'online')
         embs.append(emb)
         logits.append(lg)
         ys.append(idx[s.label])
@@ -196,7 +209,7 @@ def run_speech(args) -> int:
     bundle = load_bundle(args)
     samples = speech_samples(args.wav_dir, bundle.labels)
     progress(f'{len(samples)} speech files from {args.wav_dir}; bundle {bundle.path}')
-    _, logits, y, _ = speech_logits(bundle, samples, args.skip_unreadable, args.calibrate)
+    _, logits, y, _ = speech_logits(bundle, samples, args.skip_unreadable, args.calibration)
     return _finish(args, summarise(y, logits.argmax(1), bundle.labels), 'speech',
                    _calibration_note(bundle, args))
 
@@ -206,8 +219,7 @@ def _calibration_note(bundle: ModelBundle, args) -> dict:
     with calibration, and a reader must know which number they see)."""
     if not bundle.speaker_normalised:
         return {}
-    return {'speaker_calibration': 'per speaker, from the unlabelled audio of the files scored'
-            if args.calibrate else 'none (training population statistics)'}
+    return {'speaker_calibration': CALIBRATION_NOTES[args.calibration]}
 
 
 def run_fused(args) -> int:
@@ -228,7 +240,7 @@ def run_fused(args) -> int:
     from emotion_perception.voice_windows import utterance_windows  # noqa: PLC0415
     idx = {k: i for i, k in enumerate(labels)}
     wemb, wlog, wy, wfile = [], [], [], []
-    cals = speaker_calibrations(bundle, ss, args.skip_unreadable, args.calibrate)
+    cals = speaker_calibrations(bundle, ss, args.skip_unreadable, args.calibration)
     for i, s in enumerate(tqdm(ss, desc='speech', file=sys.stderr, leave=False)):
         audio, rate = read_mono(s.path)
         wins = utterance_windows(audio, rate, bundle.sample_rate, bundle.window_seconds,
@@ -278,23 +290,26 @@ def add_parser(sub) -> None:
         p.add_argument('--skip-unreadable', action='store_true',
                        help='skip unreadable files (default: fail naming the file)')
 
-    def calibration(p: argparse.ArgumentParser) -> None:
-        p.add_argument('--no-calibration', dest='calibrate', action='store_false',
-                       help='speaker-normalised bundles: score with the training population\'s '
-                       'log-mel statistics instead of calibrating to each speaker (speaker ids '
-                       'from EmoDB/CREMA-D file names; files without one form one group)')
+    def calibration(p: argparse.ArgumentParser, modes: Sequence[str]) -> None:
+        p.add_argument('--calibration', choices=modes, default='offline',
+                       help='speaker-normalised bundles: offline = calibrate to each speaker from '
+                       'all its files first; online = learn while scoring, files in name order, '
+                       'as the vocal node does; none = the training population\'s statistics '
+                       '(speaker ids from EmoDB/CREMA-D file names; files without one form one '
+                       'group)')
+
     p = sub.add_parser('faces', help='face crops in class subfolders')
     common(p)
     p.add_argument('image_dir')
     p.set_defaults(func=run_faces)
     p = sub.add_parser('speech', help='WAVs with EmoDB names or in class subfolders')
     common(p)
-    calibration(p)
+    calibration(p, ('offline', 'online', 'none'))
     p.add_argument('wav_dir')
     p.set_defaults(func=run_speech)
     p = sub.add_parser('fused', help='pseudo-pair sequences of held-out faces and speech')
     common(p)
-    calibration(p)
+    calibration(p, ('offline', 'none'))
     p.add_argument('--faces', required=True)
     p.add_argument('--speech', required=True)
     p.add_argument('--steps', type=int, default=4)

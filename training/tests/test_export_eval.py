@@ -222,6 +222,15 @@ def test_speaker_normalised_vocal_stage_matches_emotion_eval_and_ignores_gain(
     assert results['loud']['uar'] > 1.0 / len(LABELS3)
     assert results['quiet']['confusion'] == results['loud']['confusion']
     assert 'per speaker' in results['loud']['speaker_calibration']
-    assert eval_main(['speech', '--no-calibration', '--bundle', str(tmp_path / 'b'),
+    assert eval_main(['speech', '--calibration', 'none', '--bundle', str(tmp_path / 'b'),
                       str(quiet)]) == 0
     assert _json_line(capsys.readouterr().out)['speaker_calibration'].startswith('none')
+    # online, as the node: the first file is scored with little of the speaker heard, yet the
+    # quiet speaker is read like the loud one once the calibration has learnt it
+    online = {}
+    for name, folder in (('loud', loud), ('quiet', quiet)):
+        assert eval_main(['speech', '--calibration', 'online', '--bundle', str(tmp_path / 'b'),
+                          str(folder)]) == 0
+        online[name] = _json_line(capsys.readouterr().out)
+    assert 'learnt while scoring' in online['loud']['speaker_calibration']
+    assert online['quiet']['confusion'] == online['loud']['confusion']

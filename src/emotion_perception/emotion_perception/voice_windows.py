@@ -81,15 +81,17 @@ def utterance_windows(samples: np.ndarray, rate: int, target_rate: int, window_s
 
 def utterance_logits(bundle: 'ModelBundle', samples: np.ndarray, rate: int,
                      return_embeddings: bool = False,
-                     calibration: Optional['SpeakerCalibration'] = None
+                     calibration: Optional['SpeakerCalibration'] = None, learn: bool = False
                      ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One prediction per utterance: mean logits [C] of its active windows (and mean embedding).
 
     ``calibration``: the speaker's statistics for a speaker-normalised bundle (see
-    ``calibrate_speaker``); None = the training population's."""
+    ``calibrate_speaker``); None = the training population's.  ``learn``: add the utterance's
+    windows to ``calibration`` before scoring them (online use)."""
     wins = utterance_windows(samples, rate, bundle.sample_rate, bundle.window_seconds,
                              bundle.hop_seconds)
-    emb, logits = bundle.encode_voice_windows(wins, bundle.sample_rate, calibration)
+    emb, logits = bundle.encode_voice_windows(wins, bundle.sample_rate, calibration,
+                                              learn=[learn] * len(wins))
     if return_embeddings:
         return aggregate(logits), emb.mean(axis=0)
     return aggregate(logits)
