@@ -23,3 +23,12 @@ def test_bundle(tmp_path_factory) -> pathlib.Path:
     """A small random-weight bundle (emotion_training.testing.make_test_bundle)."""
     testing = pytest.importorskip('emotion_training.testing')
     return testing.make_test_bundle(tmp_path_factory.mktemp('bundle') / 'bundle')
+
+
+@pytest.fixture(scope='session')
+def speaker_bundle(tmp_path_factory) -> pathlib.Path:
+    """A small random-weight bundle whose voice is speaker-normalised (calibrated per speaker)."""
+    testing = pytest.importorskip('emotion_training.testing')
+    norm = {'type': 'speaker', 'mean': [-6.0] * 64, 'std': [4.0] * 64, 'prior_frames': 100.0}
+    return testing.make_test_bundle(tmp_path_factory.mktemp('sb') / 'bundle',
+                                    vocal_normalisation=norm)

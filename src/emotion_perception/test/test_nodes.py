@@ -198,10 +198,11 @@ def test_microphone_file_to_vocal_node_marks_speech(speech_file, test_bundle):
         assert checked_speech >= 3 and checked_silence >= 3
 
 
-def test_vocal_node_survives_bad_and_irregular_audio(test_bundle):
+def test_vocal_node_survives_bad_and_irregular_audio(speaker_bundle):
+    """(With a speaker-normalised bundle: the node also reports its online calibration.)"""
     rate = 16000
     with isolated_domain() as d, \
-            NodeProcess(PKG, 'vocal_node', params={'model_bundle': str(test_bundle)},
+            NodeProcess(PKG, 'vocal_node', params={'model_bundle': str(speaker_bundle)},
                         env=ros_env(d)) as node, RosHarness() as ros:
         diags = ros.collect(DiagnosticArray, '/diagnostics', 20)
         feats = ros.collect(EmotionFeature, 'voice/features', sensor_qos(100))
@@ -230,6 +231,7 @@ def test_vocal_node_survives_bad_and_irregular_audio(test_bundle):
         values, _ = _diag_values(diags, 'vocal_node')
         assert values['chunks_duplicate'] == '1' and values['chunks_gap_reset'] == '1'
         assert values['chunks_rejected'] == '2'
+        assert float(values['speaker_calibration_seconds']) >= 0.0
         out = node.output()
         assert 'NaN or infinite' in out and 'whole number' in out
         assert node.alive()

@@ -74,14 +74,6 @@ def test_speaker_section_holds_population_band_statistics():
     np.testing.assert_allclose(sec['std'], 1.0, atol=1e-4)
 
 
-@pytest.fixture(scope='module')
-def speaker_bundle(tmp_path_factory):
-    from emotion_training import testing
-    norm = {'type': 'speaker', 'mean': [-6.0] * 64, 'std': [4.0] * 64, 'prior_frames': 100.0}
-    return testing.make_test_bundle(tmp_path_factory.mktemp('sb') / 'bundle',
-                                    vocal_normalisation=norm)
-
-
 def test_a_speaker_bundle_is_refused_when_its_statistics_do_not_fit(speaker_bundle, tmp_path):
     import shutil
     from emotion_perception.model_bundle import BundleError, load_manifest
