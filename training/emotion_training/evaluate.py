@@ -22,8 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emotion_perception.model_bundle import BundleError, ModelBundle
-from emotion_perception.speaker_calibration import SpeakerCalibration
-from emotion_perception.voice_windows import calibrate_speaker, utterance_logits
+from emotion_perception.voice_windows import aggregate, utterance_windows
 
 from .audio_io import AudioReadError, read_mono
 from .datasets import (UnreadableImageError, load_audio_folders, load_emodb, load_image_folders,
@@ -134,57 +133,66 @@ CALIBRATION_NOTES = {
     'none': 'none (training population statistics)'}
 
 
-def speaker_calibrations(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable: bool,
-                         mode: str = 'offline') -> dict[str, SpeakerCalibration]:
-    """Per speaker id, the calibration of a speaker-normalised bundle (files without a speaker id
-    form one group).  'offline': ``calibrate_speaker`` over all of that speaker's files first;
-    'online': empty, learnt while scoring (``ONLINE_HALF_LIFE_S``, as the vocal node does);
-    'none' (or a bundle that needs none): no calibration, the training population's statistics."""
-    if mode == 'none' or not bundle.speaker_normalised:
-        return {}
-    groups: dict[str, list[Sample]] = {}
-    for s in samples:
-        groups.setdefault(s.speaker, []).append(s)
-    if mode == 'online':
-        return {k: bundle.new_calibration(ONLINE_HALF_LIFE_S) for k in groups}
+def voice_window_outputs(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable: bool,
+                         calibration: str = 'offline'
+                         ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[Sample]]:
+    """Per readable file, the (embeddings [W,E], logits [W,C]) of its active windows, in the order
+    of ``samples``, and the files kept.
 
-    def audio_of(group: list[Sample]):
-        for s in group:
+    A speaker-normalised bundle is calibrated per speaker id (files without one form one group):
+    'offline' = from all of that speaker's windows first; 'online' = learnt while scoring its
+    files in name order, each file added before it is scored (``ONLINE_HALF_LIFE_S``, as the
+    vocal node); 'none' = the training population's statistics.  Each file is read and turned
+    into log-mel once; one speaker's windows are held in memory at a time.
+    """
+    mode = calibration if bundle.speaker_normalised else 'none'
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault(s.speaker if mode != 'none' else '', []).append(i)
+    if mode != 'none':
+        progress(f'calibrating ({mode}) to {len(groups)} speaker(s): '
+                 f'{", ".join(sorted(k or "(no id)" for k in groups))}')
+    outputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    bar = tqdm(total=len(samples), desc='speech', file=sys.stderr, leave=False)
+    for members in groups.values():
+        raw: dict[int, np.ndarray] = {}
+        for i in members:
+            bar.update()
             try:
-                yield read_mono(s.path)
+                audio, rate = read_mono(samples[i].path)
             except AudioReadError as exc:
                 if not skip_unreadable:
                     raise SystemExit(f'emotion-eval: {exc}') from exc
-    progress(f'calibrating to {len(groups)} speaker(s): '
-             f'{", ".join(sorted(k or "(no id)" for k in groups))}')
-    return {k: calibrate_speaker(bundle, audio_of(g)) for k, g in groups.items()}
+                progress(f'skipping: {exc}')
+                continue
+            wins = utterance_windows(audio, rate, bundle.sample_rate, bundle.window_seconds,
+                                     bundle.hop_seconds)
+            raw[i] = bundle.voice_logmels(wins, bundle.sample_rate)
+        cal = None
+        if mode != 'none':
+            cal = bundle.new_calibration(ONLINE_HALF_LIFE_S if mode == 'online' else None)
+            if mode == 'offline':
+                for r in raw.values():
+                    cal.update(r)
+        for i, r in raw.items():
+            if mode == 'online':
+                cal.update(r)
+            outputs[i] = bundle.encode_voice_logmel(bundle.normalise_voice(r, cal)[:, None])
+    bar.close()
+    order = sorted(outputs)
+    return [outputs[i] for i in order], [samples[i] for i in order]
 
 
 def speech_logits(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable: bool,
                   calibration: str = 'offline'
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Sample]]:
     """Per-file (mean embedding, logits, y, kept) with the vocal node's windowing/aggregation,
-    calibrated to each speaker as ``calibration`` says (see ``speaker_calibrations``; 'online'
-    hears each speaker's files in name order and learns from each before scoring it)."""
+    calibrated to each speaker as ``calibration`` says (see ``voice_window_outputs``)."""
     idx = {k: i for i, k in enumerate(bundle.labels)}
-    cals = speaker_calibrations(bundle, samples, skip_unreadable, calibration)
-    embs, logits, ys, kept = [], [], [], []
-    for s in tqdm(samples, desc='speech', file=sys.stderr, leave=False):
-        try:
-            audio, rate = read_mono(s.path)
-        except AudioReadError as exc:
-            if not skip_unreadable:
-                raise SystemExit(f'emotion-eval: {exc}') from exc
-            progress(f'skipping: {exc}')
-            continue
-        lg, emb = utterance_logits(bundle, audio, rate, return_embeddings=True,
-                                   calibration=cals.get(s.speaker),
-                                   learn=calibration == 'online')
-        embs.append(emb)
-        logits.append(lg)
-        ys.append(idx[s.label])
-        kept.append(s)
-    return np.stack(embs), np.stack(logits), np.array(ys), kept
+    outputs, kept = voice_window_outputs(bundle, samples, skip_unreadable, calibration)
+    embs = [emb.mean(axis=0) for emb, _ in outputs]
+    logits = [aggregate(lg) for _, lg in outputs]
+    return np.stack(embs), np.stack(logits), np.array([idx[s.label] for s in kept]), kept
 
 
 def _finish(args, summary: dict, title: str, extra: Optional[dict] = None) -> int:
@@ -237,19 +245,14 @@ def run_fused(args) -> int:
     progress(f'fused: {len(fs)} faces, {len(ss)} utterances; bundle {bundle.path}')
     femb, flog, fy, _ = face_logits(bundle, fs, args.skip_unreadable)
     # speech: keep per-window embeddings/logits of each utterance (the node feeds windows)
-    from emotion_perception.voice_windows import utterance_windows  # noqa: PLC0415
     idx = {k: i for i, k in enumerate(labels)}
+    outputs, kept = voice_window_outputs(bundle, ss, args.skip_unreadable, args.calibration)
     wemb, wlog, wy, wfile = [], [], [], []
-    cals = speaker_calibrations(bundle, ss, args.skip_unreadable, args.calibration)
-    for i, s in enumerate(tqdm(ss, desc='speech', file=sys.stderr, leave=False)):
-        audio, rate = read_mono(s.path)
-        wins = utterance_windows(audio, rate, bundle.sample_rate, bundle.window_seconds,
-                                 bundle.hop_seconds)
-        e, lg = bundle.encode_voice_windows(wins, bundle.sample_rate, cals.get(s.speaker))
+    for i, ((e, lg), s) in enumerate(zip(outputs, kept)):
         wemb.append(e)
         wlog.append(lg)
-        wy += [idx[s.label]] * len(wins)
-        wfile += [i] * len(wins)
+        wy += [idx[s.label]] * len(e)
+        wfile += [i] * len(e)
     wemb, wlog = np.concatenate(wemb), np.concatenate(wlog)
     wy, wfile = np.array(wy), np.array(wfile)
     from .pairing import PseudoPairs  # noqa: PLC0415

@@ -328,6 +328,10 @@ class ModelBundle:
         raw = dict(self.manifest['vocal'], normalisation={'type': 'none'})
         return preprocess.logmel(samples, self.sample_rate, raw)
 
+    def voice_logmels(self, windows: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+        """Several windows -> raw log-mel [N, n_mels, frames] (``voice_logmel`` each)."""
+        return np.stack([self.voice_logmel(w, sample_rate) for w in windows])
+
     def voice_input(self, samples: np.ndarray, sample_rate: int,
                     calibration: Optional[SpeakerCalibration] = None) -> np.ndarray:
         """One window of audio -> the vocal encoder's [1, n_mels, frames] input."""
@@ -360,7 +364,7 @@ class ModelBundle:
         """
         if len(windows) == 0:
             return self.encode_voice_logmel(np.zeros((0,), np.float32))
-        raw = np.stack([self.voice_logmel(w, sample_rate) for w in windows])
+        raw = self.voice_logmels(windows, sample_rate)
         if calibration is not None and learn is not None:
             keep = np.asarray(learn, bool)
             if keep.shape != (len(windows),):

@@ -9,7 +9,7 @@ Numpy only (no torch, no rclpy).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -81,37 +81,18 @@ def utterance_windows(samples: np.ndarray, rate: int, target_rate: int, window_s
 
 def utterance_logits(bundle: 'ModelBundle', samples: np.ndarray, rate: int,
                      return_embeddings: bool = False,
-                     calibration: Optional['SpeakerCalibration'] = None, learn: bool = False
+                     calibration: Optional['SpeakerCalibration'] = None
                      ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One prediction per utterance: mean logits [C] of its active windows (and mean embedding).
 
-    ``calibration``: the speaker's statistics for a speaker-normalised bundle (see
-    ``calibrate_speaker``); None = the training population's.  ``learn``: add the utterance's
-    windows to ``calibration`` before scoring them (online use)."""
+    ``calibration``: the speaker's statistics for a speaker-normalised bundle; None = the
+    training population's."""
     wins = utterance_windows(samples, rate, bundle.sample_rate, bundle.window_seconds,
                              bundle.hop_seconds)
-    emb, logits = bundle.encode_voice_windows(wins, bundle.sample_rate, calibration,
-                                              learn=[learn] * len(wins))
+    emb, logits = bundle.encode_voice_windows(wins, bundle.sample_rate, calibration)
     if return_embeddings:
         return aggregate(logits), emb.mean(axis=0)
     return aggregate(logits)
-
-
-def calibrate_speaker(bundle: 'ModelBundle', utterances: Iterable[tuple[np.ndarray, int]]
-                      ) -> Optional['SpeakerCalibration']:
-    """Offline calibration to one speaker: the statistics of the active windows (the same windows
-    that are scored) of all the speaker's utterances, given as (samples, rate).  None when the
-    bundle is not speaker-normalised.  Needs no labels: on the robot the vocal node does the same
-    online from the speech it hears."""
-    cal = bundle.new_calibration()
-    if cal is None:
-        return None
-    for samples, rate in utterances:
-        wins = utterance_windows(samples, rate, bundle.sample_rate, bundle.window_seconds,
-                                 bundle.hop_seconds)
-        if wins:
-            cal.update(np.stack([bundle.voice_logmel(w, bundle.sample_rate) for w in wins]))
-    return cal
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
