@@ -19,12 +19,13 @@ import torch
 
 from emotion_fusion.fusion_model import FUSION_INPUTS, FUSION_OUTPUTS, FusionModel, FusionStep
 from emotion_perception.model_bundle import BUNDLE_FORMAT, ModelBundle, sha256_of
-from emotion_perception.models.vision_encoder import VisionEncoder
+from emotion_perception.models.vision_encoder import VisionEncoder, VisionEnsemble
 from emotion_perception.models.vocal_encoder import VocalEncoder
 from emotion_perception.preprocess import logmel_frames
 
 from .engine import load_checkpoint
 from .labels import VA_SOURCE, va_table
+from .vision_checkpoint import load_vision
 
 VISION_FILE, VOCAL_FILE, FUSION_FILE = 'vision_encoder.onnx', 'vocal_encoder.onnx', 'fusion_step.onnx'
 OPSET = 17
@@ -56,7 +57,8 @@ def _check(module: torch.nn.Module, path: pathlib.Path, feeds: dict[str, np.ndar
     return diff
 
 
-def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str], vision: VisionEncoder,
+def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
+                  vision: VisionEncoder | VisionEnsemble,
                   vision_pre: dict, vocal: VocalEncoder, vocal_pre: dict, fusion: FusionModel,
                   training: Optional[dict] = None, metrics: Optional[dict] = None,
                   version: str = '0.1.0', seed: int = 0) -> pathlib.Path:
@@ -142,16 +144,16 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str], vision: Vi
 
 
 def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
-                            ) -> tuple[list[str], VisionEncoder, dict, VocalEncoder, dict,
-                                       FusionModel, dict]:
-    """Rebuild the three models from stage checkpoints (weights_only loads)."""
-    cv, ca, cf = load_checkpoint(vision_ck), load_checkpoint(vocal_ck), load_checkpoint(fusion_ck)
+                            ) -> tuple[list[str], VisionEncoder | VisionEnsemble, dict,
+                                       VocalEncoder, dict, FusionModel, dict]:
+    """Rebuild the three models from stage checkpoints (weights_only loads); ``vision_ck`` may
+    name several vision checkpoints joined by commas (an ensemble, see vision_checkpoint.py)."""
+    vision, cv = load_vision(vision_ck)
+    ca, cf = load_checkpoint(vocal_ck), load_checkpoint(fusion_ck)
     labels = list(cv['labels'])
     for name, ck in (('vocal', ca), ('fusion', cf)):
         if list(ck['labels']) != labels:
             raise SystemExit(f'{name} checkpoint labels {ck["labels"]} differ from vision {labels}')
-    vision = VisionEncoder(**cv['model_config'])
-    vision.load_state_dict(cv['model'])
     vocal = VocalEncoder(**ca['model_config'])
     vocal.load_state_dict(ca['model'])
     fusion = FusionModel(**cf['model_config'])
@@ -167,7 +169,7 @@ def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
                   file=sys.stderr)
         sd = {k[7:]: v for k, v in sd.items() if k.startswith('fusion.')}
     fusion.load_state_dict(sd)
-    info = {'vision': {k: cv.get(k) for k in ('epoch', 'best_uar', 'best_epoch')},
+    info = {'vision': cv['summary'],
             'vocal': {k: ca.get(k) for k in ('epoch', 'best_uar', 'best_epoch')},
             'fusion': {k: cf.get(k) for k in ('epoch', 'best_uar', 'best_epoch')}}
     return labels, vision, cv['preprocess'], vocal, ca['preprocess'], fusion, info
@@ -176,7 +178,9 @@ def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog='emotion-export', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--vision', required=True, help='vision stage checkpoint (best.pt)')
+    p.add_argument('--vision', required=True,
+                   help='vision stage checkpoint (best.pt); several joined by commas are exported '
+                   'as one ensemble (mean logits, concatenated embeddings)')
     p.add_argument('--vocal', required=True, help='vocal stage checkpoint')
     p.add_argument('--fusion', required=True, help='fusion or end2end stage checkpoint')
     p.add_argument('--out', required=True, help='bundle directory to write')

@@ -21,6 +21,15 @@ def face_split(train_dir: str | pathlib.Path, faces_val: Optional[str], holdout:
             'seed': None if faces_val else int(seed)}
 
 
+def holdout_seed(args) -> int:
+    """The seed that draws the face holdout: ``--holdout-seed`` where given, else ``--seed``.
+
+    Kept apart from ``--seed`` so that ensemble members can start from different weights and
+    batch orders yet be selected and compared on one holdout that none of them trained on."""
+    seed = getattr(args, 'holdout_seed', None)
+    return int(args.seed if seed is None else seed)
+
+
 def speech_split(train_speakers: Iterable[str]) -> dict:
     """The speakers whose speech trained a vocal encoder."""
     return {'train_speakers': sorted(set(train_speakers))}
@@ -38,7 +47,8 @@ def check_face_split(checkpoint: dict, current: dict, source: str,
     if old != current:
         log(f'WARNING: {source} was trained on another face split ({old}) than this run '
             f'({current}): its training faces overlap this validation set, so validation '
-            f'metrics and the choice of best.pt are optimistic. Use the same --seed/--holdout.')
+            f'metrics and the choice of best.pt are optimistic. Use the same --holdout and '
+            f'--holdout-seed (default: --seed).')
         return False
     return True
 

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--mixup', type=float, default=0.0, help='vision/vocal: mixup Beta(alpha, '
                    'alpha) on inputs and labels; 0 = off, 0.2-0.4 typical')
     p.add_argument('--resume', help='resume from a last.pt of the same stage')
-    p.add_argument('--init-vision', help='start the vision encoder from this checkpoint')
+    p.add_argument('--init-vision', help='start the vision encoder from this checkpoint '
+                   '(fusion/end2end: several joined by commas form an ensemble)')
     p.add_argument('--init-vocal', help='start the vocal encoder from this checkpoint')
     p.add_argument('--init-fusion', help='start the fusion head (end2end) from this checkpoint')
     p.add_argument('--freeze', default='', help='comma list of vision,vocal,fusion to freeze')

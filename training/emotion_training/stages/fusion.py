@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emotion_fusion.fusion_model import FusionModel
-from emotion_perception.models.vision_encoder import VisionEncoder
+from emotion_perception.models.vision_encoder import VisionEncoder, VisionEnsemble
 from emotion_perception.models.vocal_encoder import VocalEncoder
 
 from ..augment import augment_faces, augment_logmel
@@ -25,7 +25,8 @@ from ..datasets import load_image_folders
 from ..engine import load_checkpoint
 from ..face_data import faces_to_arrays, stratified_holdout
 from ..labels import VALENCE_AROUSAL
-from ..splits import check_face_split, check_speech_split, face_split
+from ..splits import check_face_split, check_speech_split, face_split, holdout_seed
+from ..vision_checkpoint import load_vision
 from ..voice_data import file_windows
 from .common import apply_frozen_eval, predict
 from .vocal import load_speech
@@ -36,7 +37,8 @@ TRAIN_HOP_S = 0.25
 class FusionSystem(nn.Module):
     """vision + vocal encoders + fusion head (state_dict prefixes vision./vocal./fusion.)."""
 
-    def __init__(self, vision: VisionEncoder, vocal: VocalEncoder, fusion: FusionModel) -> None:
+    def __init__(self, vision: VisionEncoder | VisionEnsemble, vocal: VocalEncoder,
+                 fusion: FusionModel) -> None:
         super().__init__()
         self.vision, self.vocal, self.fusion = vision, vocal, fusion
         self.config = fusion.config
@@ -157,11 +159,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help='when no face is detected in a frame: centre crop, or face absent')
 
 
-def _pools(args, labels, vision: VisionEncoder, vpre: dict, vocal: VocalEncoder, apre: dict,
+def _pools(args, labels, vision: VisionEncoder | VisionEnsemble, vpre: dict, vocal: VocalEncoder, apre: dict,
            end2end: bool, gen: torch.Generator, log) -> dict:
     faces_dir = _faces_dir(args)
     samples = load_image_folders(faces_dir, labels)
-    train_f, val_f = stratified_holdout(samples, args.holdout, args.seed)  # same split as vision
+    # the same holdout as the vision stage, so the vision encoder never trained on val faces
+    train_f, val_f = stratified_holdout(samples, args.holdout, holdout_seed(args))
     rng = np.random.default_rng(args.seed)
     if len(train_f) > args.fusion_max_faces:
         train_f = [train_f[i] for i in rng.choice(len(train_f), args.fusion_max_faces, False)]
@@ -235,17 +238,16 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> FusionStag
             raise SystemExit('end2end needs --init-vision and --init-vocal (encoder configs)')
     if not args.init_vision or not args.init_vocal:
         raise SystemExit(f'{args.stage} needs --init-vision and --init-vocal checkpoints')
-    cv, ca = load_checkpoint(args.init_vision), load_checkpoint(args.init_vocal)
+    vision, cv = load_vision(args.init_vision)
+    ca = load_checkpoint(args.init_vocal)
     for name, ck in (('vision', cv), ('vocal', ca)):
         if list(ck['labels']) != labels:
             raise SystemExit(f'{name} checkpoint labels {ck["labels"]} differ from {labels}')
     faces_dir = _faces_dir(args)
     warn = lambda m: log(f'[{args.stage}] {m}')  # noqa: E731
-    check_face_split(cv, face_split(faces_dir, None, args.holdout, args.seed), args.init_vision,
-                     warn)
+    check_face_split(cv, face_split(faces_dir, None, args.holdout, holdout_seed(args)),
+                     args.init_vision, warn)
     check_speech_split(ca, [s for s in args.val_speakers.split(',') if s], args.init_vocal, warn)
-    vision = VisionEncoder(**cv['model_config'])
-    vision.load_state_dict(cv['model'])
     if args.vision_tta:
         vision.set_flip_tta(True)
     vocal = VocalEncoder(**ca['model_config'])

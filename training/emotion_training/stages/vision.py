@@ -14,7 +14,7 @@ from ..config import VISION_PREPROCESS
 from ..datasets import load_image_folders
 from ..engine import load_checkpoint
 from ..face_data import faces_to_arrays, stratified_holdout
-from ..splits import check_face_split, face_split
+from ..splits import check_face_split, face_split, holdout_seed
 from .common import EncoderStage, class_weights, predict
 
 
@@ -56,6 +56,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    'stratified --holdout fraction of the training folder (the FER2013 validation '
                    'split then stays unseen for the reported test)')
     g.add_argument('--holdout', type=float, default=0.1)
+    g.add_argument('--holdout-seed', type=int, default=None,
+                   help='seed that draws the --holdout faces (default: --seed). Give ensemble '
+                   'members different --seed and one --holdout-seed, so that all of them are '
+                   'selected and compared on faces none of them trained on')
     g.add_argument('--input-size', type=int, default=VISION_PREPROCESS['input_size'])
     g.add_argument('--vision-layers', default='2,2,2,2', help='BasicBlocks per stage')
     g.add_argument('--vision-widths', default='32,64,128,256')
@@ -81,7 +85,7 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> VisionStag
     if args.faces_val:
         train, val = samples, load_image_folders(args.faces_val, labels)
     else:
-        train, val = stratified_holdout(samples, args.holdout, args.seed)
+        train, val = stratified_holdout(samples, args.holdout, holdout_seed(args))
     if args.max_faces and len(train) > args.max_faces:
         rng = np.random.default_rng(args.seed)
         train = [train[i] for i in rng.choice(len(train), args.max_faces, replace=False)]
@@ -89,7 +93,11 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> VisionStag
         if len(val) > n_val:
             val = [val[i] for i in rng.choice(len(val), n_val, replace=False)]
     log(f'[vision] {len(train)} training faces from {train_dir}, {len(val)} validation faces')
-    split = face_split(train_dir, args.faces_val, args.holdout, args.seed)
+    split = face_split(train_dir, args.faces_val, args.holdout, holdout_seed(args))
+    if args.init_vision and ',' in args.init_vision:
+        raise SystemExit('the vision stage trains one encoder: train ensemble members one by one '
+                         '(different --seed, one --holdout-seed) and join them with commas in '
+                         'fusion --init-vision and emotion-export --vision')
     if args.init_vision and 'vision' not in args.reinit.split(','):
         check_face_split(load_checkpoint(args.init_vision), split, args.init_vision,
                          lambda m: log(f'[vision] {m}'))
