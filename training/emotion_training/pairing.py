@@ -13,20 +13,29 @@ for that where available (``RealPairs``).
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 
 @dataclasses.dataclass
 class SeqBatch:
-    """Indices into the face pool / voice pool and presence masks, all [N, T]; labels [N]."""
+    """Indices into the face pool / voice pool and presence masks, all [N, T]; labels [N]
+    (-1: no categorical label, e.g. SEMAINE); ``va`` [N, T, 2] valence/arousal targets per step
+    (NaN where there is none; None for a batch without any)."""
 
     face_idx: np.ndarray
     face_present: np.ndarray
     voice_idx: np.ndarray
     voice_present: np.ndarray
     labels: np.ndarray
+    va: Optional[np.ndarray] = None
+
+    def va_targets(self) -> np.ndarray:
+        """``va``, or an all-NaN [N, T, 2] array where the batch has none."""
+        if self.va is not None:
+            return self.va
+        return np.full(self.face_idx.shape + (2,), np.nan, np.float32)
 
 
 class PseudoPairs:

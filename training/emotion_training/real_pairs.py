@@ -1,15 +1,22 @@
 """Real audio-visual pairs (CREMA-D clips, SEMAINE sessions or CSV rows with audio + video).
 
-Each clip becomes one fusion sequence on the node's time grid: the audio is cut with
+Each clip (or, for SEMAINE, each segment of a session: ``semaine_segments``) becomes one fusion
+sequence on the node's time grid: the audio is cut with
 ``voice_windows.windows`` (window/hop of the vocal section, silence gate -> voice absent), and at
 each window centre a video frame is read, the largest face found with OpenCV's frontal-face Haar
 cascade and cropped (10 % margin).  Where no face is found the step has no face
 (``face_fallback='absent'``) or, for frontal head-and-shoulders recordings such as CREMA-D, the
 centre square of the frame is used (``'center'``).  Clips shorter than ``steps`` windows are
 padded with steps where both modalities are absent.
+
+SEMAINE has no categorical labels, only continuous valence/arousal traces: its sequences carry
+label -1 (no cross-entropy) and per-step valence/arousal targets, which the fusion stage fits
+with the head's own valence/arousal output (class probabilities @ the documented table).
 """
 from __future__ import annotations
 
+import functools
+import pathlib
 import sys
 from typing import Optional, Sequence
 
@@ -50,13 +57,15 @@ def detect_face(frame: np.ndarray, fallback: str = 'center') -> Optional[np.ndar
 def clip_sequence(sample: Sample, label_index: int, vision: dict, vocal: dict, steps: int,
                   face_fallback: str = 'center') -> Optional[dict]:
     """Arrays of one clip: faces [T,1,H,W], fp [T], voice [T,1,M,F] (raw log-mel, normalised by
-    ``load_real_sequences``), vp [T], label."""
+    ``load_real_sequences``), vp [T], label (-1: none), va [T,2] (NaN: no target).  A clip
+    starts at ``sample.extra['start']`` seconds (0 by default); ``extra['va']`` gives its
+    per-step valence/arousal targets."""
     audio_path = sample.audio or sample.path
     if sample.video is None or audio_path is None:
         return None
-    audio, sr = read_mono(audio_path)
     rate = int(vocal['sample_rate'])
-    audio = resample(audio, sr, rate)
+    start = float(sample.extra.get('start', 0.0))      # segment of a longer recording
+    audio = _audio_at(str(audio_path), rate)[int(round(start * rate)):]
     win_s, hop_s = float(vocal['window_seconds']), float(vocal['hop_seconds'])
     wins = windows(audio, rate, win_s, hop_s)[:steps]
     keep = active_mask(wins)
@@ -73,7 +82,7 @@ def clip_sequence(sample: Sample, label_index: int, vision: dict, vocal: dict, s
         for t, w in enumerate(wins):
             voice[t, 0] = logmel(w, rate, raw_vocal_section(vocal))
             vp[t] = float(keep[t])
-            cap.set(cv2.CAP_PROP_POS_MSEC, (t * hop_s + win_s / 2) * 1000.0)
+            cap.set(cv2.CAP_PROP_POS_MSEC, (start + t * hop_s + win_s / 2) * 1000.0)
             ok, frame = cap.read()
             crop = detect_face(frame, face_fallback) if ok and frame is not None else None
             if crop is not None and crop.size:
@@ -81,7 +90,38 @@ def clip_sequence(sample: Sample, label_index: int, vision: dict, vocal: dict, s
                 fp[t] = 1.0
     finally:
         cap.release()
-    return {'faces': faces, 'fp': fp, 'voice': voice, 'vp': vp, 'label': label_index}
+    va = np.full((steps, 2), np.nan, np.float32)
+    if sample.extra.get('va') is not None:              # per-step valence/arousal targets
+        given = np.asarray(sample.extra['va'], np.float32)[:steps]
+        va[:len(given)] = given
+    return {'faces': faces, 'fp': fp, 'voice': voice, 'vp': vp, 'label': label_index, 'va': va}
+
+
+@functools.lru_cache(maxsize=2)
+def _audio_at(path: str, rate: int) -> np.ndarray:
+    """A recording as mono float32 at ``rate`` (cached: a SEMAINE session is read once for all
+    of its segments, which are built one after the other)."""
+    audio, sr = read_mono(path)
+    return resample(audio, sr, rate)
+
+
+def semaine_segments(sessions: Sequence, vocal: dict, steps: int) -> list[Sample]:
+    """Cut SEMAINE sessions (``datasets.semaine.load_semaine``) into back-to-back segments of
+    ``steps`` windows on the node's grid; each segment's ``extra`` holds its start time and the
+    rater-averaged valence/arousal at every window centre.  Label '' (SEMAINE has none)."""
+    win_s, hop_s = float(vocal['window_seconds']), float(vocal['hop_seconds'])
+    length = (steps - 1) * hop_s + win_s
+    centres = np.arange(steps) * hop_s + win_s / 2
+    out = []
+    for s in sessions:
+        if s.audio is None or s.video is None:
+            continue
+        for t0 in np.arange(0.0, float(s.time[-1]) - length + 1e-9, steps * hop_s):
+            out.append(Sample(path=pathlib.Path(s.audio), label='', speaker=s.session_id,
+                              audio=pathlib.Path(s.audio), video=pathlib.Path(s.video),
+                              extra={'start': float(t0),
+                                     'va': s.va_at(t0 + centres).astype(np.float32).tolist()}))
+    return out
 
 
 class RealPairs:
@@ -92,6 +132,8 @@ class RealPairs:
         self.steps = seqs[0]['fp'].shape[0] if seqs else 0
         T = self.steps
         self.labels = np.array([s['label'] for s in seqs], np.int64)
+        self.va = (np.stack([s['va'] for s in seqs]) if seqs
+                   else np.zeros((0, T, 2), np.float32))
         self.fp = np.stack([s['fp'] for s in seqs]) if seqs else np.zeros((0, T), np.float32)
         self.vp = np.stack([s['vp'] for s in seqs]) if seqs else np.zeros((0, T), np.float32)
         base = np.arange(self.n)[:, None] * T + np.arange(T)[None, :]
@@ -101,7 +143,7 @@ class RealPairs:
     def sample(self, n: int, rng: np.random.Generator, all_present: bool = False) -> SeqBatch:
         pick = rng.integers(0, self.n, size=n)
         return SeqBatch(self.face_idx[pick], self.fp[pick].copy(), self.voice_idx[pick],
-                        self.vp[pick].copy(), self.labels[pick])
+                        self.vp[pick].copy(), self.labels[pick], self.va[pick])
 
 
 class MixedPairs:
@@ -120,8 +162,9 @@ class MixedPairs:
             parts.append(self.real.sample(k, rng, all_present))
         if len(parts) == 1:
             return parts[0]
-        return SeqBatch(*[np.concatenate([getattr(p, f) for p in parts]) for f in
-                          ('face_idx', 'face_present', 'voice_idx', 'voice_present', 'labels')])
+        fields = [np.concatenate([getattr(p, f) for p in parts]) for f in
+                  ('face_idx', 'face_present', 'voice_idx', 'voice_present', 'labels')]
+        return SeqBatch(*fields, va=np.concatenate([p.va_targets() for p in parts]))
 
 
 def load_real_sequences(samples: Sequence[Sample], labels: Sequence[str], vision: dict,
@@ -129,7 +172,7 @@ def load_real_sequences(samples: Sequence[Sample], labels: Sequence[str], vision
     idx = {k: i for i, k in enumerate(labels)}
     out, speakers = [], []
     for s in tqdm(samples, desc='real pairs', file=sys.stderr, leave=False):
-        seq = clip_sequence(s, idx[s.label], vision, vocal, steps, face_fallback)
+        seq = clip_sequence(s, idx.get(s.label, -1), vision, vocal, steps, face_fallback)
         if seq is not None:
             out.append(seq)
             speakers.append(s.speaker)

@@ -131,3 +131,35 @@ def write_cremad(root: str | pathlib.Path, labels: Sequence[str], actors: Sequen
                     vw.write(cv2.cvtColor(draw_face(lab, rng, 96), cv2.COLOR_GRAY2BGR))
                 vw.release()
     return root
+
+
+def write_semaine(root: str | pathlib.Path, labels: Sequence[str], sessions: Sequence[str],
+                  seconds_per_label: float = 3.0, seed: int = 0, rate: int = 16000,
+                  fps: int = 10) -> pathlib.Path:
+    """``Sessions/<id>/`` with a user video, a user WAV and two raters' FeelTrace valence and
+    arousal traces (``R<k>S<id>TUDV.txt`` / ``TUDA.txt``, ``time value`` rows).  Each session
+    shows every label in turn for ``seconds_per_label``; the traces follow the label's point of
+    the valence/arousal table plus rater noise."""
+    from .labels import VALENCE_AROUSAL
+    root = pathlib.Path(root)
+    rng = np.random.default_rng(seed)
+    for sid in sessions:
+        d = root / 'Sessions' / sid
+        d.mkdir(parents=True, exist_ok=True)
+        order = list(rng.permutation(list(labels)))
+        sf.write(str(d / 'User HeadMounted.wav'),
+                 np.concatenate([tone(lab, rng, seconds_per_label, rate) for lab in order]), rate)
+        vw = cv2.VideoWriter(str(d / 'User Frontal.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), fps,
+                             (96, 96))
+        for lab in order:
+            for _ in range(int(seconds_per_label * fps)):
+                vw.write(cv2.cvtColor(draw_face(lab, rng, 96), cv2.COLOR_GRAY2BGR))
+        vw.release()
+        t = np.arange(0.0, len(order) * seconds_per_label, 0.02)
+        which = np.minimum((t // seconds_per_label).astype(int), len(order) - 1)
+        table = np.array([VALENCE_AROUSAL[order[i]] for i in which])
+        for rater in ('R1', 'R2'):
+            noisy = np.clip(table + rng.normal(0, 0.05, table.shape), -1, 1)
+            np.savetxt(d / f'{rater}S{sid}TUDV.txt', np.c_[t, noisy[:, 0]], fmt='%.3f')
+            np.savetxt(d / f'{rater}S{sid}TUDA.txt', np.c_[t, noisy[:, 1]], fmt='%.3f')
+    return root

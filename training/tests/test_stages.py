@@ -277,3 +277,63 @@ def test_vocal_mel_parameters_reach_the_checkpoint_and_the_bundle(syn_data, trai
     assert utterance_logits(bundle, audio, rate).shape == (len(LABELS3),)
     with pytest.raises(SystemExit, match='--win-length 800 is longer than --n-fft 512'):
         main([*common, '--win-length', '800', '--out', str(tmp_path / 'bad')])
+
+
+def test_semaine_segments_carry_offsets_and_valence_arousal_targets(tmp_path):
+    import numpy as np
+    from emotion_perception.preprocess import logmel
+    from emotion_training.audio_io import read_mono
+    from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
+    from emotion_training.datasets import load_semaine
+    from emotion_training.labels import VALENCE_AROUSAL
+    from emotion_training.real_pairs import clip_sequence, semaine_segments
+    from emotion_training.synthetic import write_semaine
+    from emotion_training.voice_data import raw_vocal_section
+    root = write_semaine(tmp_path, LABELS3, ['7'], seconds_per_label=3.0)
+    sessions = load_semaine(root)
+    segs = semaine_segments(sessions, VOCAL_PREPROCESS, steps=4)
+    # 9 s session, segments of 4 windows (1 s every 0.5 s = 2.5 s) every 2 s: 0, 2, 4, 6 s
+    assert [s.extra['start'] for s in segs] == [0.0, 2.0, 4.0, 6.0]
+    seg = segs[2]
+    seq = clip_sequence(seg, -1, VISION_PREPROCESS, VOCAL_PREPROCESS, steps=4)
+    assert seq['label'] == -1 and seq['fp'].all() and seq['vp'].all()
+    # window centres 4.5-6.0 s lie in the second label block (3-6 s) but the last (6.0 s) on
+    # its edge: the targets follow the traces there
+    assert np.allclose(seq['va'], sessions[0].va_at(4.0 + np.array([0.5, 1.0, 1.5, 2.0])),
+                       atol=1e-5)
+    second = min(LABELS3, key=lambda k: np.abs(np.array(VALENCE_AROUSAL[k]) - seq['va'][0]).sum())
+    assert np.abs(np.array(VALENCE_AROUSAL[second]) - seq['va'][0]).max() < 0.15
+    audio, sr = read_mono(seg.audio)
+    want = logmel(audio[4 * sr + sr // 2:5 * sr + sr // 2], sr, raw_vocal_section(VOCAL_PREPROCESS))
+    assert np.allclose(seq['voice'][1, 0], want, atol=1e-4)   # the 2nd window starts at 4.5 s
+
+
+def test_fusion_learns_valence_arousal_from_semaine(trained, tmp_path, capfd):
+    """SEMAINE segments (no categorical labels) train the head's valence/arousal output: with
+    the trace loss the validation V/A error ends lower than in the same run without it."""
+    import re
+    import pytest
+    from emotion_training.synthetic import write_semaine
+    from emotion_training.train import main
+    root = write_semaine(tmp_path / 'semaine', LABELS3, ['1', '2', '3', '4', '5'],
+                         seconds_per_label=2.0)
+    out = trained['out']
+    args = ['fusion', *trained['common'], '--init-vision', str(out / 'vision' / 'best.pt'),
+            '--init-vocal', str(out / 'vocal' / 'best.pt'), '--val-speakers', '10',
+            '--pairs', str(root), '--epochs', '4', '--steps-per-epoch', '15',
+            '--batch-size', '16', '--seq-steps', '3', '--optimizer', 'adamw', '--lr', '0.01',
+            '--fusion-hidden', '16']
+    with pytest.raises(SystemExit, match='pairs-fraction'):
+        main([*args, '--pairs-fraction', '1', '--out', str(tmp_path / 'x')])
+    final = {}
+    for weight in ('1', '0'):
+        capfd.readouterr()
+        assert main([*args, '--pairs-fraction', '0.5', '--va-weight', weight,
+                     '--out', str(tmp_path / f'f{weight}')]) == 0
+        err = capfd.readouterr().err
+        errors = [float(v) for v in re.findall(r'val valence/arousal error .*? ([0-9.]+) on', err)]
+        assert len(errors) == 4, err
+        final[weight] = errors[-1]
+        result = json.loads((tmp_path / f'f{weight}' / 'result.json').read_text())
+        assert result['best_uar'] > CHANCE    # UAR from the labelled pseudo-pairs only
+    assert final['1'] < final['0'] - 0.05, final

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from ..datasets import load_image_folders
 from ..engine import load_checkpoint
 from ..face_data import faces_to_arrays, stratified_holdout
 from ..labels import VALENCE_AROUSAL
+from ..pairing import observed_mask
 from ..splits import check_face_split, check_speech_split, face_split, holdout_seed
 from ..vision_checkpoint import load_vision
 from ..voice_data import file_windows
@@ -49,7 +50,8 @@ class FusionStage:
 
     def __init__(self, system: FusionSystem, labels: list[str], pools: dict, pairs_train,
                  pairs_val, gen: torch.Generator, end2end: bool, batch_size: int,
-                 steps_per_epoch: int, augment: float, seed: int) -> None:
+                 steps_per_epoch: int, augment: float, seed: int, va_weight: float = 1.0,
+                 log=None) -> None:
         self.system, self.labels, self.pools = system, labels, pools
         self.model = system
         self.pairs_train, self.pairs_val = pairs_train, pairs_val
@@ -57,6 +59,7 @@ class FusionStage:
         self._steps, self.augment = steps_per_epoch, augment
         self.rng = np.random.default_rng(seed)
         self.val_batch = pairs_val.sample(600, np.random.default_rng(seed + 1))
+        self.va_weight, self.log = va_weight, log or (lambda m: None)
         if end2end:
             self.name = 'end2end'
 
@@ -85,6 +88,16 @@ class FusionStage:
         emb, _ = enc(x)
         return emb[torch.from_numpy(inv.reshape(-1))].view(*idx.shape, -1)
 
+    def _va_loss(self, logits: torch.Tensor, b, mask: torch.Tensor) -> Optional[torch.Tensor]:
+        """Mean squared error of the head's valence/arousal (softmax @ table) on the observed
+        steps that have targets; None where the batch has none."""
+        target = torch.from_numpy(b.va_targets())
+        has = torch.isfinite(target).all(-1) & mask
+        if not bool(has.any()):
+            return None
+        va = torch.softmax(logits, -1) @ self.system.fusion.va
+        return ((va - torch.nan_to_num(target)) ** 2).sum(-1)[has].mean()
+
     def _forward(self, b, split: str, train: bool) -> torch.Tensor:
         ve = self._embed(split, 'face', b.face_idx, train)
         ae = self._embed(split, 'voice', b.voice_idx, train)
@@ -98,18 +111,22 @@ class FusionStage:
             yield self.pairs_train.sample(self.batch_size, self.rng)
 
     def loss(self, b):
-        from ..pairing import observed_mask  # noqa: PLC0415
         apply_frozen_eval(self.system)
         logits = self._forward(b, 'train', True)
         y = torch.from_numpy(b.labels)
         mask = torch.from_numpy(observed_mask(b.face_present, b.voice_present))
+        labelled = y >= 0                     # SEMAINE sequences have only valence/arousal
         T = logits.shape[1]
-        per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat_interleave(T),
+        per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                              y.clamp_min(0).repeat_interleave(T),
                               reduction='none', label_smoothing=0.05).view(-1, T)
         # later steps have seen more evidence: weight them more (the last step counts most)
-        w = mask.float() * torch.linspace(0.5, 1.5, T)
+        w = (mask & labelled[:, None]).float() * torch.linspace(0.5, 1.5, T)
         loss = (per * w).sum() / w.sum().clamp_min(1)
-        return loss, logits[:, -1], y
+        va_loss = self._va_loss(logits, b, mask)
+        if va_loss is not None and self.va_weight > 0:
+            loss = loss + self.va_weight * va_loss
+        return loss, logits[labelled, -1], y[labelled]
 
     def evaluate(self):
         self.system.eval()
@@ -120,7 +137,14 @@ class FusionStage:
             ae = self._embed('val', 'voice', b.voice_idx, False)
             fin = self.system.fusion.step_input(ve, torch.from_numpy(b.face_present), ae,
                                                 torch.from_numpy(b.voice_present))
-        return (b.labels, logits[:, -1].argmax(-1).numpy(),
+            va_loss = self._va_loss(logits, b, torch.from_numpy(
+                observed_mask(b.face_present, b.voice_present)))
+        if va_loss is not None:
+            n = int(np.isfinite(b.va_targets()).all(-1).any(-1).sum())
+            self.log(f'[{self.name}] val valence/arousal error (RMS of the 2-D distance) '
+                     f'{float(va_loss) ** 0.5:.3f} on {n} sequences with traces')
+        labelled = b.labels >= 0              # UAR over sequences with a categorical label
+        return (b.labels[labelled], logits[:, -1].argmax(-1).numpy()[labelled],
                 {'fusion_input': fin.reshape(-1, fin.shape[-1]).numpy()[:2000]})
 
     def checkpoint_extra(self) -> dict:
@@ -150,7 +174,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help='embed faces with mirror test-time augmentation (as the exported bundle '
                    'with emotion-export --vision-tta flip will)')
     g.add_argument('--pairs', default=None, help='REAL audio-visual pairs: a CREMA-D root '
-                   '(AudioWAV/ + VideoFlash/) or a CSV manifest with audio and video columns')
+                   '(AudioWAV/ + VideoFlash/), a SEMAINE root (Sessions/<id>/ with user video, '
+                   'audio and FeelTrace valence/arousal traces) or a CSV manifest with audio and '
+                   'video columns')
+    g.add_argument('--va-weight', type=float, default=1.0,
+                   help='weight of the valence/arousal loss (mean squared error of the head\'s '
+                   'valence/arousal output) on real pairs with continuous traces (SEMAINE)')
     g.add_argument('--pairs-fraction', type=float, default=0.5,
                    help='fraction of each batch drawn from real pairs (rest pseudo-pairs)')
     g.add_argument('--pairs-val-fraction', type=float, default=0.2,
@@ -200,12 +229,20 @@ def _pools(args, labels, vision: VisionEncoder | VisionEnsemble, vpre: dict, voc
 
 def _add_real_pairs(args, labels, vpre: dict, apre: dict, pools: dict, log) -> None:
     """Append real-pair clips (actor-independent train/val split) to the pools."""
-    from ..datasets import load_cremad, load_csv_manifest  # noqa: PLC0415
+    from ..datasets import load_cremad, load_csv_manifest, load_semaine  # noqa: PLC0415
     from ..datasets.cremad import split_actors  # noqa: PLC0415
-    from ..real_pairs import RealPairs, load_real_sequences  # noqa: PLC0415
+    from ..real_pairs import RealPairs, load_real_sequences, semaine_segments  # noqa: PLC0415
     src = pathlib.Path(args.pairs)
-    samples = (load_csv_manifest(src, labels) if src.suffix.lower() == '.csv'
-               else load_cremad(src, labels))
+    if src.suffix.lower() == '.csv':
+        samples = load_csv_manifest(src, labels)
+    elif _is_semaine(src):
+        # Session ids play the actors' part in the split; segments carry label '' (none).
+        samples = semaine_segments(load_semaine(src), apre, args.seq_steps)
+        if args.pairs_fraction >= 1:
+            raise SystemExit('--pairs with SEMAINE gives no categorical labels: keep '
+                             '--pairs-fraction below 1 so pseudo-pairs train and validate them')
+    else:
+        samples = load_cremad(src, labels)
     samples = [s for s in samples if s.video is not None]
     if not samples:
         raise SystemExit(f'--pairs {src}: no clips with both audio and video')
@@ -221,6 +258,12 @@ def _add_real_pairs(args, labels, vpre: dict, apre: dict, pools: dict, log) -> N
                                                 [q['voice'] for q in seqs]).astype(np.float32)
         pool['real'] = RealPairs(seqs, fo, vo)
         log(f'[fusion] real pairs {split}: {len(seqs)} clips from {src}')
+
+
+def _is_semaine(root: pathlib.Path) -> bool:
+    """A SEMAINE root: ``Sessions/`` or session folders holding FeelTrace ``*TUD[VA]*.txt``."""
+    base = root / 'Sessions' if (root / 'Sessions').is_dir() else root
+    return base.is_dir() and any(base.glob('*/*TUD[VAva]*.txt'))
 
 
 def _faces_dir(args) -> pathlib.Path:
@@ -282,4 +325,5 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> FusionStag
         pv = MixedPairs(pv, va.get('real'), args.pairs_fraction)
     return FusionStage(system, labels, pools, pt, pv, gen, end2end,
                        batch_size=min(args.batch_size, 64 if end2end else 256),
-                       steps_per_epoch=args.steps_per_epoch, augment=args.augment, seed=args.seed)
+                       steps_per_epoch=args.steps_per_epoch, augment=args.augment, seed=args.seed,
+                       va_weight=args.va_weight, log=log)
