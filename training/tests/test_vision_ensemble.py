@@ -125,3 +125,31 @@ def test_members_with_other_labels_or_a_vision_stage_ensemble_are_refused(
     with pytest.raises(SystemExit, match='trains one encoder'):
         main(['vision', *trained['common'], *TINY_VISION, '--epochs', '1',
               '--init-vision', f'{first},{second_member}', '--out', str(tmp_path / 'v')])
+
+
+def test_distillation_alone_teaches_the_student(trained, tmp_path):
+    """With --distill-weight 1 the labels play no part: a student that beats chance has learnt
+    from the (frozen, mirror-TTA) teacher, and its checkpoint holds only its own weights."""
+    from emotion_training.engine import load_checkpoint
+    from emotion_training.train import main
+    teacher = trained['out'] / 'vision' / 'best.pt'
+    args = ['vision', *trained['common'], *TINY_VISION, '--epochs', '6', '--batch-size', '32',
+            '--optimizer', 'adamw', '--lr', '0.01', '--augment', '0.3', '--label-smoothing', '0',
+            '--teacher', str(teacher), '--distill-temperature', '2']
+    assert main([*args, '--distill-weight', '1', '--out', str(tmp_path / 'kd')]) == 0
+    ck = load_checkpoint(tmp_path / 'kd' / 'best.pt')
+    assert ck['best_uar'] > 1 / len(LABELS3) + 0.2, ck['best_uar']
+    assert set(ck['model']) == set(load_checkpoint(teacher)['model'])
+    with pytest.raises(SystemExit, match='distill-weight'):
+        main([*args, '--distill-weight', '1.5', '--out', str(tmp_path / 'bad')])
+
+
+def test_distillation_refuses_a_teacher_with_other_labels(trained, tmp_path):
+    from emotion_training.engine import load_checkpoint, save_checkpoint
+    from emotion_training.train import main
+    ck = load_checkpoint(trained['out'] / 'vision' / 'best.pt')
+    ck['labels'] = list(reversed(ck['labels']))
+    save_checkpoint(tmp_path / 'teacher.pt', ck)
+    with pytest.raises(SystemExit, match='--teacher labels'):
+        main(['vision', *trained['common'], *TINY_VISION, '--epochs', '1',
+              '--teacher', str(tmp_path / 'teacher.pt'), '--out', str(tmp_path / 's')])

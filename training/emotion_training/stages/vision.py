@@ -6,6 +6,8 @@ import pathlib
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from emotion_perception.models.vision_encoder import VisionEncoder
 
@@ -15,6 +17,7 @@ from ..datasets import load_image_folders
 from ..engine import load_checkpoint
 from ..face_data import faces_to_arrays, stratified_holdout
 from ..splits import check_face_split, face_split, holdout_seed
+from ..vision_checkpoint import load_vision
 from .common import EncoderStage, class_weights, predict
 
 
@@ -39,6 +42,43 @@ class VisionStage(EncoderStage):
                         else None)
         self.vision = dict(vision or VISION_PREPROCESS)
         self.split = split or {}
+
+    #: a frozen teacher (VisionEncoder or VisionEnsemble, mirror TTA on) for distillation; None
+    #: = off.  Why: a wider or ensembled teacher that is too slow for the robot can pass on its
+    #: softer, more informative targets to an encoder that fits the 2 ms budget.
+    teacher: nn.Module | None = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
+
+    def set_teacher(self, teacher: nn.Module, weight: float, temperature: float) -> None:
+        if not 0.0 <= weight <= 1.0 or temperature <= 0:
+            raise SystemExit(f'--distill-weight must be in [0, 1] and --distill-temperature > 0 '
+                             f'(got {weight}, {temperature})')
+        teacher.eval()
+        teacher.set_flip_tta(True)
+        for q in teacher.parameters():
+            q.requires_grad_(False)
+        self.teacher = teacher.to(self.device)
+        self.distill_weight, self.distill_temperature = weight, temperature
+
+    def to(self, device: torch.device) -> 'VisionStage':
+        super().to(device)
+        if self.teacher is not None:
+            self.teacher.to(self.device)
+        return self
+
+    def loss(self, batch):
+        """Cross-entropy (EncoderStage), blended with the teacher's temperature-softened
+        distribution (Hinton et al. 2015: KL * T^2) where a teacher is set."""
+        ce, logits, yb = super().loss(batch)
+        if self.teacher is None or self.distill_weight == 0:
+            return ce, logits, yb
+        T = self.distill_temperature
+        with torch.no_grad():
+            _, target = self.teacher(batch[0])
+        kd = F.kl_div(F.log_softmax(logits / T, -1), F.softmax(target / T, -1),
+                      reduction='batchmean') * T * T
+        return (1 - self.distill_weight) * ce + self.distill_weight * kd, logits, yb
 
     def evaluate(self):
         emb, logits = predict(self.model, self.xv)
@@ -65,6 +105,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--vision-widths', default='32,64,128,256')
     g.add_argument('--vision-stem-stride', type=int, default=2)
     g.add_argument('--vision-embedding', type=int, default=128)
+    g.add_argument('--teacher', default=None,
+                   help='distil from this vision checkpoint (several joined by commas: their '
+                   'ensemble), run frozen with mirror TTA on every training batch')
+    g.add_argument('--distill-weight', type=float, default=0.5,
+                   help='share of the distillation term in the loss (rest: cross-entropy)')
+    g.add_argument('--distill-temperature', type=float, default=2.0,
+                   help='softmax temperature of teacher and student in the distillation term')
     g.add_argument('--max-faces', type=int, default=None, help='cap on training faces (smoke runs)')
 
 
@@ -105,7 +152,19 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> VisionStag
     xv, yv = faces_to_arrays(val, labels, vision, 'load val faces')
     log(f'[vision] class counts {dict(zip(labels, np.bincount(y, minlength=len(labels)).tolist()))}')
     model = build_model(args, len(labels))
-    return VisionStage(model, labels, x, y, xv, yv, gen, batch_size=args.batch_size,
+    stage = VisionStage(model, labels, x, y, xv, yv, gen, batch_size=args.batch_size,
                        balance=args.balance, balance_power=args.balance_power,
                        smoothing=args.label_smoothing, augment=args.augment, vision=vision,
                        split=split, mixup=args.mixup)
+    if args.teacher:
+        teacher, meta = load_vision(args.teacher)
+        if list(meta['labels']) != list(labels):
+            raise SystemExit(f'--teacher labels {meta["labels"]} differ from {labels}')
+        if meta['preprocess'] != vision:
+            raise SystemExit(f'--teacher preprocessing {meta["preprocess"]} differs from this '
+                             f'run\'s {vision}')
+        check_face_split(meta, split, args.teacher, lambda m: log(f'[vision] teacher: {m}'))
+        stage.set_teacher(teacher, args.distill_weight, args.distill_temperature)
+        log(f'[vision] distilling from {args.teacher} (weight {args.distill_weight}, '
+            f'temperature {args.distill_temperature})')
+    return stage
