@@ -7,6 +7,10 @@ Examples::
     emotion-train vocal --cv --out runs/vocal_cv           # leave-speakers-out CV report
     emotion-train fusion --init-vision runs/vision/best.pt --init-vocal runs/vocal/best.pt
     emotion-train end2end --init-fusion runs/fusion/best.pt --unfreeze vision --lr 1e-4
+    emotion-train vision --seed 1 --holdout-seed 0 --out runs/vision_b   # 2nd ensemble member
+    emotion-train fusion --init-vision runs/vision/best.pt,runs/vision_b/best.pt ...
+    emotion-train vision --teacher runs/wide/best.pt --distill-weight 0.5 --out runs/student
+    emotion-train fusion --pairs SEMAINE_ROOT ...   # real pairs with valence/arousal traces
 
 Every run writes ``OUT/metrics.csv`` (one row per epoch), ``OUT/curves.png`` (loss, accuracy/UAR
 and feature variance per epoch), ``OUT/last.pt`` (resume with ``--resume OUT/last.pt``),
