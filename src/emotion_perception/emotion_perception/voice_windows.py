@@ -17,7 +17,6 @@ from .preprocess import resample
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model_bundle import ModelBundle
-    from .speaker_calibration import SpeakerCalibration
 
 #: a window is "active" when its RMS is at least this fraction of the loudest window's (-20 dB)
 ACTIVE_RELATIVE_RMS = 0.1
@@ -80,16 +79,12 @@ def utterance_windows(samples: np.ndarray, rate: int, target_rate: int, window_s
 
 
 def utterance_logits(bundle: 'ModelBundle', samples: np.ndarray, rate: int,
-                     return_embeddings: bool = False,
-                     calibration: Optional['SpeakerCalibration'] = None
+                     return_embeddings: bool = False
                      ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """One prediction per utterance: mean logits [C] of its active windows (and mean embedding).
-
-    ``calibration``: the speaker's statistics for a speaker-normalised bundle; None = the
-    training population's."""
+    """One prediction per utterance: mean logits [C] of its active windows (and mean embedding)."""
     wins = utterance_windows(samples, rate, bundle.sample_rate, bundle.window_seconds,
                              bundle.hop_seconds)
-    emb, logits = bundle.encode_voice_windows(wins, bundle.sample_rate, calibration)
+    emb, logits = bundle.encode_voice_windows(wins, bundle.sample_rate)
     if return_embeddings:
         return aggregate(logits), emb.mean(axis=0)
     return aggregate(logits)

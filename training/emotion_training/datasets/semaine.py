@@ -75,10 +75,21 @@ def _pick(files: list[pathlib.Path], exts: tuple[str, ...]) -> Optional[pathlib.
     return (user or cands or [None])[0]
 
 
+def _sessions_dir(root: str | pathlib.Path) -> pathlib.Path:
+    root = pathlib.Path(root)
+    return root / 'Sessions' if (root / 'Sessions').is_dir() else root
+
+
+def is_semaine_root(root: str | pathlib.Path) -> bool:
+    """True when ``root`` (or its ``Sessions/``) holds session folders with FeelTrace traces."""
+    base = _sessions_dir(root)
+    return base.is_dir() and any(_TRACE.search(f.name) and f.suffix.lower() == '.txt'
+                                 for f in base.glob('*/*'))
+
+
 def load_semaine(root: str | pathlib.Path, step: float = 0.5) -> list[SemaineSession]:
     """All sessions that have both valence and arousal traces (resampled every ``step`` s)."""
-    root = pathlib.Path(root)
-    base = root / 'Sessions' if (root / 'Sessions').is_dir() else root
+    base = _sessions_dir(root)
     if not base.is_dir():
         raise FileNotFoundError(f'SEMAINE folder {base} does not exist')
     sessions = []

@@ -231,11 +231,12 @@ def _add_real_pairs(args, labels, vpre: dict, apre: dict, pools: dict, log) -> N
     """Append real-pair clips (actor-independent train/val split) to the pools."""
     from ..datasets import load_cremad, load_csv_manifest, load_semaine  # noqa: PLC0415
     from ..datasets.cremad import split_actors  # noqa: PLC0415
+    from ..datasets.semaine import is_semaine_root  # noqa: PLC0415
     from ..real_pairs import RealPairs, load_real_sequences, semaine_segments  # noqa: PLC0415
     src = pathlib.Path(args.pairs)
     if src.suffix.lower() == '.csv':
         samples = load_csv_manifest(src, labels)
-    elif _is_semaine(src):
+    elif is_semaine_root(src):
         # Session ids play the actors' part in the split; segments carry label '' (none).
         samples = semaine_segments(load_semaine(src), apre, args.seq_steps)
         if args.pairs_fraction >= 1:
@@ -258,12 +259,6 @@ def _add_real_pairs(args, labels, vpre: dict, apre: dict, pools: dict, log) -> N
                                                 [q['voice'] for q in seqs]).astype(np.float32)
         pool['real'] = RealPairs(seqs, fo, vo)
         log(f'[fusion] real pairs {split}: {len(seqs)} clips from {src}')
-
-
-def _is_semaine(root: pathlib.Path) -> bool:
-    """A SEMAINE root: ``Sessions/`` or session folders holding FeelTrace ``*TUD[VA]*.txt``."""
-    base = root / 'Sessions' if (root / 'Sessions').is_dir() else root
-    return base.is_dir() and any(base.glob('*/*TUD[VAva]*.txt'))
 
 
 def _faces_dir(args) -> pathlib.Path:
