@@ -121,7 +121,9 @@ def make_optimizer(args, model: torch.nn.Module, steps_per_epoch: int):
                               weight_decay=args.weight_decay)
     else:
         opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
-    total = max(1, args.epochs * steps_per_epoch)
+    # OneCycleLR divides by zero when its warm-up ends on step 0 (0.2 * total == 1, a 5-step
+    # smoke run); plan at least 10 steps: a shorter run then simply stops before the annealing ends.
+    total = max(10, args.epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total,
                                                 pct_start=0.2)
     return opt, sched

@@ -252,6 +252,28 @@ def test_device_names_resolve_and_a_missing_gpu_is_a_clear_error():
             resolve_device('cuda')
 
 
+def test_learning_rate_schedule_survives_runs_of_any_length():
+    """A 5-step run (e.g. 600 faces, batch 128, one epoch) once crashed OneCycleLR with a division
+    by zero; every short run must train, and a full-length one must still anneal to ~0."""
+    import argparse
+
+    import torch
+    from emotion_training.train import make_optimizer
+    for steps in range(1, 31):
+        model = torch.nn.Linear(2, 2)
+        args = argparse.Namespace(optimizer='adamw', lr=0.01, weight_decay=0.0, epochs=1)
+        opt, sched = make_optimizer(args, model, steps)
+        used = []
+        for _ in range(steps):
+            used.append(opt.param_groups[0]['lr'])
+            opt.step()
+            sched.step()
+        assert all(0 <= lr <= 0.01 for lr in used)
+        assert max(used) >= 0.01 / 25 * 0.99, (steps, used)  # it does train (warm-up starts at lr/25)
+        if steps >= 10:
+            assert used[-1] < 1e-4, (steps, used[-1])  # the last step is annealed
+
+
 def test_vocal_mel_parameters_reach_the_checkpoint_and_the_bundle(syn_data, trained, tmp_path):
     import pytest
     from emotion_perception.model_bundle import ModelBundle
