@@ -4,7 +4,6 @@ from __future__ import annotations
 import pathlib
 
 import numpy as np
-import soundfile as sf
 
 
 class AudioReadError(RuntimeError):
@@ -13,6 +12,7 @@ class AudioReadError(RuntimeError):
 
 def read_mono(path: str | pathlib.Path) -> tuple[np.ndarray, int]:
     """Read a WAV/FLAC/OGG as float32 mono in [-1, 1] and its sample rate (channels averaged)."""
+    import soundfile as sf  # here, so face-only training imports no audio library
     try:
         data, rate = sf.read(str(path), dtype='float32', always_2d=True)
     except Exception as exc:  # noqa: BLE001 - soundfile raises LibsndfileError, RuntimeError, ...

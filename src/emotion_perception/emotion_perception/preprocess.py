@@ -11,7 +11,6 @@ from math import gcd
 from typing import Any, Mapping, Optional
 
 import cv2
-import librosa
 import numpy as np
 from scipy.signal import resample_poly
 
@@ -87,6 +86,9 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 
 def _mel_power(samples: np.ndarray, vocal: Mapping[str, Any]) -> np.ndarray:
+    # Imported here, not at the top: faces need no librosa, so face-only training runs on
+    # machines without it (the lent GPU's image, training/scripts/device_vision.sh).
+    import librosa
     return librosa.feature.melspectrogram(
         y=samples, sr=int(vocal['sample_rate']), n_fft=int(vocal['n_fft']),
         win_length=int(vocal['win_length']), hop_length=int(vocal['hop_length']),

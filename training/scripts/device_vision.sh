@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The GPU route for the face encoder: wider teachers trained on a lent GPU, distilled into the
+# shipped student architecture (the one that fits 2 ms per face on one CPU thread).  On 2 CPU
+# cores every recipe plateaued at ~0.69 holdout (MODEL_CARD.md, "tried and not adopted"); a
+# teacher much better than the student needs GPU hours that a CPU session does not have.
+#
+# Two halves, because the device machine reaches no network and `../shared` does not travel:
+#
+#   bash training/scripts/device_vision.sh pack [DATA_ROOT]
+#       here, from the repo root: writes .carry/fer2013_train.zip (FER2013 train, six labels,
+#       the JPEGs stored uncompressed, ~44 MB) and checks that the tree that travels stays
+#       under the device tool's 64 MiB.
+#
+#   bash training/scripts/device_vision.sh run
+#       on the device machine, from the repo root, with `.carry` carried
+#       (run tool: carry [".carry"], timeout_s 600).  Needs only torch, OpenCV, numpy, scipy and
+#       tqdm, which the device image has.  Steps: a 1-epoch smoke run that fails fast; TEACHERS
+#       teachers (ResNet 2-2-2-2, widths 64-128-256-512, stride-1 stem) in parallel on the one GPU,
+#       seeds 1..TEACHERS, all on the seed-0 holdout; one student distilled from their mirror-TTA
+#       ensemble.  Into $OUT: student_best.pt (weights only, ~11 MB) and logs.tar.gz (every
+#       run's log, metrics.csv, curves.png and best_summary.json).
+#       Then here: emotion-export --vision student_best.pt ... and emotion-eval faces.
+#
+# Knobs (environment): TEACHERS (3), TEACHER_EPOCHS (60), STUDENT_EPOCHS (60), DISTILL_WEIGHT
+# (0.7), DISTILL_T (4), DEVICE (cuda), SMOKE=1 for a tiny dry run of `run` on any machine.
+set -euo pipefail
+cmd="${1:-}"
+ROOT="$(pwd)"
+[ -d "$ROOT/training/emotion_training" ] || { echo "device_vision.sh: run it from the repo root" >&2; exit 2; }
+CARRY="$ROOT/.carry"
+LABELS="angry disgust fear happy neutral sad"
+
+case "$cmd" in
+pack)
+  DATA="$(realpath "${2:-${EMOTION_DATA:-../shared/data}}")"
+  [ -d "$DATA/fer2013/train" ] || { echo "device_vision.sh: no $DATA/fer2013/train" >&2; exit 2; }
+  mkdir -p "$CARRY"
+  python3 - "$DATA/fer2013/train" "$CARRY/fer2013_train.zip" $LABELS <<'EOF'
+import pathlib, sys, zipfile
+src, dst, labels = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3:]
+n = 0
+with zipfile.ZipFile(dst, 'w', zipfile.ZIP_STORED) as z:
+    for label in labels:
+        for f in sorted((src / label).iterdir()):
+            if f.is_file():
+                z.write(f, f'train/{label}/{f.name}')
+                n += 1
+print(f'[pack] {n} faces -> {dst} ({dst.stat().st_size / 2**20:.1f} MiB)')
+EOF
+  tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+  others=$(git ls-files -z --others --exclude-standard | xargs -0 -r du -cb 2>/dev/null | tail -1 | cut -f1)
+  carry=$(du -sb "$CARRY" | cut -f1)
+  total=$(( tracked + ${others:-0} + carry ))
+  echo "[pack] tree that travels: $(( total / 1048576 )) MiB of 64 (tracked $(( tracked / 1048576 )), untracked $(( ${others:-0} / 1048576 )), .carry $(( carry / 1048576 )))"
+  [ "$total" -lt $(( 64 * 1048576 )) ] || { echo "device_vision.sh: over the 64 MiB the device tool carries" >&2; exit 1; }
+  ;;
+run)
+  OUT="${OUT:-$ROOT/training/runs/device_vision}"
+  DEVICE="${DEVICE:-cuda}"
+  K="${TEACHERS:-3}"; TE="${TEACHER_EPOCHS:-60}"; SE="${STUDENT_EPOCHS:-60}"
+  W="${DISTILL_WEIGHT:-0.7}"; T="${DISTILL_T:-4}"
+  TW="64,128,256,512"; CAP=""
+  if [ "${SMOKE:-0}" = 1 ]; then TE=1; SE=1; TW="8,8,16,16"; CAP="--max-faces 300"; fi
+  [ -f "$CARRY/fer2013_train.zip" ] || { echo "device_vision.sh: no .carry/fer2013_train.zip (pack it here, carry .carry)" >&2; exit 2; }
+  WORK="$(mktemp -d)"; mkdir -p "$OUT" "$WORK/data/fer2013"
+  python3 -m zipfile -e "$CARRY/fer2013_train.zip" "$WORK/data/fer2013/"
+  export PYTHONPATH="$ROOT/src/emotion_perception:$ROOT/src/emotion_fusion:$ROOT/training${PYTHONPATH:+:$PYTHONPATH}"
+  export PYTHONUNBUFFERED=1
+  TRAIN="python3 -m emotion_training.train vision --data $WORK/data --device $DEVICE --holdout-seed 0 --quiet $CAP"
+  REC="--optimizer adamw --lr 0.002 --weight-decay 0.05 --batch-size 128 --balance-power 0.75 --label-smoothing 0.1 --patience 1000"
+  python3 -c "import torch; print('[run] torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+  echo "[run] smoke: 1 epoch on 600 faces"
+  $TRAIN --max-faces 600 --epochs 1 --vision-widths 8,8,16,16 --out "$WORK/smoke" > "$OUT/smoke.log" 2>&1 \
+    || { cat "$OUT/smoke.log"; exit 1; }
+  echo "[run] $K teachers x $TE epochs (widths $TW, stride-1 stem), in parallel"
+  pids=()
+  for s in $(seq 1 "$K"); do
+    $TRAIN $REC --seed "$s" --epochs "$TE" --vision-stem-stride 1 --vision-widths "$TW" --threads 4 \
+      --out "$WORK/teacher$s" > "$OUT/teacher$s.log" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || { tail -20 "$OUT"/teacher*.log; exit 1; }; done
+  teachers=$(for s in $(seq 1 "$K"); do printf '%s,' "$WORK/teacher$s/best.pt"; done); teachers="${teachers%,}"
+  for s in $(seq 1 "$K"); do echo "[run] teacher$s: $(tail -n 1 "$OUT/teacher$s.log")"; done
+  echo "[run] student x $SE epochs, distilled from the teachers (weight $W, temperature $T)"
+  $TRAIN $REC --seed 0 --epochs "$SE" --teacher "$teachers" --distill-weight "$W" --distill-temperature "$T" \
+    --threads 4 --out "$WORK/student" > "$OUT/student.log" 2>&1 || { tail -20 "$OUT/student.log"; exit 1; }
+  tail -3 "$OUT/student.log"
+  python3 - "$WORK/student/best.pt" "$OUT/student_best.pt" <<'EOF'
+import sys, torch
+ck = torch.load(sys.argv[1], map_location='cpu', weights_only=True)
+for k in ('optimizer', 'scheduler'):
+    ck.pop(k, None)
+torch.save(ck, sys.argv[2])
+print(f"[run] student best epoch {ck['best_epoch']}, holdout UAR {ck['best_uar']:.3f} -> {sys.argv[2]}")
+EOF
+  (cd "$WORK" && tar czf "$OUT/logs.tar.gz" --exclude='*.pt' teacher* student smoke)
+  mv "$OUT"/*.log "$WORK/" 2>/dev/null; (cd "$WORK" && tar czf "$OUT/run_logs.tar.gz" ./*.log)
+  ls -la "$OUT"
+  ;;
+*)
+  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+  ;;
+esac
