@@ -14,15 +14,18 @@
 #   bash training/scripts/device_vision.sh run
 #       on the device machine, from the repo root, with `.carry` carried
 #       (run tool: carry [".carry"], timeout_s 600).  Needs only torch, OpenCV, numpy, scipy and
-#       tqdm, which the device image has.  Steps: a 1-epoch smoke run that fails fast; TEACHERS
-#       teachers (ResNet 2-2-2-2, widths 64-128-256-512, stride-1 stem) in parallel on the one GPU,
-#       seeds 1..TEACHERS, all on the seed-0 holdout; one student distilled from their mirror-TTA
-#       ensemble.  Into $OUT: student_best.pt (weights only, ~11 MB) and logs.tar.gz (every
-#       run's log, metrics.csv, curves.png and best_summary.json).
+#       tqdm, which the device image has.  Steps: a 1-epoch smoke run that fails fast; one timed
+#       teacher epoch, from which the epoch counts are planned to fit the time budgets below (the
+#       device tool allows 10 min per command, 15 min per session); TEACHERS teachers (ResNet
+#       2-2-2-2, widths 64-128-256-512, stride-1 stem) in parallel on the one GPU, seeds
+#       1..TEACHERS, all on the seed-0 holdout; one student distilled from their mirror-TTA
+#       ensemble.  Into $OUT: student_best.pt (weights only, ~11 MB), logs.tar.gz (every run's
+#       metrics.csv, curves.png and best_summary.json) and run_logs.tar.gz (their stdout).
 #       Then here: emotion-export --vision student_best.pt ... and emotion-eval faces.
 #
-# Knobs (environment): TEACHERS (3), TEACHER_EPOCHS (60), STUDENT_EPOCHS (60), DISTILL_WEIGHT
-# (0.7), DISTILL_T (4), DEVICE (cuda), SMOKE=1 for a tiny dry run of `run` on any machine.
+# Knobs (environment): TEACHERS (3), TEACHER_SECONDS (240) and STUDENT_SECONDS (150) of wall
+# time, TEACHER_EPOCHS (80) and STUDENT_EPOCHS (60) as caps, DISTILL_WEIGHT (0.7), DISTILL_T (4),
+# DEVICE (cuda), SMOKE=1 for a tiny dry run of `run` on any machine.
 set -euo pipefail
 cmd="${1:-}"
 ROOT="$(pwd)"
@@ -57,7 +60,8 @@ EOF
 run)
   OUT="${OUT:-$ROOT/training/runs/device_vision}"
   DEVICE="${DEVICE:-cuda}"
-  K="${TEACHERS:-3}"; TE="${TEACHER_EPOCHS:-60}"; SE="${STUDENT_EPOCHS:-60}"
+  K="${TEACHERS:-3}"; TE="${TEACHER_EPOCHS:-80}"; SE="${STUDENT_EPOCHS:-60}"
+  TS="${TEACHER_SECONDS:-240}"; SS="${STUDENT_SECONDS:-150}"
   W="${DISTILL_WEIGHT:-0.7}"; T="${DISTILL_T:-4}"
   TW="64,128,256,512"; CAP=""
   if [ "${SMOKE:-0}" = 1 ]; then TE=1; SE=1; TW="8,8,16,16"; CAP="--max-faces 300"; fi
@@ -72,7 +76,18 @@ run)
   echo "[run] smoke: 1 epoch on 600 faces"
   $TRAIN --max-faces 600 --epochs 1 --vision-widths 8,8,16,16 --out "$WORK/smoke" > "$OUT/smoke.log" 2>&1 \
     || { cat "$OUT/smoke.log"; exit 1; }
-  echo "[run] $K teachers x $TE epochs (widths $TW, stride-1 stem), in parallel"
+  $TRAIN $REC --epochs 1 --vision-stem-stride 1 --vision-widths "$TW" --threads 4 --out "$WORK/timing" \
+    > "$OUT/timing.log" 2>&1 || { cat "$OUT/timing.log"; exit 1; }
+  # one teacher epoch alone takes sec; K teachers share the GPU (assume no overlap), and a student
+  # epoch runs the K teachers forward twice (mirror TTA), about 2K/3 of a teacher epoch
+  read -r sec TE SE < <(python3 - "$WORK/timing/metrics.csv" "$K" "$TE" "$SE" "$TS" "$SS" <<'EOF'
+import csv, sys
+sec = float(list(csv.DictReader(open(sys.argv[1])))[-1]['seconds'])
+k, te, se, ts, ss = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+print(f'{sec:.1f}', max(1, min(te, int(ts / (sec * k)))), max(1, min(se, int(ss / (sec * (2 * k / 3 + 0.3))))))
+EOF
+)
+  echo "[run] one teacher epoch: ${sec}s; $K teachers x $TE epochs (widths $TW, stride-1 stem), in parallel"
   pids=()
   for s in $(seq 1 "$K"); do
     $TRAIN $REC --seed "$s" --epochs "$TE" --vision-stem-stride 1 --vision-widths "$TW" --threads 4 \
@@ -94,7 +109,7 @@ for k in ('optimizer', 'scheduler'):
 torch.save(ck, sys.argv[2])
 print(f"[run] student best epoch {ck['best_epoch']}, holdout UAR {ck['best_uar']:.3f} -> {sys.argv[2]}")
 EOF
-  (cd "$WORK" && tar czf "$OUT/logs.tar.gz" --exclude='*.pt' teacher* student smoke)
+  (cd "$WORK" && tar czf "$OUT/logs.tar.gz" --exclude='*.pt' teacher* student smoke timing)
   mv "$OUT"/*.log "$WORK/" 2>/dev/null; (cd "$WORK" && tar czf "$OUT/run_logs.tar.gz" ./*.log)
   ls -la "$OUT"
   ;;
