@@ -18,12 +18,15 @@
 #       teacher epoch, from which the epoch counts are planned to fit the time budgets below (the
 #       device tool allows 10 min per command, 15 min per session); TEACHERS teachers (ResNet
 #       2-2-2-2, widths 64-128-256-512, stride-1 stem) in parallel on the one GPU, seeds
-#       1..TEACHERS, all on the seed-0 holdout; one student distilled from their mirror-TTA
-#       ensemble.  Into $OUT: student_best.pt (weights only, ~11 MB), logs.tar.gz (every run's
-#       metrics.csv, curves.png and best_summary.json) and run_logs.tar.gz (their stdout).
-#       Then here: emotion-export --vision student_best.pt ... and emotion-eval faces.
+#       1..TEACHERS, all on the seed-0 holdout; then, in parallel, the two members of the shipped
+#       ensemble's architecture, each distilled from the teachers' mirror-TTA ensemble: student_a
+#       (stride-2 stem, widths 32-256) and student_s1 (stride-1 stem, widths 16-128).  Into $OUT:
+#       student_a_best.pt and student_s1_best.pt (weights only, 11 + 3 MB), logs.tar.gz (every
+#       run's metrics.csv, curves.png and best_summary.json) and run_logs.tar.gz (their stdout).
+#       Then here: emotion-export --vision student_a_best.pt,student_s1_best.pt ... (after
+#       emotion-train fusion --init-vision with the same pair) and emotion-eval faces.
 #
-# Knobs (environment): TEACHERS (3), TEACHER_SECONDS (240) and STUDENT_SECONDS (150) of wall
+# Knobs (environment): TEACHERS (3), TEACHER_SECONDS (200) and STUDENT_SECONDS (240) of wall
 # time, TEACHER_EPOCHS (80) and STUDENT_EPOCHS (60) as caps, DISTILL_WEIGHT (0.7), DISTILL_T (4),
 # DEVICE (cuda), SMOKE=1 for a tiny dry run of `run` on any machine.
 set -euo pipefail
@@ -61,7 +64,7 @@ run)
   OUT="${OUT:-$ROOT/training/runs/device_vision}"
   DEVICE="${DEVICE:-cuda}"
   K="${TEACHERS:-3}"; TE="${TEACHER_EPOCHS:-80}"; SE="${STUDENT_EPOCHS:-60}"
-  TS="${TEACHER_SECONDS:-240}"; SS="${STUDENT_SECONDS:-150}"
+  TS="${TEACHER_SECONDS:-200}"; SS="${STUDENT_SECONDS:-240}"
   W="${DISTILL_WEIGHT:-0.7}"; T="${DISTILL_T:-4}"
   TW="64,128,256,512"; CAP=""
   if [ "${SMOKE:-0}" = 1 ]; then TE=1; SE=1; TW="8,8,16,16"; CAP="--max-faces 300"; fi
@@ -78,13 +81,13 @@ run)
     || { cat "$OUT/smoke.log"; exit 1; }
   $TRAIN $REC --epochs 1 --vision-stem-stride 1 --vision-widths "$TW" --threads 4 --out "$WORK/timing" \
     > "$OUT/timing.log" 2>&1 || { cat "$OUT/timing.log"; exit 1; }
-  # one teacher epoch alone takes sec; K teachers share the GPU (assume no overlap), and a student
-  # epoch runs the K teachers forward twice (mirror TTA), about 2K/3 of a teacher epoch
+  # one teacher epoch alone takes sec; K teachers share the GPU (assume no overlap), and each of
+  # the two students' epochs runs the K teachers forward twice (mirror TTA), ~2K/3 teacher epochs
   read -r sec TE SE < <(python3 - "$WORK/timing/metrics.csv" "$K" "$TE" "$SE" "$TS" "$SS" <<'EOF'
 import csv, sys
 sec = float(list(csv.DictReader(open(sys.argv[1])))[-1]['seconds'])
 k, te, se, ts, ss = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
-print(f'{sec:.1f}', max(1, min(te, int(ts / (sec * k)))), max(1, min(se, int(ss / (sec * (2 * k / 3 + 0.3))))))
+print(f'{sec:.1f}', max(1, min(te, int(ts / (sec * k)))), max(1, min(se, int(ss / (2 * sec * (2 * k / 3 + 0.3))))))
 EOF
 )
   echo "[run] one teacher epoch: ${sec}s; $K teachers x $TE epochs (widths $TW, stride-1 stem), in parallel"
@@ -97,11 +100,18 @@ EOF
   for p in "${pids[@]}"; do wait "$p" || { tail -20 "$OUT"/teacher*.log; exit 1; }; done
   teachers=$(for s in $(seq 1 "$K"); do printf '%s,' "$WORK/teacher$s/best.pt"; done); teachers="${teachers%,}"
   for s in $(seq 1 "$K"); do echo "[run] teacher$s: $(tail -n 1 "$OUT/teacher$s.log")"; done
-  echo "[run] student x $SE epochs, distilled from the teachers (weight $W, temperature $T)"
-  $TRAIN $REC --seed 0 --epochs "$SE" --teacher "$teachers" --distill-weight "$W" --distill-temperature "$T" \
-    --threads 4 --out "$WORK/student" > "$OUT/student.log" 2>&1 || { tail -20 "$OUT/student.log"; exit 1; }
-  tail -3 "$OUT/student.log"
-  python3 - "$WORK/student/best.pt" "$OUT/student_best.pt" <<'EOF'
+  echo "[run] 2 students x $SE epochs, distilled from the teachers (weight $W, temperature $T), in parallel"
+  declare -A ARCH=([a]="" [s1]="--vision-stem-stride 1 --vision-widths 16,32,64,128")
+  pids=()
+  for st in a s1; do
+    # shellcheck disable=SC2086
+    $TRAIN $REC ${ARCH[$st]} --seed 0 --epochs "$SE" --teacher "$teachers" --distill-weight "$W" \
+      --distill-temperature "$T" --threads 4 --out "$WORK/student_$st" > "$OUT/student_$st.log" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || { tail -20 "$OUT"/student_*.log; exit 1; }; done
+  for st in a s1; do
+    python3 - "$WORK/student_$st/best.pt" "$OUT/student_${st}_best.pt" <<'EOF'
 import sys, torch
 ck = torch.load(sys.argv[1], map_location='cpu', weights_only=True)
 for k in ('optimizer', 'scheduler'):
@@ -109,7 +119,8 @@ for k in ('optimizer', 'scheduler'):
 torch.save(ck, sys.argv[2])
 print(f"[run] student best epoch {ck['best_epoch']}, holdout UAR {ck['best_uar']:.3f} -> {sys.argv[2]}")
 EOF
-  (cd "$WORK" && tar czf "$OUT/logs.tar.gz" --exclude='*.pt' teacher* student smoke timing)
+  done
+  (cd "$WORK" && tar czf "$OUT/logs.tar.gz" --exclude='*.pt' teacher* student_* smoke timing)
   mv "$OUT"/*.log "$WORK/" 2>/dev/null; (cd "$WORK" && tar czf "$OUT/run_logs.tar.gz" ./*.log)
   ls -la "$OUT"
   ;;
