@@ -9,7 +9,7 @@
 * fusion step: ms per step for one track
 * training: seconds per epoch of the vision and vocal stages, measured on a small synthetic
   subset and extrapolated to the full set sizes (FER2013 train 6 labels minus holdout; EmoDB
-  6 speakers' windows)
+  6 speakers' windows); one figure per member where the bundle's vision encoder is an ensemble
 
 Without ``--bundle`` it uses the shipped bundle, or (if none) exports the default architectures
 with random weights to a temporary folder (speed does not depend on the weights).
@@ -40,20 +40,31 @@ def default_bundle(tmp: pathlib.Path) -> pathlib.Path:
     if (p / 'manifest.json').is_file():
         return p
     from emotion_fusion.fusion_model import FusionModel
-    from emotion_perception.models.vision_encoder import VisionEncoder
+    from emotion_perception.models.vision_encoder import VisionEncoder, VisionEnsemble
     from emotion_perception.models.vocal_encoder import VocalEncoder
     from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
     from emotion_training.export import export_bundle
     from emotion_training.labels import DEFAULT_LABELS, VALENCE_AROUSAL
     labels = list(DEFAULT_LABELS)
     return export_bundle(tmp / 'b', labels,
-                         VisionEncoder(6, layers=(2, 2, 2, 2), widths=(32, 64, 128, 256),
-                                       stem_stride=2), dict(VISION_PREPROCESS),
+                         VisionEnsemble(SHIPPED_VISION_MEMBERS), dict(VISION_PREPROCESS),
                          VocalEncoder(6, widths=(12, 24, 48, 96)), dict(VOCAL_PREPROCESS),
-                         FusionModel(128, 128, 6, [VALENCE_AROUSAL[k] for k in labels]))
+                         FusionModel(256, 128, 6, [VALENCE_AROUSAL[k] for k in labels]))
 
 
-def train_epoch_seconds(stage: str, n_full: int, threads: int) -> tuple[float, int]:
+#: the shipped (0.4.0) vision ensemble's members, for the random-weight fallback bundle
+SHIPPED_VISION_MEMBERS = [
+    dict(num_classes=6, layers=[2, 2, 2, 2], widths=[32, 64, 128, 256], stem_stride=2),
+    dict(num_classes=6, layers=[2, 2, 2, 2], widths=[16, 32, 64, 128], stem_stride=1)]
+
+
+def vision_members(architecture: dict) -> list[dict]:
+    """The encoder configs in a manifest's vision ``architecture`` (one, or an ensemble's)."""
+    return [dict(m) for m in architecture.get('members', [architecture])]
+
+
+def train_epoch_seconds(stage: str, n_full: int, threads: int,
+                        vision_config: dict | None = None) -> tuple[float, int]:
     """Seconds per epoch extrapolated from a few batches on synthetic data."""
     import torch
     import torch.nn.functional as F
@@ -62,7 +73,7 @@ def train_epoch_seconds(stage: str, n_full: int, threads: int) -> tuple[float, i
     g = torch.Generator().manual_seed(0)
     if stage == 'vision':
         from emotion_perception.models.vision_encoder import VisionEncoder
-        m = VisionEncoder(6, layers=(2, 2, 2, 2), widths=(32, 64, 128, 256), stem_stride=2)
+        m = VisionEncoder(**{**(vision_config or SHIPPED_VISION_MEMBERS[0]), 'flip_tta': False})
         x, bs, aug = torch.randn(128, 1, 48, 48), 128, augment_faces
     else:
         from emotion_perception.models.vocal_encoder import VocalEncoder
@@ -116,8 +127,11 @@ def main(argv=None) -> int:
         rows.append(('fusion step', 'ms/step, 1 track', '-',
                      _ms(lambda: b.fusion_step(ve, [1], ae, [1], h, c), 500)))
     if not args.skip_training:
-        s, n = train_epoch_seconds('vision', 22983, args.train_threads)
-        rows.append(('train vision', f's/epoch ({n} faces, {args.train_threads} threads)', '-', s))
+        members = vision_members(b.manifest['vision']['architecture'])
+        for i, cfg in enumerate(members, 1):
+            s, n = train_epoch_seconds('vision', 22983, args.train_threads, cfg)
+            name = 'train vision' + (f' member {i}' if len(members) > 1 else '')
+            rows.append((name, f's/epoch ({n} faces, {args.train_threads} threads)', '-', s))
         s, n = train_epoch_seconds('vocal', 1450, args.train_threads)
         rows.append(('train vocal', f's/epoch ({n} windows, {args.train_threads} threads)', '-', s))
     w0 = max(len(r[0]) for r in rows)
