@@ -58,14 +58,10 @@ SHIPPED_VISION_MEMBERS = [
     dict(num_classes=6, layers=[2, 2, 2, 2], widths=[16, 32, 64, 128], stem_stride=1)]
 
 
-def vision_members(architecture: dict) -> list[dict]:
-    """The encoder configs in a manifest's vision ``architecture`` (one, or an ensemble's)."""
-    return [dict(m) for m in architecture.get('members', [architecture])]
-
-
 def train_epoch_seconds(stage: str, n_full: int, threads: int,
-                        vision_config: dict | None = None) -> tuple[float, int]:
-    """Seconds per epoch extrapolated from a few batches on synthetic data."""
+                        vision=None) -> tuple[float, int]:
+    """Seconds per epoch extrapolated from a few batches on synthetic data (``vision``: the
+    VisionEncoder to time; default the shipped ensemble's first member)."""
     import torch
     import torch.nn.functional as F
     from emotion_training.augment import augment_faces, augment_logmel
@@ -73,7 +69,8 @@ def train_epoch_seconds(stage: str, n_full: int, threads: int,
     g = torch.Generator().manual_seed(0)
     if stage == 'vision':
         from emotion_perception.models.vision_encoder import VisionEncoder
-        m = VisionEncoder(**{**(vision_config or SHIPPED_VISION_MEMBERS[0]), 'flip_tta': False})
+        m = vision if vision is not None else VisionEncoder(**SHIPPED_VISION_MEMBERS[0])
+        m.train()
         x, bs, aug = torch.randn(128, 1, 48, 48), 128, augment_faces
     else:
         from emotion_perception.models.vocal_encoder import VocalEncoder
@@ -127,9 +124,11 @@ def main(argv=None) -> int:
         rows.append(('fusion step', 'ms/step, 1 track', '-',
                      _ms(lambda: b.fusion_step(ve, [1], ae, [1], h, c), 500)))
     if not args.skip_training:
-        members = vision_members(b.manifest['vision']['architecture'])
-        for i, cfg in enumerate(members, 1):
-            s, n = train_epoch_seconds('vision', 22983, args.train_threads, cfg)
+        from emotion_perception.models.vision_encoder import VisionEnsemble, build_vision_encoder
+        vision = build_vision_encoder(b.manifest['vision']['architecture'])
+        members = list(vision.members) if isinstance(vision, VisionEnsemble) else [vision]
+        for i, member in enumerate(members, 1):
+            s, n = train_epoch_seconds('vision', 22983, args.train_threads, member)
             name = 'train vision' + (f' member {i}' if len(members) > 1 else '')
             rows.append((name, f's/epoch ({n} faces, {args.train_threads} threads)', '-', s))
         s, n = train_epoch_seconds('vocal', 1450, args.train_threads)
