@@ -20,12 +20,12 @@ import torch
 from emotion_fusion.fusion_model import FUSION_INPUTS, FUSION_OUTPUTS, FusionModel, FusionStep
 from emotion_perception.model_bundle import BUNDLE_FORMAT, ModelBundle, sha256_of
 from emotion_perception.models.vision_encoder import VisionEncoder, VisionEnsemble
-from emotion_perception.models.vocal_encoder import VocalEncoder
+from emotion_perception.models.vocal_encoder import VocalEncoder, VocalEnsemble
 from emotion_perception.preprocess import logmel_frames
 
 from .engine import load_checkpoint
 from .labels import VA_SOURCE, va_table
-from .vision_checkpoint import load_vision
+from .encoder_checkpoint import load_vision, load_vocal
 
 VISION_FILE, VOCAL_FILE, FUSION_FILE = 'vision_encoder.onnx', 'vocal_encoder.onnx', 'fusion_step.onnx'
 OPSET = 17
@@ -59,7 +59,8 @@ def _check(module: torch.nn.Module, path: pathlib.Path, feeds: dict[str, np.ndar
 
 def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
                   vision: VisionEncoder | VisionEnsemble,
-                  vision_pre: dict, vocal: VocalEncoder, vocal_pre: dict, fusion: FusionModel,
+                  vision_pre: dict, vocal: VocalEncoder | VocalEnsemble, vocal_pre: dict,
+                  fusion: FusionModel,
                   training: Optional[dict] = None, metrics: Optional[dict] = None,
                   version: str = '0.1.0', seed: int = 0) -> pathlib.Path:
     """Export the three models and write a verified manifest; returns the bundle path."""
@@ -145,17 +146,17 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
 
 def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
                             ) -> tuple[list[str], VisionEncoder | VisionEnsemble, dict,
-                                       VocalEncoder, dict, FusionModel, dict]:
+                                       VocalEncoder | VocalEnsemble, dict, FusionModel, dict]:
     """Rebuild the three models from stage checkpoints (weights_only loads); ``vision_ck`` may
-    name several vision checkpoints joined by commas (an ensemble, see vision_checkpoint.py)."""
+    and ``vocal_ck`` may each name several checkpoints joined by commas (an ensemble, see
+    encoder_checkpoint.py)."""
     vision, cv = load_vision(vision_ck)
-    ca, cf = load_checkpoint(vocal_ck), load_checkpoint(fusion_ck)
+    vocal, ca = load_vocal(vocal_ck)
+    cf = load_checkpoint(fusion_ck)
     labels = list(cv['labels'])
     for name, ck in (('vocal', ca), ('fusion', cf)):
         if list(ck['labels']) != labels:
             raise SystemExit(f'{name} checkpoint labels {ck["labels"]} differ from vision {labels}')
-    vocal = VocalEncoder(**ca['model_config'])
-    vocal.load_state_dict(ca['model'])
     fusion = FusionModel(**cf['model_config'])
     # Fusion/end2end checkpoints hold the whole system (prefixes vision./vocal./fusion.).  Only an
     # end2end checkpoint's encoders were trained there and replace --vision/--vocal; a fusion
@@ -170,7 +171,7 @@ def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
         sd = {k[7:]: v for k, v in sd.items() if k.startswith('fusion.')}
     fusion.load_state_dict(sd)
     info = {'vision': cv['summary'],
-            'vocal': {k: ca.get(k) for k in ('epoch', 'best_uar', 'best_epoch')},
+            'vocal': ca['summary'],
             'fusion': {k: cf.get(k) for k in ('epoch', 'best_uar', 'best_epoch')}}
     return labels, vision, cv['preprocess'], vocal, ca['preprocess'], fusion, info
 
@@ -181,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--vision', required=True,
                    help='vision stage checkpoint (best.pt); several joined by commas are exported '
                    'as one ensemble (mean logits, concatenated embeddings)')
-    p.add_argument('--vocal', required=True, help='vocal stage checkpoint')
+    p.add_argument('--vocal', required=True,
+                   help='vocal stage checkpoint; several joined by commas are exported as one '
+                   'ensemble (mean logits, concatenated embeddings)')
     p.add_argument('--fusion', required=True, help='fusion or end2end stage checkpoint')
     p.add_argument('--out', required=True, help='bundle directory to write')
     p.add_argument('--version', default='0.1.0')

@@ -9,6 +9,7 @@ Examples::
     emotion-train end2end --init-fusion runs/fusion/best.pt --unfreeze vision --lr 1e-4
     emotion-train vision --seed 1 --holdout-seed 0 --out runs/vision_b   # 2nd ensemble member
     emotion-train fusion --init-vision runs/vision/best.pt,runs/vision_b/best.pt ...
+    emotion-train fusion --init-vocal runs/vocal/best.pt,runs/vocal_b/best.pt ...   # idem
     emotion-train vision --teacher runs/wide/best.pt --distill-weight 0.5 --out runs/student
     emotion-train fusion --pairs SEMAINE_ROOT ...   # real pairs with valence/arousal traces
 
@@ -72,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--resume', help='resume from a last.pt of the same stage')
     p.add_argument('--init-vision', help='start the vision encoder from this checkpoint '
                    '(fusion/end2end: several joined by commas form an ensemble)')
-    p.add_argument('--init-vocal', help='start the vocal encoder from this checkpoint')
+    p.add_argument('--init-vocal', help='start the vocal encoder from this checkpoint '
+                   '(fusion/end2end: several joined by commas form an ensemble)')
     p.add_argument('--init-fusion', help='start the fusion head (end2end) from this checkpoint')
     p.add_argument('--freeze', default='', help='comma list of vision,vocal,fusion to freeze')
     p.add_argument('--unfreeze', default='', help='comma list to train even where the stage '

@@ -75,7 +75,7 @@ def test_fusion_and_export_join_members_into_one_graph(trained, second_member, t
                                                        capfd):
     from emotion_training.export import main as export_main
     from emotion_training.train import main
-    from emotion_training.vision_checkpoint import load_vision
+    from emotion_training.encoder_checkpoint import load_vision
     out, common = trained['out'], trained['common']
     members = f"{out / 'vision' / 'best.pt'},{second_member}"
     capfd.readouterr()
@@ -84,7 +84,8 @@ def test_fusion_and_export_join_members_into_one_graph(trained, second_member, t
                  '--epochs', '2', '--steps-per-epoch', '10', '--batch-size', '32',
                  '--optimizer', 'adamw', '--lr', '0.01', '--fusion-hidden', '16',
                  '--out', str(tmp_path / 'fusion')]) == 0
-    assert 'face split' not in capfd.readouterr().err   # one holdout: no leak warning
+    err = capfd.readouterr().err   # one holdout: no leak warning
+    assert 'face split' not in err and 'trained on split' not in err
     assert export_main(['--vision', members, '--vocal', str(out / 'vocal' / 'best.pt'),
                         '--fusion', str(tmp_path / 'fusion' / 'best.pt'), '--vision-tta', 'flip',
                         '--out', str(tmp_path / 'b')]) == 0
@@ -115,7 +116,7 @@ def test_members_with_other_labels_or_a_vision_stage_ensemble_are_refused(
         trained, second_member, tmp_path):
     from emotion_training.engine import load_checkpoint, save_checkpoint
     from emotion_training.train import main
-    from emotion_training.vision_checkpoint import load_vision
+    from emotion_training.encoder_checkpoint import load_vision
     ck = load_checkpoint(second_member)
     ck['labels'] = list(reversed(ck['labels']))
     save_checkpoint(tmp_path / 'reordered.pt', ck)

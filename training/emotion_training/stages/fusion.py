@@ -18,7 +18,7 @@ from torch import nn
 
 from emotion_fusion.fusion_model import FusionModel
 from emotion_perception.models.vision_encoder import VisionEncoder, VisionEnsemble
-from emotion_perception.models.vocal_encoder import VocalEncoder
+from emotion_perception.models.vocal_encoder import VocalEncoder, VocalEnsemble
 
 from ..augment import augment_faces, augment_logmel
 from ..datasets import load_image_folders
@@ -27,7 +27,7 @@ from ..face_data import faces_to_arrays, stratified_holdout
 from ..labels import VALENCE_AROUSAL
 from ..pairing import observed_mask
 from ..splits import check_face_split, check_speech_split, face_split, holdout_seed
-from ..vision_checkpoint import load_vision
+from ..encoder_checkpoint import load_vision, load_vocal
 from ..voice_data import file_windows
 from .common import apply_frozen_eval, predict
 from .vocal import load_speech
@@ -38,7 +38,7 @@ TRAIN_HOP_S = 0.25
 class FusionSystem(nn.Module):
     """vision + vocal encoders + fusion head (state_dict prefixes vision./vocal./fusion.)."""
 
-    def __init__(self, vision: VisionEncoder | VisionEnsemble, vocal: VocalEncoder,
+    def __init__(self, vision: VisionEncoder | VisionEnsemble, vocal: VocalEncoder | VocalEnsemble,
                  fusion: FusionModel) -> None:
         super().__init__()
         self.vision, self.vocal, self.fusion = vision, vocal, fusion
@@ -188,7 +188,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help='when no face is detected in a frame: centre crop, or face absent')
 
 
-def _pools(args, labels, vision: VisionEncoder | VisionEnsemble, vpre: dict, vocal: VocalEncoder, apre: dict,
+def _pools(args, labels, vision: VisionEncoder | VisionEnsemble, vpre: dict,
+           vocal: VocalEncoder | VocalEnsemble, apre: dict,
            end2end: bool, gen: torch.Generator, log) -> dict:
     faces_dir = _faces_dir(args)
     samples = load_image_folders(faces_dir, labels)
@@ -277,7 +278,7 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> FusionStag
     if not args.init_vision or not args.init_vocal:
         raise SystemExit(f'{args.stage} needs --init-vision and --init-vocal checkpoints')
     vision, cv = load_vision(args.init_vision)
-    ca = load_checkpoint(args.init_vocal)
+    vocal, ca = load_vocal(args.init_vocal)
     for name, ck in (('vision', cv), ('vocal', ca)):
         if list(ck['labels']) != labels:
             raise SystemExit(f'{name} checkpoint labels {ck["labels"]} differ from {labels}')
@@ -288,8 +289,6 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> FusionStag
     check_speech_split(ca, [s for s in args.val_speakers.split(',') if s], args.init_vocal, warn)
     if args.vision_tta:
         vision.set_flip_tta(True)
-    vocal = VocalEncoder(**ca['model_config'])
-    vocal.load_state_dict(ca['model'])
     hidden, layers = args.fusion_hidden, args.fusion_layers
     if end2end and args.init_fusion:   # the head's shape comes from its checkpoint
         hidden, layers = int(cfg['hidden_size']), int(cfg['num_layers'])

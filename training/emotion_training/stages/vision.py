@@ -17,7 +17,7 @@ from ..datasets import load_image_folders
 from ..engine import load_checkpoint
 from ..face_data import faces_to_arrays, stratified_holdout
 from ..splits import check_face_split, face_split, holdout_seed
-from ..vision_checkpoint import load_vision
+from ..encoder_checkpoint import load_vision
 from .common import EncoderStage, class_weights, predict
 
 

@@ -13,6 +13,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .ensemble import EncoderEnsemble
+
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     """3x3 convolution with padding (torchvision's helper)."""
@@ -132,34 +134,18 @@ class VisionEncoder(nn.Module):
         return self._once(x)
 
 
-class VisionEnsemble(nn.Module):
-    """Several independently trained VisionEncoders on the same face, exported as one graph.
-
-    Why: FER2013 faces are small and noisy, and single networks over-fit them (train accuracy far
-    above holdout).  Members trained from different initialisations make different mistakes, so
-    averaging their logits is more accurate than any one of them.  The embedding is the
-    concatenation of the members' embeddings (averaging two unrelated feature spaces would mix
-    unrelated units), so the fusion head sees every member's features.
-    """
+class VisionEnsemble(EncoderEnsemble):
+    """VisionEncoders trained with different seeds on one holdout (see ensemble.py), with mirror
+    TTA switched for all members at once."""
 
     def __init__(self, members: Sequence[dict], flip_tta: bool | None = None) -> None:
-        super().__init__()
-        if len(members) < 2:
-            raise ValueError('an ensemble needs at least two member configs')
-        classes = {int(c['num_classes']) for c in members}
-        if len(classes) != 1:
-            raise ValueError(f'ensemble members disagree on the class count: {sorted(classes)}')
-        self.members = nn.ModuleList(VisionEncoder(**dict(c)) for c in members)
+        super().__init__(members, VisionEncoder)
         if flip_tta is not None:
             self.set_flip_tta(flip_tta)
 
     @property
     def config(self) -> dict:
-        """Checkpoint/manifest description; ``build_vision_encoder`` rebuilds the module from it."""
-        return dict(members=[dict(m.config) for m in self.members],
-                    num_classes=self.members[0].config['num_classes'],
-                    embedding_size=sum(m.config['embedding_size'] for m in self.members),
-                    flip_tta=self.flip_tta)
+        return dict(super().config, flip_tta=self.flip_tta)
 
     @property
     def flip_tta(self) -> bool:
@@ -169,12 +155,6 @@ class VisionEnsemble(nn.Module):
         """Mirror test-time augmentation for every member (see VisionEncoder.set_flip_tta)."""
         for m in self.members:
             m.set_flip_tta(on)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        outs = [m(x) for m in self.members]
-        emb = torch.cat([e for e, _ in outs], dim=1)
-        logits = torch.stack([lg for _, lg in outs]).mean(0)
-        return emb, logits
 
 
 def build_vision_encoder(config: dict) -> VisionEncoder | VisionEnsemble:
