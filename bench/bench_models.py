@@ -9,7 +9,7 @@
 * fusion step: ms per step for one track
 * training: seconds per epoch of the vision and vocal stages, measured on a small synthetic
   subset and extrapolated to the full set sizes (FER2013 train 6 labels minus holdout; EmoDB
-  6 speakers' windows); one figure per member where the bundle's vision encoder is an ensemble
+  6 speakers' windows); one figure per member where the bundle's encoder is an ensemble
 
 Without ``--bundle`` it uses the shipped bundle, or (if none) exports the default architectures
 with random weights to a temporary folder (speed does not depend on the weights).
@@ -41,40 +41,42 @@ def default_bundle(tmp: pathlib.Path) -> pathlib.Path:
         return p
     from emotion_fusion.fusion_model import FusionModel
     from emotion_perception.models.vision_encoder import VisionEncoder, VisionEnsemble
-    from emotion_perception.models.vocal_encoder import VocalEncoder
+    from emotion_perception.models.vocal_encoder import VocalEnsemble
     from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
     from emotion_training.export import export_bundle
     from emotion_training.labels import DEFAULT_LABELS, VALENCE_AROUSAL
     labels = list(DEFAULT_LABELS)
     return export_bundle(tmp / 'b', labels,
                          VisionEnsemble(SHIPPED_VISION_MEMBERS), dict(VISION_PREPROCESS),
-                         VocalEncoder(6, widths=(12, 24, 48, 96)), dict(VOCAL_PREPROCESS),
-                         FusionModel(256, 128, 6, [VALENCE_AROUSAL[k] for k in labels]))
+                         VocalEnsemble(SHIPPED_VOCAL_MEMBERS), dict(VOCAL_PREPROCESS),
+                         FusionModel(256, 384, 6, [VALENCE_AROUSAL[k] for k in labels]))
 
 
-#: the shipped (0.4.0) vision ensemble's members, for the random-weight fallback bundle
+#: the shipped (0.5.0) ensembles' members, for the random-weight fallback bundle
 SHIPPED_VISION_MEMBERS = [
     dict(num_classes=6, layers=[2, 2, 2, 2], widths=[32, 64, 128, 256], stem_stride=2),
     dict(num_classes=6, layers=[2, 2, 2, 2], widths=[16, 32, 64, 128], stem_stride=1)]
+SHIPPED_VOCAL_MEMBERS = [dict(num_classes=6, widths=[12, 24, 48, 96])] * 3
 
 
-def train_epoch_seconds(stage: str, n_full: int, threads: int,
-                        vision=None) -> tuple[float, int]:
-    """Seconds per epoch extrapolated from a few batches on synthetic data (``vision``: the
-    VisionEncoder to time; default the shipped ensemble's first member)."""
+def ensemble_members(module) -> list:
+    """The encoders inside ``module`` (itself where it is not an ensemble)."""
+    from emotion_perception.models.ensemble import EncoderEnsemble
+    return list(module.members) if isinstance(module, EncoderEnsemble) else [module]
+
+
+def train_epoch_seconds(stage: str, n_full: int, threads: int, m) -> tuple[float, int]:
+    """Seconds per epoch of the encoder ``m`` (one ensemble member), extrapolated from a few
+    batches on synthetic data."""
     import torch
     import torch.nn.functional as F
     from emotion_training.augment import augment_faces, augment_logmel
     torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(0)
+    m.train()
     if stage == 'vision':
-        from emotion_perception.models.vision_encoder import VisionEncoder
-        m = vision if vision is not None else VisionEncoder(**SHIPPED_VISION_MEMBERS[0])
-        m.train()
         x, bs, aug = torch.randn(128, 1, 48, 48), 128, augment_faces
     else:
-        from emotion_perception.models.vocal_encoder import VocalEncoder
-        m = VocalEncoder(6, widths=(12, 24, 48, 96))
         x, bs, aug = torch.randn(64, 1, 64, 101), 64, augment_logmel
     y = torch.randint(0, 6, (bs,))
     opt = torch.optim.AdamW(m.parameters(), 1e-3)
@@ -124,15 +126,15 @@ def main(argv=None) -> int:
         rows.append(('fusion step', 'ms/step, 1 track', '-',
                      _ms(lambda: b.fusion_step(ve, [1], ae, [1], h, c), 500)))
     if not args.skip_training:
-        from emotion_perception.models.vision_encoder import VisionEnsemble, build_vision_encoder
-        vision = build_vision_encoder(b.manifest['vision']['architecture'])
-        members = list(vision.members) if isinstance(vision, VisionEnsemble) else [vision]
-        for i, member in enumerate(members, 1):
-            s, n = train_epoch_seconds('vision', 22983, args.train_threads, member)
-            name = 'train vision' + (f' member {i}' if len(members) > 1 else '')
-            rows.append((name, f's/epoch ({n} faces, {args.train_threads} threads)', '-', s))
-        s, n = train_epoch_seconds('vocal', 1450, args.train_threads)
-        rows.append(('train vocal', f's/epoch ({n} windows, {args.train_threads} threads)', '-', s))
+        from emotion_perception.models.vision_encoder import build_vision_encoder
+        from emotion_perception.models.vocal_encoder import build_vocal_encoder
+        for stage, build, n_full, unit in (('vision', build_vision_encoder, 22983, 'faces'),
+                                           ('vocal', build_vocal_encoder, 1450, 'windows')):
+            members = ensemble_members(build(b.manifest[stage]['architecture']))
+            for i, member in enumerate(members, 1):
+                s, n = train_epoch_seconds(stage, n_full, args.train_threads, member)
+                name = f'train {stage}' + (f' member {i}' if len(members) > 1 else '')
+                rows.append((name, f's/epoch ({n} {unit}, {args.train_threads} threads)', '-', s))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     print(f'{"stage":<{w0}}  {"figure":<{w1}}  {"target":>7}  {"measured":>9}')

@@ -3,6 +3,8 @@
 The bundle is what the robot loads (``emotion_perception.model_bundle``).  Export checks that
 onnxruntime reproduces torch on random inputs before the manifest is written, and the manifest is
 verified by loading it back, so a bundle that leaves this command is known to load.
+``--int8-faces`` quantises the vision graph to int8 and checks it against the float model on
+faces it was not calibrated on (quantize.py).
 """
 from __future__ import annotations
 
@@ -62,12 +64,23 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
                   vision_pre: dict, vocal: VocalEncoder | VocalEnsemble, vocal_pre: dict,
                   fusion: FusionModel,
                   training: Optional[dict] = None, metrics: Optional[dict] = None,
-                  version: str = '0.1.0', seed: int = 0) -> pathlib.Path:
-    """Export the three models and write a verified manifest; returns the bundle path."""
+                  version: str = '0.1.0', seed: int = 0,
+                  vision_int8_faces: Optional[np.ndarray] = None) -> pathlib.Path:
+    """Export the three models and write a verified manifest; returns the bundle path.
+
+    ``vision_int8_faces`` (preprocessed training faces [N,1,S,S]): quantise the vision graph to
+    int8 (quantize.py), calibrated on the first half and checked against the float model on
+    the second half.
+    """
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     labels = list(labels)
     rng = np.random.default_rng(seed)
+    for name, enc, key in (('vision', vision, 'vision_dim'), ('vocal', vocal, 'voice_dim')):
+        if int(enc.config['embedding_size']) != int(fusion.config[key]):
+            raise ValueError(f'the fusion head takes {fusion.config[key]}-d {name} embeddings, but '
+                             f'the {name} encoder gives {enc.config["embedding_size"]}: train the '
+                             f'fusion head on these encoders (emotion-train fusion --init-{name})')
     for m in (vision, vocal, fusion):
         m.eval()
     size = int(vision_pre['input_size'])
@@ -76,6 +89,9 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
             {'image': {0: 'n'}, 'embedding': {0: 'n'}, 'logits': {0: 'n'}})
     d_vision = _check(vision, out / VISION_FILE, {'image': rng.standard_normal(
         (3, 1, size, size)).astype(np.float32)}, ['embedding', 'logits'])
+    quantization = None
+    if vision_int8_faces is not None:
+        quantization = _quantize_vision(vision, out / VISION_FILE, vision_int8_faces)
     frames = logmel_frames(vocal_pre)
     a = rng.standard_normal((2, 1, int(vocal_pre['n_mels']), frames)).astype(np.float32)
     _export(vocal, (torch.from_numpy(a),), out / VOCAL_FILE, ['logmel'], ['embedding', 'logits'],
@@ -108,7 +124,8 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
                       'input': 'image [N,1,H,W] float32 = preprocess.face_to_input',
                       'outputs': ['embedding', 'logits'], 'architecture': vision.config,
                       'test_time_augmentation': ('mean of the face and its mirror image, inside '
-                                                 'the graph' if vision.flip_tta else 'none')}
+                                                 'the graph' if vision.flip_tta else 'none'),
+                      'quantization': quantization or 'none (float32)'}
     vocal_section = dict(vocal_pre)
     vocal_section.update({'file': VOCAL_FILE, 'embedding_size': int(vocal.config['embedding_size']),
                           'frames': frames,
@@ -140,8 +157,32 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
     if fusion.va.shape[0] != len(labels):
         raise ValueError('fusion model class count differs from labels')
     (out / 'manifest.json').write_text(json.dumps(manifest, indent=1) + '\n', encoding='utf-8')
-    ModelBundle.load(out, expected_labels=labels)  # verify it loads (sha256, fields)
+    loaded = ModelBundle.load(out, expected_labels=labels)  # verify it loads (sha256, fields)
+    for key in ('vision', 'vocal', 'fusion'):
+        loaded.session(key)   # and that every graph's inputs match the manifest
     return out
+
+
+def _quantize_vision(vision: torch.nn.Module, path: pathlib.Path, faces: np.ndarray) -> dict:
+    """Replace the float vision graph at ``path`` by its int8 form; what the manifest records."""
+    from .quantize import MIN_AGREEMENT, agreement, quantize_onnx  # noqa: PLC0415
+    if len(faces) < 2:
+        raise ValueError('int8 quantisation needs at least two faces (calibration + check)')
+    half = len(faces) // 2
+    float_path = path.with_name(path.stem + '_float.onnx')
+    path.replace(float_path)
+    try:
+        quantize_onnx(float_path, path, 'image', faces[:half])
+    finally:
+        float_path.unlink(missing_ok=True)
+    check = agreement(vision, path, faces[half:])
+    if check['top1_agreement'] < MIN_AGREEMENT:
+        raise RuntimeError(f'{path}: the int8 vision graph agrees with the float model on '
+                           f'{check["top1_agreement"]:.3f} of {check["faces"]} faces, below '
+                           f'{MIN_AGREEMENT}; export without int8 quantisation')
+    return {'method': 'static int8, QDQ (onnxruntime.quantization): per-channel int8 weights, '
+                      'uint8 activations, MinMax ranges',
+            'calibration_faces': half, 'check_vs_float': check}
 
 
 def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
@@ -191,6 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--vision-tta', choices=('checkpoint', 'none', 'flip'), default='checkpoint',
                    help='mirror test-time augmentation inside the vision ONNX graph '
                    '(default: as the checkpoint says)')
+    p.add_argument('--int8-faces', metavar='FACES_DIR', default=None,
+                   help='quantise the vision graph to int8 (about 3x faster on a CPU), '
+                   'calibrated on faces drawn from this class-folder tree; give TRAINING faces '
+                   '(e.g. DATA/fer2013/train), never the ones you will measure on')
+    p.add_argument('--int8-count', type=int, default=512,
+                   help='faces drawn for --int8-faces: half calibrate, half check the int8 graph '
+                   'against the float model')
     p.add_argument('--training-json', action='append', default=[],
                    help='JSON file(s) merged into manifest "training" (data, commands)')
     p.add_argument('--metrics-json', action='append', default=[],
@@ -206,8 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     metrics: dict = {}
     for f in args.metrics_json:
         metrics.update(json.loads(pathlib.Path(f).read_text()))
+    faces = None
+    if args.int8_faces:
+        from .quantize import calibration_faces  # noqa: PLC0415
+        faces = calibration_faces(args.int8_faces, labels, vpre, args.int8_count)
+        training['int8_calibration_faces'] = f'{len(faces)} drawn from {args.int8_faces}'
     out = export_bundle(args.out, labels, vision, vpre, vocal, apre, fusion, training, metrics,
-                        args.version)
+                        args.version, vision_int8_faces=faces)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     print(f'bundle written to {out} ({size / 1e6:.1f} MB)', file=sys.stderr)
     return 0

@@ -2,7 +2,7 @@
 # Reproduce the shipped default bundle (src/emotion_perception/models/default) and its metrics,
 # uninterrupted version of what MODEL_CARD.md records.  Run from the repo root after
 # `source scripts/env.sh`:  bash training/scripts/train_default_bundle.sh [DATA_ROOT]
-# CPU only; ~4 h on 2 idle cores.  Everything goes to training/runs/ (git-ignored).
+# CPU only; ~5 h on 2 idle cores.  Everything goes to training/runs/ (git-ignored).
 set -euo pipefail
 DATA="$(realpath "${1:-${EMOTION_DATA:-../shared/data}}")"
 ROOT="$(pwd)"
@@ -20,30 +20,48 @@ $N emotion-train vision $C --init-vision $R/vision_ft/best.pt --epochs 8 --patie
 $N emotion-train vision $C --init-vision $R/vision_ft2/best.pt --epochs 55 --patience 100 --optimizer adamw --lr 0.0015 --weight-decay 0.01 --batch-size 128 --balance-power 0.75 --out $R/vision_long
 $N emotion-train vision $C --seed 2 --holdout-seed 0 --vision-stem-stride 1 --vision-widths 16,32,64,128 --epochs 60 --patience 200 --optimizer adamw --lr 0.002 --weight-decay 0.05 --batch-size 128 --balance-power 0.75 --label-smoothing 0.1 --out $R/vision_s1
 V=$R/vision_long/best.pt,$R/vision_s1/best.pt
-# 2. vocal encoder on all 8 EmoDB speakers, per-speaker log-mel normalisation, fixed 25 epochs
+# 2. vocal ensemble: three seeds on all 8 EmoDB speakers, per-speaker log-mel normalisation,
+#    fixed 25 epochs (members share the speakers, so they share the normalisation prior)
 VOC="--vocal-normalisation speaker --epochs 25 --optimizer adamw --lr 0.003 --weight-decay 0.01 --batch-size 64 --balance-power 1.0 --vocal-widths 12,24,48,96"
 $N emotion-train vocal $C $VOC --out $R/vocal_spk
-# 3. leave-speakers-out CV with the same recipe (speech metric)
-$N emotion-train vocal $C $VOC --cv --cv-folds 4 --out $R/vocal_cv_spk_s0
-# 4. fusion head on pseudo-pairs (encoders frozen), fixed 12 epochs
+$N emotion-train vocal $C $VOC --seed 1 --out $R/vocal_spk_s1
+$N emotion-train vocal $C $VOC --seed 2 --out $R/vocal_spk_s2
+A=$R/vocal_spk/last.pt,$R/vocal_spk_s1/last.pt,$R/vocal_spk_s2/last.pt
+# 3. leave-speakers-out CV with the same recipe and seeds (speech metric)
+for s in 0 1 2; do
+  $N emotion-train vocal $C $VOC --cv --cv-folds 4 --seed $s --out $R/vocal_cv_spk_s$s
+done
+# 4. fusion head on pseudo-pairs (encoders frozen, vision with mirror TTA as exported), fixed 12 epochs
 FUS="--face-noise 0.1 --voice-noise 0.2 --epochs 12 --patience 100 --steps-per-epoch 100 --optimizer adamw --lr 0.003 --weight-decay 0.01 --batch-size 256"
-$N emotion-train fusion $C $FUS --init-vision $V --init-vocal $R/vocal_spk/last.pt --out $R/fusion_v4
+$N emotion-train fusion $C $FUS --vision-tta --init-vision $V --init-vocal $A --out $R/fusion_v5
 # 5. export the shipped bundle
-emotion-export --vision $V --vocal $R/vocal_spk/last.pt --fusion $R/fusion_v4/last.pt \
-  --out "$ROOT/src/emotion_perception/models/default" --version 0.4.0
+#    (vision: mirror TTA inside the graph, quantised to int8 on 512 random training faces)
+INT8="--vision-tta flip --int8-faces $DATA/fer2013/train"
+emotion-export --vision $V $INT8 --vocal $A --fusion $R/fusion_v5/last.pt \
+  --out "$ROOT/src/emotion_perception/models/default" --version 0.5.0
 # 6. faces on the unseen FER2013 validation split
 emotion-eval faces --plot $R/faces_cm.png "$DATA/fer2013/validation" | tee $R/eval_faces.json
-# 7. speech: each CV fold's encoder, exported and scored on its held-out speakers (each speaker
-#    calibrated on its own unlabelled files; add --calibration online or none for the other scorings)
+# 7. speech: each CV fold's three-seed ensemble, exported and scored on its held-out speakers
+#    (each speaker calibrated on its own unlabelled files; add --calibration online or none for
+#    the other scorings), confusions pooled over the folds
 for i in 0 1 2 3; do
   spk=$(python3 -c "import json;print(' '.join(json.load(open('$R/vocal_cv_spk_s0/cv_result.json'))['folds'][$i]['test_speakers']))")
   mkdir -p $R/emodb_fold$i/wav
   for s in $spk; do ln -sf "$DATA"/emodb/wav/${s}*.wav $R/emodb_fold$i/wav/; done
-  emotion-export --vision $V --vocal $R/vocal_cv_spk_s0/fold$i/last.pt --fusion $R/fusion_v4/last.pt --out $R/bundle_cv$i
+  F=$R/vocal_cv_spk_s0/fold$i/last.pt,$R/vocal_cv_spk_s1/fold$i/last.pt,$R/vocal_cv_spk_s2/fold$i/last.pt
+  emotion-export --vision $V --vocal $F --fusion $R/fusion_v5/last.pt --out $R/bundle_cv$i
   emotion-eval speech --bundle $R/bundle_cv$i $R/emodb_fold$i | tee $R/eval_speech_fold$i.json
 done
-# 8. fused pseudo-pairs on unseen data: dev bundle whose vocal encoder and fusion head never saw
-#    speakers 10 and 15 (CV fold 3)
-$N emotion-train fusion $C $FUS --init-vision $V --init-vocal $R/vocal_cv_spk_s0/fold3/last.pt --val-speakers 10,15 --out $R/fusion_dev5
-emotion-export --vision $V --vocal $R/vocal_cv_spk_s0/fold3/last.pt --fusion $R/fusion_dev5/last.pt --out $R/bundle_dev5
-emotion-eval fused --bundle $R/bundle_dev5 --faces "$DATA/fer2013/validation" --speech $R/emodb_fold3 --steps 4 --sequences 2000 --seed 0 | tee $R/eval_fused_dev5.json
+python3 - <<'PY'
+import json
+import numpy as np
+cm = sum(np.array(json.load(open(f'runs/eval_speech_fold{i}.json'))['confusion']) for i in range(4))
+rec = cm.diagonal() / cm.sum(1)
+print(f'speech CV pooled: UAR {rec.mean():.3f} accuracy {cm.diagonal().sum() / cm.sum():.3f}')
+PY
+# 8. fused pseudo-pairs on unseen data: dev bundle whose vocal ensemble and fusion head never
+#    heard speakers 10 and 15 (CV fold 3)
+F3=$R/vocal_cv_spk_s0/fold3/last.pt,$R/vocal_cv_spk_s1/fold3/last.pt,$R/vocal_cv_spk_s2/fold3/last.pt
+$N emotion-train fusion $C $FUS --vision-tta --init-vision $V --init-vocal $F3 --val-speakers 10,15 --out $R/fusion_dev6
+emotion-export --vision $V $INT8 --vocal $F3 --fusion $R/fusion_dev6/last.pt --out $R/bundle_dev6
+emotion-eval fused --bundle $R/bundle_dev6 --faces "$DATA/fer2013/validation" --speech $R/emodb_fold3 --steps 4 --sequences 2000 --seed 0 | tee $R/eval_fused_dev6.json

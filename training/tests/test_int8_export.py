@@ -1,0 +1,80 @@
+"""``emotion-export --int8-faces``: the vision graph quantised to int8, calibrated on training
+faces and checked against the float model; and export's refusal of a fusion head built for
+other encoders."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from emotion_training_helpers import LABELS3
+
+from emotion_perception.model_bundle import ModelBundle
+
+
+def _export_args(trained, out, *extra):
+    run = trained['out']
+    return ['--vision', str(run / 'vision' / 'best.pt'), '--vocal', str(run / 'vocal' / 'best.pt'),
+            '--fusion', str(run / 'fusion' / 'best.pt'), '--vision-tta', 'flip', *extra,
+            '--out', str(out)]
+
+
+def test_int8_vision_graph_is_quantised_and_agrees_with_the_float_model(trained, syn_data,
+                                                                        tmp_path):
+    from emotion_training.export import main as export_main
+    from emotion_training.quantize import MIN_AGREEMENT
+    faces = syn_data / 'fer2013' / 'train'
+    assert export_main(_export_args(trained, tmp_path / 'f')) == 0
+    assert export_main(_export_args(trained, tmp_path / 'q', '--int8-faces', str(faces),
+                                    '--int8-count', '96')) == 0
+    fb = ModelBundle.load(tmp_path / 'f', expected_labels=LABELS3)
+    qb = ModelBundle.load(tmp_path / 'q', expected_labels=LABELS3)
+    assert fb.manifest['vision']['quantization'] == 'none (float32)'
+    q = qb.manifest['vision']['quantization']
+    assert q['calibration_faces'] == 48 and q['check_vs_float']['faces'] == 48
+    assert q['check_vs_float']['top1_agreement'] >= MIN_AGREEMENT
+    ops = {n.op_type for n in onnx.load(str(tmp_path / 'q' / 'vision_encoder.onnx')).graph.node}
+    assert {'QuantizeLinear', 'DequantizeLinear'} <= ops
+    assert not {'QuantizeLinear'} & {
+        n.op_type for n in onnx.load(str(tmp_path / 'f' / 'vision_encoder.onnx')).graph.node}
+    # Same interface and nearly the same answers on unseen faces through the node's own path.
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 255, (64, 56), dtype=np.uint8) for _ in range(24)]
+    (fe, fl), (qe, ql) = fb.encode_faces(crops), qb.encode_faces(crops)
+    assert qe.shape == fe.shape and ql.shape == fl.shape and qe.dtype == np.float32
+    assert (ql.argmax(1) == fl.argmax(1)).mean() >= 0.8
+    assert np.abs(ql - fl).max() < 0.25 * (np.abs(fl).max() + 1e-6) + 0.5
+    # The other graphs are untouched.
+    for name in ('vocal_encoder.onnx', 'fusion_step.onnx'):
+        assert qb.manifest['files'][name] == fb.manifest['files'][name]
+
+
+def test_int8_export_refuses_a_graph_that_disagrees_with_the_float_model(trained, syn_data,
+                                                                         tmp_path, monkeypatch):
+    from emotion_training import quantize
+    from emotion_training.export import main as export_main
+    monkeypatch.setattr(quantize, 'MIN_AGREEMENT', 1.01)   # no graph can pass
+    with pytest.raises(RuntimeError, match='agrees with the float model'):
+        export_main(_export_args(trained, tmp_path / 'q', '--int8-faces',
+                                 str(syn_data / 'fer2013' / 'train'), '--int8-count', '32'))
+    assert not (tmp_path / 'q' / 'manifest.json').exists()
+
+
+def test_int8_export_names_a_folder_without_faces(trained, tmp_path):
+    from emotion_training.export import main as export_main
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(SystemExit, match='no face images'):
+        export_main(_export_args(trained, tmp_path / 'q', '--int8-faces', str(tmp_path / 'empty')))
+
+
+def test_export_refuses_a_fusion_head_trained_on_other_encoders(tmp_path):
+    from emotion_perception.models.vision_encoder import VisionEnsemble
+    from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
+    from emotion_training.export import export_bundle
+    from emotion_training.testing import tiny_models
+    vision, vocal, fusion = tiny_models(LABELS3)
+    pair = VisionEnsemble([vision.config, vision.config])   # 2 x 16-d: the head takes 16
+    with pytest.raises(ValueError, match='takes 16-d vision embeddings.*gives 32'):
+        export_bundle(tmp_path / 'b', LABELS3, pair, dict(VISION_PREPROCESS), vocal,
+                      dict(VOCAL_PREPROCESS), fusion)
+    assert not (tmp_path / 'b' / 'manifest.json').exists()
