@@ -74,8 +74,7 @@ class FaceNode(Node):
         if self.bundle is not None:
             try:
                 warm_up(self.bundle, vision=True)
-                self.get_logger().info(f'model bundle {self.bundle.path} labels '
-                                       f'{self.bundle.labels}')
+                self.get_logger().info(f'model {self.bundle.summary}')
             except Exception as exc:  # noqa: BLE001 - reported, faces are still published
                 self.model_error = f'warm-up failed: {exc}'
                 self.get_logger().error(self.model_error)

@@ -243,6 +243,21 @@ class ModelBundle:
 
     # ------------------------------------------------------------------ properties
     @property
+    def summary(self) -> str:
+        """One line for node logs: version, labels and how each encoder graph is built
+        (members, mirror TTA, int8 or float32), so a log says which model a robot ran."""
+        def encoder(key: str) -> str:
+            section = self.manifest[key]
+            n = len((section.get('architecture') or {}).get('members', [])) or 1
+            parts = [f'{n}-member ensemble' if n > 1 else 'single model']
+            if section.get('test_time_augmentation', 'none') != 'none':
+                parts.append('mirror TTA')
+            parts.append('int8' if isinstance(section.get('quantization'), dict) else 'float32')
+            return f'{key} {" ".join(parts)}'
+        return (f'bundle {self.manifest.get("version", "?")} at {self.path} ({encoder("vision")}; '
+                f'{encoder("vocal")}; labels {",".join(self.labels)})')
+
+    @property
     def vision_embedding_size(self) -> int:
         return int(self.manifest['vision']['embedding_size'])
 

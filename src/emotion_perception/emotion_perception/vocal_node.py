@@ -93,6 +93,7 @@ class VocalNode(Node):
         if self.bundle is not None:
             try:
                 warm_up(self.bundle, voice=True)
+                self.get_logger().info(f'model {self.bundle.summary}')
             except Exception as exc:  # noqa: BLE001 - reported, the node runs without the model
                 self.model_error = f'warm-up failed: {exc}'
                 self.get_logger().error(self.model_error)

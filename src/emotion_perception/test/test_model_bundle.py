@@ -29,6 +29,19 @@ def test_load_and_properties(bundle_dir):
     assert b.vision_embedding_size > 0 and b.voice_embedding_size > 0
 
 
+def test_summary_says_how_each_encoder_is_built(bundle_dir):
+    test = ModelBundle.load(bundle_dir).summary
+    assert 'bundle 0.0.0-test' in test and str(bundle_dir) in test
+    assert 'vision single model float32' in test and 'vocal single model float32' in test
+    assert ','.join(testing.DEFAULT_LABELS) in test
+    # The shipped bundle: its manifest says ensembles, mirror TTA and an int8 vision graph.
+    m = load_manifest(default_bundle_path())
+    shipped = ModelBundle.load(default_bundle_path()).summary
+    n_vision = len(m['vision']['architecture'].get('members', [])) or 1
+    assert (f'{n_vision}-member ensemble' in shipped) == (n_vision > 1)
+    assert ('int8' in shipped) == isinstance(m['vision'].get('quantization'), dict)
+
+
 def test_encode_faces_any_size_grey_or_bgr(bundle_dir):
     b = ModelBundle.load(bundle_dir)
     crops = [np.zeros((30, 40), np.uint8), np.full((120, 90, 3), 200, np.uint8),
