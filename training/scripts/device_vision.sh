@@ -23,8 +23,10 @@
 #       (stride-2 stem, widths 32-256) and student_s1 (stride-1 stem, widths 16-128).  Into $OUT:
 #       student_a_best.pt and student_s1_best.pt (weights only, 11 + 3 MB), logs.tar.gz (every
 #       run's metrics.csv, curves.png and best_summary.json) and run_logs.tar.gz (their stdout).
-#       Then here: emotion-export --vision student_a_best.pt,student_s1_best.pt ... (after
-#       emotion-train fusion --init-vision with the same pair) and emotion-eval faces.
+#       Then here: emotion-train fusion --vision-tta --init-vision with the same pair, then
+#       emotion-export --vision student_a_best.pt,student_s1_best.pt --vision-tta flip
+#       --int8-faces DATA/fer2013/train ... (as the shipped bundle, MODEL_CARD.md) and
+#       emotion-eval faces.
 #
 # Knobs (environment): TEACHERS (3), TEACHER_SECONDS (200) and STUDENT_SECONDS (240) of wall
 # time, TEACHER_EPOCHS (80) and STUDENT_EPOCHS (60) as caps, DISTILL_WEIGHT (0.7), DISTILL_T (4),
