@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import pathlib
 import random
+import sys
 import tempfile
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 #: the least top-1 agreement with the float model an exported int8 vision graph may have
 MIN_AGREEMENT = 0.95
@@ -31,18 +33,27 @@ CALIBRATION_BATCH = 16
 
 def calibration_faces(faces_dir: str | pathlib.Path, labels: Sequence[str], vision_pre: dict,
                       n: int = 512, seed: int = 0) -> np.ndarray:
-    """``n`` faces drawn at random from a class-folder tree, preprocessed as the robot does
-    ([n, 1, S, S] float32).  Use training faces: the held-out ones are for measuring."""
+    """Up to ``n`` faces drawn at random from a class-folder tree, preprocessed as the robot
+    does ([n, 1, S, S] float32).  Use training faces: the held-out ones are for measuring.
+    Unreadable files are skipped with a message (they cannot calibrate anything)."""
+    from emotion_perception.preprocess import face_to_input  # noqa: PLC0415
+
+    from .datasets.common import UnreadableImageError, read_face  # noqa: PLC0415
     from .datasets.folders import load_image_folders  # noqa: PLC0415
-    from .face_data import faces_to_arrays  # noqa: PLC0415
     samples = load_image_folders(faces_dir, labels)
-    if not samples:
-        raise SystemExit(f'no face images for the labels {list(labels)} below {faces_dir} '
-                         '(expected one folder per class) to calibrate the int8 vision graph')
     rng = random.Random(seed)
     picked = rng.sample(samples, min(n, len(samples)))
-    x, _ = faces_to_arrays(picked, labels, vision_pre, desc='calibration faces')
-    return x
+    faces = []
+    for s in tqdm(picked, desc='calibration faces', file=sys.stderr, leave=False, mininterval=2):
+        try:
+            faces.append(face_to_input(read_face(s.path), vision_pre))
+        except UnreadableImageError as exc:
+            print(f'emotion-export: skipping a calibration face: {exc}', file=sys.stderr)
+    if len(faces) < 2:
+        raise SystemExit(f'no readable face images for the labels {list(labels)} below '
+                         f'{faces_dir} (expected one folder per class, at least 2 images) to '
+                         'calibrate the int8 vision graph')
+    return np.stack(faces).astype(np.float32)
 
 
 def _batches(x: np.ndarray, input_name: str) -> Iterator[dict[str, np.ndarray]]:

@@ -63,8 +63,22 @@ def test_int8_export_refuses_a_graph_that_disagrees_with_the_float_model(trained
 def test_int8_export_names_a_folder_without_faces(trained, tmp_path):
     from emotion_training.export import main as export_main
     (tmp_path / 'empty').mkdir()
-    with pytest.raises(SystemExit, match='no face images'):
+    with pytest.raises(SystemExit, match='no readable face images'):
         export_main(_export_args(trained, tmp_path / 'q', '--int8-faces', str(tmp_path / 'empty')))
+
+
+def test_int8_export_skips_corrupt_calibration_faces(trained, syn_data, tmp_path, capfd):
+    import shutil
+    from emotion_training.export import main as export_main
+    faces = tmp_path / 'faces'
+    shutil.copytree(syn_data / 'fer2013' / 'train', faces)
+    (faces / LABELS3[0] / 'broken.png').write_bytes(b'not a png at all')
+    assert export_main(_export_args(trained, tmp_path / 'q', '--int8-faces', str(faces),
+                                    '--int8-count', '10000')) == 0
+    assert 'skipping a calibration face' in capfd.readouterr().err
+    q = ModelBundle.load(tmp_path / 'q').manifest['vision']['quantization']
+    n_good = sum(1 for p in faces.rglob('*.png')) - 1
+    assert q['calibration_faces'] + q['check_vs_float']['faces'] == n_good
 
 
 def test_export_refuses_a_fusion_head_trained_on_other_encoders(tmp_path):
