@@ -91,7 +91,8 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
         (3, 1, size, size)).astype(np.float32)}, ['embedding', 'logits'])
     quantization = None
     if vision_int8_faces is not None:
-        quantization = _quantize_vision(vision, out / VISION_FILE, vision_int8_faces)
+        from .quantize import quantize_vision_graph  # noqa: PLC0415
+        quantization = quantize_vision_graph(vision, out / VISION_FILE, vision_int8_faces)
     frames = logmel_frames(vocal_pre)
     a = rng.standard_normal((2, 1, int(vocal_pre['n_mels']), frames)).astype(np.float32)
     _export(vocal, (torch.from_numpy(a),), out / VOCAL_FILE, ['logmel'], ['embedding', 'logits'],
@@ -161,28 +162,6 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
     for key in ('vision', 'vocal', 'fusion'):
         loaded.session(key)   # and that every graph's inputs match the manifest
     return out
-
-
-def _quantize_vision(vision: torch.nn.Module, path: pathlib.Path, faces: np.ndarray) -> dict:
-    """Replace the float vision graph at ``path`` by its int8 form; what the manifest records."""
-    from .quantize import MIN_AGREEMENT, agreement, quantize_onnx  # noqa: PLC0415
-    if len(faces) < 2:
-        raise ValueError('int8 quantisation needs at least two faces (calibration + check)')
-    half = len(faces) // 2
-    float_path = path.with_name(path.stem + '_float.onnx')
-    path.replace(float_path)
-    try:
-        quantize_onnx(float_path, path, 'image', faces[:half])
-    finally:
-        float_path.unlink(missing_ok=True)
-    check = agreement(vision, path, faces[half:])
-    if check['top1_agreement'] < MIN_AGREEMENT:
-        raise RuntimeError(f'{path}: the int8 vision graph agrees with the float model on '
-                           f'{check["top1_agreement"]:.3f} of {check["faces"]} faces, below '
-                           f'{MIN_AGREEMENT}; export without int8 quantisation')
-    return {'method': 'static int8, QDQ (onnxruntime.quantization): per-channel int8 weights, '
-                      'uint8 activations, MinMax ranges',
-            'calibration_faces': half, 'check_vs_float': check}
 
 
 def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str

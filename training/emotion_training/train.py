@@ -149,8 +149,24 @@ def configure_parts(args, parts: dict[str, torch.nn.Module], default_frozen: set
     log(f'[{args.stage}] frozen: {sorted(frozen & set(parts)) or "none"}')
 
 
+#: what ensemble members of an encoder stage must share (the ``--init-*`` refusal says it)
+_MEMBER_SPLIT = {'vision': 'one --holdout-seed', 'vocal': 'the same speakers'}
+
+
+def refuse_ensemble_init(args) -> None:
+    """An encoder stage trains one encoder: comma-joined ``--init-vision``/``--init-vocal`` (an
+    ensemble, fine for fusion and export) is refused before any data is loaded."""
+    init = getattr(args, f'init_{args.stage}', None) if args.stage in _MEMBER_SPLIT else None
+    if init and ',' in init:
+        raise SystemExit(f'the {args.stage} stage trains one encoder: train ensemble members one '
+                         f'by one (different --seed, {_MEMBER_SPLIT[args.stage]}) and join them '
+                         f'with commas in fusion --init-{args.stage} and emotion-export '
+                         f'--{args.stage}')
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    refuse_ensemble_init(args)
     args.labels_list = parse_labels(args.labels)
     torch.set_num_threads(args.threads)
     gen = seed_everything(args.seed)

@@ -141,10 +141,6 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> VisionStag
             val = [val[i] for i in rng.choice(len(val), n_val, replace=False)]
     log(f'[vision] {len(train)} training faces from {train_dir}, {len(val)} validation faces')
     split = face_split(train_dir, args.faces_val, args.holdout, holdout_seed(args))
-    if args.init_vision and ',' in args.init_vision:
-        raise SystemExit('the vision stage trains one encoder: train ensemble members one by one '
-                         '(different --seed, one --holdout-seed) and join them with commas in '
-                         'fusion --init-vision and emotion-export --vision')
     if args.init_vision and 'vision' not in args.reinit.split(','):
         check_face_split(load_checkpoint(args.init_vision), split, args.init_vision,
                          lambda m: log(f'[vision] {m}'))

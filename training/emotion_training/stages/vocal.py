@@ -185,10 +185,6 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> VocalStage
     train, val = _split(samples, vs, ts)
     log(f'[vocal] speakers train {sorted({s.speaker for s in train})} '
         f'val {sorted({s.speaker for s in val})}')
-    if args.init_vocal and ',' in args.init_vocal:
-        raise SystemExit('the vocal stage trains one encoder: train ensemble members one by one '
-                         '(different --seed, the same speakers) and join them with commas in '
-                         'fusion --init-vocal and emotion-export --vocal')
     if args.init_vocal and 'vocal' not in args.reinit.split(','):
         check_speech_split(load_checkpoint(args.init_vocal), vs, args.init_vocal,
                            lambda m: log(f'[vocal] {m}'))
