@@ -239,9 +239,7 @@ class OfflinePipeline:
         from emotion_fusion.fusion_engine import FusionEngine
         from emotion_fusion.step_schedule import StepSchedule
         from emotion_perception.audio_buffer import AudioStreamBuffer
-        from emotion_perception.face_detection import HaarFaceDetector
-        from emotion_perception.face_tracking import FaceTracker
-        from emotion_perception.vision_pipeline import FacePipeline
+        from emotion_perception.vision_pipeline import build_face_pipeline
         from emotion_perception.voice_pipeline import VoicePipeline
         self.bundle = bundle
         self.cfg = fusion_cfg or FusionConfig()
@@ -250,10 +248,7 @@ class OfflinePipeline:
         fp = node_params('face_node', face_params)
         vp = node_params('vocal_node', vocal_params)
         self.params = {'face_node': fp, 'vocal_node': vp}
-        detector = HaarFaceDetector(fp['cascade'], fp['detection_scale'], fp['scale_factor'],
-                                    fp['min_neighbors'], fp['min_face_size'])
-        tracker = FaceTracker(fp['iou_threshold'], fp['max_center_shift'], fp['lost_timeout'])
-        self.faces = FacePipeline(detector, tracker, bundle, fp['crop_margin'], fp['max_faces'])
+        self.faces = build_face_pipeline(fp, bundle)
         vad = {'frame_seconds': vp['vad_frame_seconds'], 'margin_db': vp['vad_margin_db'],
                'min_level_db': vp['vad_min_level_db'],
                'hangover_seconds': vp['vad_hangover_seconds'],

@@ -8,13 +8,17 @@ image and boxes are mapped back to full resolution.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
-__all__ = ['Detection', 'HaarFaceDetector', 'CASCADES']
+from .scan_schedule import ScanRegion
+
+__all__ = ['Detection', 'HaarFaceDetector', 'CASCADES', 'iou']
 
 CASCADES = ('haarcascade_frontalface_alt2.xml', 'haarcascade_frontalface_default.xml',
             'haarcascade_frontalface_alt.xml')
@@ -63,8 +67,15 @@ class HaarFaceDetector:
         self.min_neighbors, self.min_face_size = int(min_neighbors), int(min_face_size)
         self.equalize = equalize
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in a uint8 BGR or grey image, largest first."""
+    def detect(self, image: np.ndarray,
+               regions: Optional[Sequence[ScanRegion]] = None) -> list[Detection]:
+        """Faces in a uint8 BGR or grey image, largest first.
+
+        ``regions`` (from ``scan_schedule.ScanSchedule``) limits the search to those parts of
+        the frame and face sizes; None scans the whole frame for every size from
+        ``min_face_size`` up.  The grey, downscaled, equalised image is the same either way, so
+        a face gets the same cascade votes in a region as in the whole frame.
+        """
         if image is None or image.size == 0:
             return []
         grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -74,13 +85,53 @@ class HaarFaceDetector:
         if self.equalize:
             grey = cv2.equalizeHist(grey)
         min_px = max(8, int(round(self.min_face_size * self.scale)))
-        boxes, counts = self._clf.detectMultiScale2(
-            grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-            minSize=(min_px, min_px))
-        out = []
-        for (x, y, w, h), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(counts).reshape(-1)):
-            s = 1.0 / self.scale
-            out.append(Detection(float(x * s), float(y * s), float(w * s), float(h * s),
-                                 float(n) / (float(n) + self.min_neighbors)))
+        if regions is None:
+            return self._to_detections(self._scan(grey, min_px, None), 0, 0)
+        out: list[Detection] = []
+        for r in regions:
+            x0, y0 = int(r.x0 * self.scale), int(r.y0 * self.scale)
+            x1, y1 = int(math.ceil(r.x1 * self.scale)), int(math.ceil(r.y1 * self.scale))
+            lo = max(min_px, int(r.min_size * self.scale))
+            hi = int(math.ceil(r.max_size * self.scale))
+            if hi < lo or min(x1 - x0, y1 - y0) < lo:
+                continue
+            out += self._to_detections(self._scan(grey[y0:y1, x0:x1], lo, hi), x0, y0)
+        return _unique(out)
+
+    def _scan(self, grey: np.ndarray, min_px: int, max_px: Optional[int]) -> tuple:
+        kw = {} if max_px is None else {'maxSize': (max_px, max_px)}
+        return self._clf.detectMultiScale2(grey, scaleFactor=self.scale_factor,
+                                           minNeighbors=self.min_neighbors,
+                                           minSize=(min_px, min_px), **kw)
+
+    def _to_detections(self, found: tuple, ox: int, oy: int) -> list[Detection]:
+        """Cascade boxes (detection scale, offset by the region corner) at full resolution."""
+        boxes, counts = found
+        s = 1.0 / self.scale
+        out = [Detection(float((x + ox) * s), float((y + oy) * s), float(w * s), float(h * s),
+                         float(n) / (float(n) + self.min_neighbors))
+               for (x, y, w, h), n in zip(np.asarray(boxes).reshape(-1, 4),
+                                          np.asarray(counts).reshape(-1))]
         out.sort(key=lambda d: d.w * d.h, reverse=True)
         return out
+
+
+def _unique(dets: list[Detection], overlap: float = 0.3) -> list[Detection]:
+    """Largest first, without the copies that overlapping regions find of the same face."""
+    dets = sorted(dets, key=lambda d: d.w * d.h, reverse=True)
+    kept: list[Detection] = []
+    for d in dets:
+        if all(iou(d.box, k.box) <= overlap for k in kept):
+            kept.append(d)
+    return kept
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0

@@ -15,15 +15,14 @@ from emotion_msgs.msg import EmotionFeature, Face, FaceArray
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from .face_detection import CASCADES, HaarFaceDetector
-from .face_tracking import FaceTracker
+from .face_detection import CASCADES
 from .image_conversion import ImageConversionError, image_to_numpy, numpy_to_image, to_bgr8
 from .model_loading import load_bundle_or_error, warm_up
 from .node_stats import WARN, LatencyMeter, RateMeter, StatusReport
 from .params import ParamSpec, ParameterError, any_value, in_range, non_negative
 from .ros_common import (DiagnosticsPublisher, declare_parameters, reliable_qos, run_node,
                          sensor_qos, stamp_to_seconds)
-from .vision_pipeline import FacePipeline, draw_debug
+from .vision_pipeline import build_face_pipeline, draw_debug
 
 PARAMS = [
     ParamSpec('model_bundle', '', 'Model bundle directory; "" = the shipped default bundle.',
@@ -40,6 +39,12 @@ PARAMS = [
               'positives).', in_range(1, 50)),
     ParamSpec('min_face_size', 48, 'Smallest face side [px, full resolution].',
               in_range(8, 4096)),
+    ParamSpec('full_scan_every', 5, 'Scan the whole frame for faces every N frames; in between '
+              'only around the faces of the previous frame (a face missed there: whole at once). '
+              '1 = every frame whole (slowest).', in_range(1, 300)),
+    ParamSpec('track_search_margin', 1.0, 'Between whole-frame scans: the search window around '
+              'a known face, in face sizes per side (larger follows faster motion, costs more).',
+              in_range(0.1, 5.0)),
     ParamSpec('max_faces', 8, 'At most this many faces per frame (largest first).',
               in_range(1, 64)),
     ParamSpec('iou_threshold', 0.2, 'Tracking: IoU above which a detection continues a track.',
@@ -63,10 +68,7 @@ class FaceNode(Node):
         super().__init__('face_node')
         self.p = p = declare_parameters(self, PARAMS)
         try:
-            detector = HaarFaceDetector(p['cascade'], p['detection_scale'], p['scale_factor'],
-                                        p['min_neighbors'], p['min_face_size'])
-            tracker = FaceTracker(p['iou_threshold'], p['max_center_shift'], p['lost_timeout'],
-                                  min_hits=p['min_hits'])
+            self.pipeline = build_face_pipeline(p)
         except ValueError as exc:
             raise ParameterError(str(exc)) from exc
         self.bundle, self.model_error = load_bundle_or_error(
@@ -79,8 +81,7 @@ class FaceNode(Node):
                 self.model_error = f'warm-up failed: {exc}'
                 self.get_logger().error(self.model_error)
                 self.bundle = None
-        self.pipeline = FacePipeline(detector, tracker, self.bundle, p['crop_margin'],
-                                     p['max_faces'])
+        self.pipeline.bundle = self.bundle
         self.faces_pub = self.create_publisher(FaceArray, 'faces', reliable_qos(5))
         self.features_pub = self.create_publisher(EmotionFeature, 'vision/features',
                                                   sensor_qos(10))
@@ -168,6 +169,8 @@ class FaceNode(Node):
         r.add('frames_dropped', self.dropped)
         r.add('images_rejected', self.bad_images)
         r.add('active_tracks', len(self.pipeline.tracker.confirmed()))
+        if self.pipeline.schedule is not None:
+            r.add('full_scan_fraction', round(self.pipeline.schedule.full_scan_fraction, 3))
         r.latency('processing', self.latency)
         r.latency('latency_from_capture', self.age)
         r.model(self.model_error or (f'{self.pipeline.model_failures} encoder failures'

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .face_detection import Detection
+from .face_detection import Detection, iou
 
 __all__ = ['Track', 'FaceTracker', 'iou']
 
@@ -38,17 +38,6 @@ class Track:
     @property
     def box(self) -> tuple[float, float, float, float]:
         return self.x, self.y, self.w, self.h
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 class FaceTracker:
@@ -125,6 +114,11 @@ class FaceTracker:
             if t.id:
                 visible.append(t)
         return visible
+
+    def last_frame_boxes(self) -> list[tuple[float, float, float, float]]:
+        """Boxes of the tracks (tentative ones too) seen in the newest frame so far: where the
+        detector's windowed scan (``scan_schedule``) looks for them in the next frame."""
+        return [t.box for t in self.tracks.values() if t.last_seen == self._last_stamp]
 
     def confirmed(self) -> list[Track]:
         """Tracks that have an id (seen recently enough, possibly not in the last frame)."""

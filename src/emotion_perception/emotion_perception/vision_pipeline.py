@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import cv2
 import numpy as np
 
 from .face_detection import HaarFaceDetector
 from .face_tracking import FaceTracker
+from .scan_schedule import ScanSchedule
 
-__all__ = ['FrameResult', 'FacePipeline', 'crop_face', 'draw_debug']
+__all__ = ['FrameResult', 'FacePipeline', 'build_face_pipeline', 'crop_face', 'draw_debug']
 
 
 @dataclass
@@ -26,6 +27,7 @@ class FrameResult:
     logits: Optional[np.ndarray]          # [N, C] or None
     timings: dict = field(default_factory=dict)   # stage -> seconds
     model_error: str = ''
+    full_scan: bool = True                # whole frame scanned (else only around known faces)
 
 
 def crop_face(image: np.ndarray, box: tuple, margin: float = 0.1) -> np.ndarray:
@@ -39,22 +41,37 @@ def crop_face(image: np.ndarray, box: tuple, margin: float = 0.1) -> np.ndarray:
 
 
 class FacePipeline:
-    """Detector + tracker + optional ModelBundle, one call per frame."""
+    """Detector + tracker + optional ModelBundle, one call per frame.
+
+    With a ``ScanSchedule`` the detector searches most frames only around the faces of the
+    previous frame; without one (None) it scans every whole frame.
+    """
 
     def __init__(self, detector: HaarFaceDetector, tracker: FaceTracker,
-                 bundle: Any = None, crop_margin: float = 0.1, max_faces: int = 8) -> None:
+                 bundle: Any = None, crop_margin: float = 0.1, max_faces: int = 8,
+                 schedule: Optional[ScanSchedule] = None) -> None:
         self.detector, self.tracker, self.bundle = detector, tracker, bundle
         self.crop_margin, self.max_faces = crop_margin, max_faces
+        self.schedule = schedule
         self.model_failures = 0
 
     def process(self, image: np.ndarray, stamp: float) -> FrameResult:
         """All faces of one uint8 BGR frame captured at ``stamp`` seconds."""
         t0 = time.perf_counter()
-        detections = self.detector.detect(image)[:self.max_faces]
+        regions = None
+        if self.schedule is not None and image is not None and image.ndim >= 2:
+            regions = self.schedule.plan(image.shape[1], image.shape[0],
+                                         self.tracker.last_frame_boxes())
+        detections = self.detector.detect(image, regions)
+        if self.schedule is not None and self.schedule.needs_whole_scan(regions, detections):
+            regions = None
+            detections = self.detector.detect(image)
+        detections = detections[:self.max_faces]
         t1 = time.perf_counter()
         tracks = self.tracker.update(detections, stamp)
         t2 = time.perf_counter()
-        result = FrameResult(tracks, None, None, {'detect': t1 - t0, 'track': t2 - t1})
+        result = FrameResult(tracks, None, None, {'detect': t1 - t0, 'track': t2 - t1},
+                             full_scan=regions is None)
         if self.bundle is not None and tracks:
             crops = [crop_face(image, t.box, self.crop_margin) for t in tracks]
             crops = [c for c in crops if c.shape[0] >= 2 and c.shape[1] >= 2]
@@ -67,6 +84,18 @@ class FacePipeline:
         result.timings['encode'] = time.perf_counter() - t2
         result.timings['total'] = time.perf_counter() - t0
         return result
+
+
+def build_face_pipeline(p: Mapping[str, Any], bundle: Any = None) -> FacePipeline:
+    """The pipeline face_node runs, from its parameter table (``face_node.PARAMS`` names);
+    ``emotion-eval bag`` builds it the same way so offline numbers are the robot's.  Raises
+    ValueError naming a bad value."""
+    detector = HaarFaceDetector(p['cascade'], p['detection_scale'], p['scale_factor'],
+                                p['min_neighbors'], p['min_face_size'])
+    tracker = FaceTracker(p['iou_threshold'], p['max_center_shift'], p['lost_timeout'],
+                          min_hits=p['min_hits'])
+    schedule = ScanSchedule(p['full_scan_every'], p['track_search_margin'])
+    return FacePipeline(detector, tracker, bundle, p['crop_margin'], p['max_faces'], schedule)
 
 
 def draw_debug(image: np.ndarray, tracks: list, labels: Optional[list] = None,

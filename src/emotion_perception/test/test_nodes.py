@@ -114,6 +114,7 @@ def test_face_node_without_model_still_publishes_faces(tmp_path):
         values, status = _diag_values(diags, 'face_node')
         assert values['model'].startswith('error:') and 'does not exist' in values['model']
         assert status.level == b'\x02'
+        assert 0.0 < float(values['full_scan_fraction']) <= 1.0     # the detector's scan plan
         assert 'model bundle not loaded' in node.output()
         assert node.alive()
 
