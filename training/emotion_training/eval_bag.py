@@ -3,7 +3,8 @@
 offline: the perception + fusion pipeline runs in this process on the bag's image_raw and audio,
          in header-stamp order on a virtual clock (the stamps), so a run is deterministic and
          needs no DDS.  It uses the very modules the nodes run (FacePipeline = Haar detector +
-         tracker + vision encoder, VoicePipeline = stream buffer + VAD + windows + vocal encoder,
+         tracker + vision encoder, with every whole-frame scan in line rather than on the
+         node's background thread, VoicePipeline = stream buffer + VAD + windows + vocal encoder,
          FusionEngine = alignment + per-face LSTM state + hysteresis), stepped by the fusion
          node's own rules (StepSchedule: on vision arrival, rate-capped, plus the fallback
          output_rate_hz timer).  Three engines see the same features: fused, vision only and
@@ -248,7 +249,8 @@ class OfflinePipeline:
         fp = node_params('face_node', face_params)
         vp = node_params('vocal_node', vocal_params)
         self.params = {'face_node': fp, 'vocal_node': vp}
-        self.faces = build_face_pipeline(fp, bundle)
+        # every scan in line (no background thread), so that a replay's result is reproducible
+        self.faces = build_face_pipeline(dict(fp, background_scan=False), bundle)
         vad = {'frame_seconds': vp['vad_frame_seconds'], 'margin_db': vp['vad_margin_db'],
                'min_level_db': vp['vad_min_level_db'],
                'hangover_seconds': vp['vad_hangover_seconds'],

@@ -66,6 +66,13 @@ class HaarFaceDetector:
         self.scale, self.scale_factor = float(scale), float(scale_factor)
         self.min_neighbors, self.min_face_size = int(min_neighbors), int(min_face_size)
         self.equalize = equalize
+        self._path = path
+
+    def clone(self) -> 'HaarFaceDetector':
+        """The same settings with a classifier of its own, for another thread (one
+        CascadeClassifier is not documented as safe to share between threads)."""
+        return HaarFaceDetector(self._path, self.scale, self.scale_factor, self.min_neighbors,
+                                self.min_face_size, self.equalize)
 
     def detect(self, image: np.ndarray,
                regions: Optional[Sequence[ScanRegion]] = None) -> list[Detection]:

@@ -45,6 +45,9 @@ PARAMS = [
     ParamSpec('track_search_margin', 1.0, 'Between whole-frame scans: the search window around '
               'a known face, in face sizes per side (larger follows faster motion, costs more).',
               in_range(0.1, 5.0)),
+    ParamSpec('background_scan', True, 'While faces are in view, run the periodic whole-frame '
+              'scan on a worker thread so no frame waits for it (false: in line, as offline '
+              'replay does).'),
     ParamSpec('max_faces', 8, 'At most this many faces per frame (largest first).',
               in_range(1, 64)),
     ParamSpec('iou_threshold', 0.2, 'Tracking: IoU above which a detection continues a track.',
@@ -171,6 +174,12 @@ class FaceNode(Node):
         r.add('active_tracks', len(self.pipeline.tracker.confirmed()))
         if self.pipeline.schedule is not None:
             r.add('full_scan_fraction', round(self.pipeline.schedule.full_scan_fraction, 3))
+        background = self.pipeline.background
+        if background is not None:
+            r.add('background_scans', background.scans)
+            if background.failures:
+                r.add('background_scan_error', f'{background.failures} failed, last: '
+                      f'{background.error}')
         r.latency('processing', self.latency)
         r.latency('latency_from_capture', self.age)
         r.model(self.model_error or (f'{self.pipeline.model_failures} encoder failures'
@@ -185,6 +194,7 @@ class FaceNode(Node):
         self._stop.set()
         self._event.set()
         self._worker.join(2.0)
+        self.pipeline.close()
 
 
 def main(args: Optional[list] = None) -> None:

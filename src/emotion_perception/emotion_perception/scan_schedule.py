@@ -70,6 +70,10 @@ class ScanSchedule:
             self.full_scans += 1
             return None
         self._since_full += 1
+        return self.windows(width, height, boxes)
+
+    def windows(self, width: int, height: int, boxes: Sequence[Box]) -> list[ScanRegion]:
+        """The search window around each box (clipped to the frame)."""
         return [self._region(b, width, height) for b in boxes]
 
     def _region(self, box: Box, width: int, height: int) -> ScanRegion:

@@ -13,7 +13,8 @@ from typing import Any, Mapping, Optional
 import cv2
 import numpy as np
 
-from .face_detection import HaarFaceDetector
+from .background_scan import BackgroundScan
+from .face_detection import HaarFaceDetector, iou
 from .face_tracking import FaceTracker
 from .scan_schedule import ScanSchedule
 
@@ -27,7 +28,7 @@ class FrameResult:
     logits: Optional[np.ndarray]          # [N, C] or None
     timings: dict = field(default_factory=dict)   # stage -> seconds
     model_error: str = ''
-    full_scan: bool = True                # whole frame scanned (else only around known faces)
+    full_scan: bool = True                # whole frame scanned in line (else windows only)
 
 
 def crop_face(image: np.ndarray, box: tuple, margin: float = 0.1) -> np.ndarray:
@@ -44,34 +45,51 @@ class FacePipeline:
     """Detector + tracker + optional ModelBundle, one call per frame.
 
     With a ``ScanSchedule`` the detector searches most frames only around the faces of the
-    previous frame; without one (None) it scans every whole frame.
+    previous frame; without one (None) it scans every whole frame.  With ``background`` as well,
+    a whole-frame scan that falls due while faces are in view runs on a worker thread instead of
+    in line (``background_scan``).  ``close()`` stops that thread.
     """
 
     def __init__(self, detector: HaarFaceDetector, tracker: FaceTracker,
                  bundle: Any = None, crop_margin: float = 0.1, max_faces: int = 8,
-                 schedule: Optional[ScanSchedule] = None) -> None:
+                 schedule: Optional[ScanSchedule] = None, background: bool = False) -> None:
         self.detector, self.tracker, self.bundle = detector, tracker, bundle
         self.crop_margin, self.max_faces = crop_margin, max_faces
         self.schedule = schedule
+        self.background = (BackgroundScan(detector)
+                           if background and schedule is not None else None)
         self.model_failures = 0
+
+    def _detect(self, image: np.ndarray) -> tuple[list, bool]:
+        """This frame's detections, and whether the whole frame was scanned in line."""
+        if self.schedule is None or image is None or image.ndim < 2 or image.size == 0:
+            return self.detector.detect(image), True
+        h, w = image.shape[:2]
+        entered = self.background.take() if self.background is not None else []
+        boxes = self.tracker.last_frame_boxes()
+        regions = self.schedule.plan(w, h, boxes)
+        if regions is None and boxes and self.background is not None:
+            self.background.submit(image)          # finds entering faces; this frame: windows
+            regions = self.schedule.windows(w, h, boxes)
+        if regions is None:
+            return self.detector.detect(image), True
+        # faces the background scan found that no window follows yet
+        new = [d.box for d in entered if all(iou(d.box, b) < 0.3 for b in boxes)]
+        detections = self.detector.detect(image, regions + self.schedule.windows(w, h, new))
+        if self.schedule.needs_whole_scan(regions, detections):
+            return self.detector.detect(image), True
+        return detections, False
 
     def process(self, image: np.ndarray, stamp: float) -> FrameResult:
         """All faces of one uint8 BGR frame captured at ``stamp`` seconds."""
         t0 = time.perf_counter()
-        regions = None
-        if self.schedule is not None and image is not None and image.ndim >= 2:
-            regions = self.schedule.plan(image.shape[1], image.shape[0],
-                                         self.tracker.last_frame_boxes())
-        detections = self.detector.detect(image, regions)
-        if self.schedule is not None and self.schedule.needs_whole_scan(regions, detections):
-            regions = None
-            detections = self.detector.detect(image)
+        detections, whole = self._detect(image)
         detections = detections[:self.max_faces]
         t1 = time.perf_counter()
         tracks = self.tracker.update(detections, stamp)
         t2 = time.perf_counter()
         result = FrameResult(tracks, None, None, {'detect': t1 - t0, 'track': t2 - t1},
-                             full_scan=regions is None)
+                             full_scan=whole)
         if self.bundle is not None and tracks:
             crops = [crop_face(image, t.box, self.crop_margin) for t in tracks]
             crops = [c for c in crops if c.shape[0] >= 2 and c.shape[1] >= 2]
@@ -85,6 +103,11 @@ class FacePipeline:
         result.timings['total'] = time.perf_counter() - t0
         return result
 
+    def close(self) -> None:
+        """Stop the background scan's thread (if any)."""
+        if self.background is not None:
+            self.background.close()
+
 
 def build_face_pipeline(p: Mapping[str, Any], bundle: Any = None) -> FacePipeline:
     """The pipeline face_node runs, from its parameter table (``face_node.PARAMS`` names);
@@ -95,7 +118,8 @@ def build_face_pipeline(p: Mapping[str, Any], bundle: Any = None) -> FacePipelin
     tracker = FaceTracker(p['iou_threshold'], p['max_center_shift'], p['lost_timeout'],
                           min_hits=p['min_hits'])
     schedule = ScanSchedule(p['full_scan_every'], p['track_search_margin'])
-    return FacePipeline(detector, tracker, bundle, p['crop_margin'], p['max_faces'], schedule)
+    return FacePipeline(detector, tracker, bundle, p['crop_margin'], p['max_faces'], schedule,
+                        background=p['background_scan'])
 
 
 def draw_debug(image: np.ndarray, tracks: list, labels: Optional[list] = None,

@@ -132,5 +132,51 @@ def test_node_parameters_build_the_windowed_pipeline():
     pipe = build_face_pipeline(p)
     assert pipe.schedule.full_scan_every == p['full_scan_every'] == 5
     assert pipe.tracker.min_hits == p['min_hits']
+    assert pipe.background is not None and p['background_scan'] is True
+    pipe.close()
+    assert build_face_pipeline(dict(p, background_scan=False)).background is None
     with pytest.raises(ValueError, match='full_scan_every'):
         build_face_pipeline(dict(p, full_scan_every=0))
+
+
+def test_background_scan_finds_an_entering_face_with_no_whole_scan_in_line(detector):
+    patch = astronaut_face_patch(200)
+    pipe = FacePipeline(detector, FaceTracker(min_hits=2), None, schedule=ScanSchedule(5),
+                        background=True)
+    try:
+        first_seen, in_line = {}, []
+        for i in range(20):
+            frame = np.full((FRAME_H, FRAME_W, 3), 100, np.uint8)
+            frame[20:220, 20:220] = patch
+            if i >= 7:
+                frame[260:460, 420:620] = cv2.flip(patch, 1)
+            r = pipe.process(frame, i / 30.0)
+            in_line.append(r.full_scan)
+            pipe.background.wait(10.0)     # deterministic: the scan ends before the next frame
+            for t in r.tracks:
+                first_seen.setdefault(t.id, i)
+        assert set(first_seen) == {'f1', 'f2'}
+        # scan started on frame 10, its face searched for in frame 11, confirmed in frame 12
+        assert first_seen['f2'] <= 7 + 5 + 2
+        # only the first frame (no face known yet) waited for a whole-frame scan
+        assert in_line[0] and not any(in_line[1:])
+        assert pipe.background.scans >= 3 and pipe.background.failures == 0
+    finally:
+        pipe.close()
+
+
+def test_background_scan_counts_failures_and_skips_while_busy(detector):
+    from emotion_perception.background_scan import BackgroundScan
+    bg = BackgroundScan(detector)
+    try:
+        assert bg.take() == []                                   # nothing started
+        assert bg.submit(np.zeros((4, 4, 5), np.uint8))          # 5 channels: OpenCV refuses
+        bg.wait(10.0)
+        assert bg.take() == [] and bg.failures == 1 and 'error' in bg.error
+        big = cv2.resize(moving_face_frames(3)[1], (1920, 1440))
+        assert bg.submit(big) and not bg.submit(big)             # one scan at a time
+        assert bg.skipped == 1
+        bg.wait(10.0)
+        assert len(bg.take()) == 1 and bg.take() == []          # results are taken once
+    finally:
+        bg.close()
