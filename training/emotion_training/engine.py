@@ -2,6 +2,7 @@
 per-epoch CSV (and TensorBoard when importable), tqdm progress and collapse diagnostics."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -44,6 +45,7 @@ class FitConfig:
     max_batches: Optional[int] = None
     quiet: bool = False
     steps_per_epoch: int = 0
+    bf16: bool = False          # bfloat16 autocast of the training forward pass and loss
 
 
 def _tensorboard(out_dir: pathlib.Path):
@@ -117,6 +119,9 @@ def fit(stage: Stage, optimizer: torch.optim.Optimizer, scheduler: Optional[Any]
         best_epoch = int(ck.get('best_epoch', -1))
         best_summary = ck.get('best_summary')
         log(f'[{stage.name}] resumed from {cfg.resume} at epoch {start_epoch}')
+    device_type = getattr(stage, 'device', torch.device('cpu')).type
+    autocast = ((lambda: torch.autocast(device_type, dtype=torch.bfloat16)) if cfg.bf16
+                else contextlib.nullcontext)
     csv_path = out / 'metrics.csv'
     fields = ['epoch', 'train_loss', 'train_acc', 'val_accuracy', 'val_uar', 'val_macro_f1',
               'lr', 'seconds'] + [f'var_{k}' for k in ('embedding', 'fusion_input')]
@@ -130,13 +135,14 @@ def fit(stage: Stage, optimizer: torch.optim.Optimizer, scheduler: Optional[Any]
             for epoch in range(start_epoch, cfg.epochs):
                 t0 = time.time()
                 stage.model.train()
-                total, correct, loss_sum = 0, 0, 0.0
+                total, losses, hits = 0, [], []
                 bar = tqdm(stage.train_batches(epoch), desc=f'{stage.name} epoch {epoch}',
                            file=sys.stderr, leave=False, disable=cfg.quiet, mininterval=5)
                 for i, batch in enumerate(bar):
                     if cfg.max_batches is not None and i >= cfg.max_batches:
                         break
-                    loss, logits, y = stage.loss(batch)
+                    with autocast():
+                        loss, logits, y = stage.loss(batch)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(stage.model.parameters(), 5.0)
@@ -145,9 +151,14 @@ def fit(stage: Stage, optimizer: torch.optim.Optimizer, scheduler: Optional[Any]
                         scheduler.step()
                     n = int(y.numel())
                     total += n
-                    loss_sum += float(loss.detach()) * n
-                    correct += int((logits.argmax(-1) == y).sum())
-                    bar.set_postfix(loss=f'{loss_sum / total:.3f}', acc=f'{correct / total:.3f}')
+                    # kept on the device: reading them every step would make a GPU wait
+                    losses.append(loss.detach().float() * n)
+                    hits.append((logits.argmax(-1) == y).sum())
+                    if not cfg.quiet and i % 25 == 0:
+                        bar.set_postfix(loss=f'{float(sum(losses)) / total:.3f}',
+                                        acc=f'{int(sum(hits)) / total:.3f}')
+                loss_sum = float(torch.stack(losses).sum()) if losses else 0.0
+                correct = int(torch.stack(hits).sum()) if hits else 0
                 y_true, y_pred, feats = stage.evaluate()
                 summary = summarise(y_true, y_pred, stage.labels)
                 row = {'epoch': epoch, 'train_loss': loss_sum / max(total, 1),

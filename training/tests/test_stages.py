@@ -359,3 +359,30 @@ def test_fusion_learns_valence_arousal_from_semaine(trained, tmp_path, capfd):
         result = json.loads((tmp_path / f'f{weight}' / 'result.json').read_text())
         assert result['best_uar'] > CHANCE    # UAR from the labelled pseudo-pairs only
     assert final['1'] < final['0'] - 0.05, final
+
+
+def test_vision_stage_learns_under_bf16_autocast(syn_data, tmp_path, capsys, monkeypatch):
+    """--bf16 (for the GPU route) autocasts the forward pass; the weights stay float32 and the
+    stage still learns.  Runs here with CPU autocast, which takes the same code path."""
+    import torch
+    from emotion_training.engine import load_checkpoint
+    from emotion_training.stages.vision import VisionStage
+    from emotion_training.train import main
+    seen = []
+    loss = VisionStage.loss
+
+    def spy(self, batch):
+        seen.append(torch.is_autocast_enabled('cpu'))
+        return loss(self, batch)
+    monkeypatch.setattr(VisionStage, 'loss', spy)
+    assert main(['vision', '--data', str(syn_data), '--labels', ','.join(LABELS3), '--quiet',
+                 '--seed', '0', '--threads', '1', *TINY_VISION, '--epochs', '10', '--bf16',
+                 '--batch-size', '32', '--optimizer', 'adamw', '--lr', '0.01',
+                 '--out', str(tmp_path / 'vb')]) == 0
+    rows = _rows(tmp_path / 'vb' / 'metrics.csv')
+    assert float(rows[-1]['train_loss']) < float(rows[0]['train_loss'])
+    assert json.loads((tmp_path / 'vb' / 'result.json').read_text())['best_uar'] > CHANCE + 0.2
+    assert 'device cpu, bf16 autocast' in capsys.readouterr().err
+    assert seen and all(seen)
+    weights = load_checkpoint(tmp_path / 'vb' / 'best.pt')['model']
+    assert all(w.dtype == torch.float32 for w in weights.values() if w.is_floating_point())

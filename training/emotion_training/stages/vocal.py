@@ -215,7 +215,8 @@ def cross_validate(args, labels: list[str], gen: torch.Generator, log) -> dict:
         opt, sched = make_optimizer(args, stage.model, steps)
         cfg = FitConfig(epochs=args.epochs, out_dir=out / f'fold{i}', patience=10 ** 6,
                         collapse_threshold=args.collapse_threshold,
-                        stop_on_collapse=args.stop_on_collapse, quiet=args.quiet)
+                        stop_on_collapse=args.stop_on_collapse, quiet=args.quiet,
+                        bf16=args.bf16)
         fit(stage, opt, sched, cfg, log)  # fixed epochs; we score the LAST epoch, not the best
         yt, yp, _, _ = stage.file_predictions()
         per_fold.append({'test_speakers': test_sp, **{k: v for k, v in summarise(
