@@ -361,7 +361,7 @@ def bench_dds(bundle_path, seconds, step_on_vision, max_step_rate_hz=30.0):
                     time.sleep(0.033)
                 time.sleep(0.3)
         finally:
-            node.stop()
+            node.close()
     return got
 
 

@@ -52,30 +52,34 @@ def main(argv=None) -> int:
     from emotion_msgs.msg import Emotion
     from emotion_test_tools.dds import RosHarness, isolated_domain, ros_env
 
-    tmp = Path(tempfile.mkdtemp(prefix='bench_system_'))
-    video, wav, _bag, _clip, _start = make_sample(tmp, 12.0, ['happy', 'neutral', 'sad', 'angry'])
-    args = GraphArgs(camera=str(video), audio_file=str(wav), transport='none',
-                     model_bundle=a.model_bundle)
-    latencies: list = []
-    memory: list = []
-    with isolated_domain() as domain_id:
-        with GraphRunner(robot_graph(args), env=ros_env(domain_id), log_dir=tmp / 'logs') as g, \
-                RosHarness('bench_system') as ros:
-            clock = ros.node.get_clock()
-            measuring = [False]
+    # the generated clip and the node logs (~0.3 GB) go when the run ends
+    with tempfile.TemporaryDirectory(prefix='bench_system_') as tmp_name:
+        tmp = Path(tmp_name)
+        video, wav, _bag, _clip, _start = make_sample(tmp, 12.0,
+                                                      ['happy', 'neutral', 'sad', 'angry'])
+        args = GraphArgs(camera=str(video), audio_file=str(wav), transport='none',
+                         model_bundle=a.model_bundle)
+        latencies: list = []
+        memory: list = []
+        with isolated_domain() as domain_id:
+            with GraphRunner(robot_graph(args), env=ros_env(domain_id),
+                             log_dir=tmp / 'logs') as g, \
+                    RosHarness('bench_system') as ros:
+                clock = ros.node.get_clock()
+                measuring = [False]
 
-            def on_emotion(msg: Emotion) -> None:
-                if measuring[0] and msg.face_id != 'voice':
-                    stamp = msg.header.stamp.sec * 1e9 + msg.header.stamp.nanosec
-                    latencies.append((clock.now().nanoseconds - stamp) / 1e6)
-            ros.node.create_subscription(Emotion, 'emotion', on_emotion, 50)
-            wait_until(lambda: False, a.warmup)
-            measuring[0] = True
-            end = time.monotonic() + a.seconds
-            while time.monotonic() < end:
-                memory.append(sum(rss_mb(n.proc.pid) for n in g.nodes.values() if n.alive()))
-                time.sleep(1.0)
-            dead = g.dead()
+                def on_emotion(msg: Emotion) -> None:
+                    if measuring[0] and msg.face_id != 'voice':
+                        stamp = msg.header.stamp.sec * 1e9 + msg.header.stamp.nanosec
+                        latencies.append((clock.now().nanoseconds - stamp) / 1e6)
+                ros.node.create_subscription(Emotion, 'emotion', on_emotion, 50)
+                wait_until(lambda: False, a.warmup)
+                measuring[0] = True
+                end = time.monotonic() + a.seconds
+                while time.monotonic() < end:
+                    memory.append(sum(rss_mb(n.proc.pid) for n in g.nodes.values() if n.alive()))
+                    time.sleep(1.0)
+                dead = g.dead()
     lat = np.array(latencies) if latencies else np.array([np.nan])
     rows = [
         ('camera stamp -> /emotion', 'latency p50', '-', f'{np.percentile(lat, 50):.1f} ms'),

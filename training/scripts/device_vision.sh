@@ -74,6 +74,7 @@ run)
   if [ "${SMOKE:-0}" = 1 ]; then TE=1; SE=1; TW="8,8,16,16"; CAP="--max-faces 300"; fi
   [ -f "$CARRY/fer2013_train.zip" ] || { echo "device_vision.sh: no .carry/fer2013_train.zip (pack it here, carry .carry)" >&2; exit 2; }
   WORK="$(mktemp -d)"; mkdir -p "$OUT" "$WORK/data/fer2013"
+  trap 'rm -rf "$WORK"' EXIT      # unpacked faces and checkpoints: what matters is in $OUT
   python3 -m zipfile -e "$CARRY/fer2013_train.zip" "$WORK/data/fer2013/"
   export PYTHONPATH="$ROOT/src/emotion_perception:$ROOT/src/emotion_fusion:$ROOT/training${PYTHONPATH:+:$PYTHONPATH}"
   export PYTHONUNBUFFERED=1

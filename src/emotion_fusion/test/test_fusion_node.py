@@ -142,7 +142,7 @@ def test_two_faces_labels_and_voice_stop_switches_to_vision_only(bundle_path, st
                 msgs = list(out)
             assert node.alive(), node.output()
         finally:
-            code = node.stop()
+            code = node.close()
         assert code == 0, node.output()
 
     f1 = [m for m in msgs if m.face_id == 'f1']
@@ -200,7 +200,7 @@ def test_missing_bundle_keeps_running_and_reports_error(tmp_path):
                 assert node.alive(), node.output()
                 assert 'does not exist' in diag_values(diags[-1])['model_status']
         finally:
-            code = node.stop()
+            code = node.close()
         assert code == 0, node.output()
         assert 'nope' in node.output() and 'does not exist' in node.output()
 
@@ -213,3 +213,4 @@ def test_bad_parameter_is_a_clear_startup_error():
         assert code == 2, node.output()
         assert "voice_assignment='loudest'" in node.output()
         assert 'target' in node.output()
+        node.close()

@@ -1,4 +1,5 @@
 """The four nodes as real processes over Fast DDS (emotion_test_tools harness), real inputs."""
+import os
 import time
 from pathlib import Path
 
@@ -251,6 +252,10 @@ def test_bad_parameter_is_a_clear_startup_error(exe, param):
         name = next(iter(param))
         assert node.proc.returncode == 2, node.output()
         assert f'invalid parameter(s): {name}=' in node.output()
+        log = node.log_path
+        assert os.path.exists(log)
+        node.close()                     # the log file leaves /tmp, its text stays readable
+        assert not os.path.exists(log) and f'{name}=' in node.output()
 
 
 def test_microphone_without_device_keeps_retrying():

@@ -119,13 +119,33 @@ class NodeProcess:
         self.cmd = cmd
         self._log = tempfile.NamedTemporaryFile(prefix=f'{executable}-', suffix='.log',
                                                 delete=False)
+        self._final: Optional[str] = None
         self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
+    @property
+    def log_path(self) -> str:
+        """The file the process writes to (removed by ``close``)."""
+        return self._log.name
+
     def output(self) -> str:
-        """Everything the process printed so far."""
+        """Everything the process printed so far (kept after ``close``)."""
+        if self._final is not None:
+            return self._final
         self._log.flush()
         return Path(self._log.name).read_text(errors='replace')
+
+    def close(self) -> int:
+        """Stop the process (returns its exit code, as ``stop``) and remove its log file from
+        /tmp, keeping the text for ``output()``: every test run would otherwise leave one file
+        per node behind."""
+        code = self.stop()
+        if self._final is None:
+            self._final = self.output()
+            self._log.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self._log.name)
+        return code
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -153,7 +173,7 @@ class NodeProcess:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        self.close()
 
 
 def _param_literal(value: Any) -> str:

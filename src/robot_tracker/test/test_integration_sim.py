@@ -158,6 +158,6 @@ def test_tracking_link_loss_and_recovery(tmp_path):
                 camera.stop = True
                 camera.join(2)
             harness.close()
-            code = node.stop()
+            code = node.close()
             board[0].kill()
         assert code == 0, f'tracker_node exited with {code} on SIGINT\n' + node.output()
