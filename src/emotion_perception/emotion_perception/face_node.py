@@ -85,6 +85,13 @@ class FaceNode(Node):
                 self.get_logger().error(self.model_error)
                 self.bundle = None
         self.pipeline.bundle = self.bundle
+        every = p['full_scan_every']
+        self.get_logger().info(
+            f"faces: Haar {p['cascade']} at scale {p['detection_scale']}; "
+            + ('whole frame every frame' if every == 1 else
+               f"windows around known faces, whole frame every {every} frames "
+               f"({'on a worker thread' if p['background_scan'] else 'in line'} while faces "
+               'are in view)'))
         self.faces_pub = self.create_publisher(FaceArray, 'faces', reliable_qos(5))
         self.features_pub = self.create_publisher(EmotionFeature, 'vision/features',
                                                   sensor_qos(10))

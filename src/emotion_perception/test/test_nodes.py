@@ -117,6 +117,7 @@ def test_face_node_without_model_still_publishes_faces(tmp_path):
         assert status.level == b'\x02'
         assert 0.0 < float(values['full_scan_fraction']) <= 1.0     # the detector's scan plan
         assert 'model bundle not loaded' in node.output()
+        assert 'whole frame every 5 frames (on a worker thread' in node.output()
         assert node.alive()
 
 
