@@ -144,7 +144,7 @@ def _counting_node(bundle_path, **node_kwargs):
     """A fusion node in its own context whose Emotion publishes are counted, plus two face
     embeddings and one voice embedding of the bundle's sizes (fixed seed)."""
     import rclpy
-    from emotion_perception.model_bundle import ModelBundle
+    from emotion_runtime.model_bundle import ModelBundle
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = _node(ctx, bundle_path, **node_kwargs)
@@ -238,7 +238,7 @@ def bench_schedule_sim(bundle_path, step_on_vision, faces=2, max_step_rate_hz=30
 
     import rclpy
 
-    from emotion_perception.model_bundle import ModelBundle
+    from emotion_runtime.model_bundle import ModelBundle
     b = ModelBundle.load(bundle_path)
     rng = np.random.default_rng(seed)
     v = rng.standard_normal((faces, b.vision_embedding_size)).astype(np.float32)
@@ -341,7 +341,7 @@ def bench_dds(bundle_path, seconds, step_on_vision, max_step_rate_hz=30.0):
                 voi = ros.publisher(EmotionFeature, 'voice/features', qos_profile_sensor_data)
                 if not ros.wait_for_subscribers(voi, timeout=30):
                     raise RuntimeError('fusion_node did not subscribe:\n' + node.output())
-                from emotion_perception.model_bundle import ModelBundle
+                from emotion_runtime.model_bundle import ModelBundle
                 ve = rng.standard_normal(ModelBundle.load(bundle_path).vision_embedding_size
                                          ).astype(np.float32)
                 deadline = time.monotonic() + seconds
@@ -378,7 +378,7 @@ def main() -> int:
     args = ap.parse_args()
     faces = [int(x) for x in args.faces.split(',')]
 
-    from emotion_perception.model_bundle import ModelBundle
+    from emotion_runtime.model_bundle import ModelBundle
     tmp = tempfile.TemporaryDirectory(prefix='bench_fusion_')
     path = pathlib.Path(args.bundle) if args.bundle else production_sized_bundle(
         pathlib.Path(tmp.name) / 'bundle')

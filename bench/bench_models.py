@@ -36,13 +36,13 @@ def _ms(fn, n: int, warm: int = 5) -> float:
 
 
 def default_bundle(tmp: pathlib.Path) -> pathlib.Path:
-    from emotion_perception.model_bundle import default_bundle_path
+    from emotion_runtime.model_bundle import default_bundle_path
     p = default_bundle_path()
     if (p / 'manifest.json').is_file():
         return p
-    from emotion_fusion.fusion_model import FusionModel
-    from emotion_perception.models.vision_encoder import VisionEnsemble
-    from emotion_perception.models.vocal_encoder import VocalEnsemble
+    from emotion_training.models.fusion_model import FusionModel
+    from emotion_training.models.vision_encoder import VisionEnsemble
+    from emotion_training.models.vocal_encoder import VocalEnsemble
     from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
     from emotion_training.export import export_bundle
     from emotion_training.labels import DEFAULT_LABELS, VALENCE_AROUSAL
@@ -64,7 +64,7 @@ SHIPPED_VOCAL_MEMBERS = [dict(num_classes=6, widths=[12, 24, 48, 96])] * 3
 
 def ensemble_members(module) -> list:
     """The encoders inside ``module`` (itself where it is not an ensemble)."""
-    from emotion_perception.models.ensemble import EncoderEnsemble
+    from emotion_training.models.ensemble import EncoderEnsemble
     return list(module.members) if isinstance(module, EncoderEnsemble) else [module]
 
 
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     p.add_argument('--train-threads', type=int, default=2)
     p.add_argument('--skip-training', action='store_true')
     args = p.parse_args(argv)
-    from emotion_perception.model_bundle import ModelBundle
+    from emotion_runtime.model_bundle import ModelBundle
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(args.bundle) if args.bundle else default_bundle(pathlib.Path(tmp))
         b = ModelBundle.load(path, threads=args.threads)
@@ -129,8 +129,8 @@ def main(argv=None) -> int:
         rows.append(('fusion step', 'ms/step, 1 track', '-',
                      _ms(lambda: b.fusion_step(ve, [1], ae, [1], h, c), 500)))
     if not args.skip_training:
-        from emotion_perception.models.vision_encoder import build_vision_encoder
-        from emotion_perception.models.vocal_encoder import build_vocal_encoder
+        from emotion_training.models.vision_encoder import build_vision_encoder
+        from emotion_training.models.vocal_encoder import build_vocal_encoder
         for stage, build, n_full, unit in (('vision', build_vision_encoder, 22983, 'faces'),
                                            ('vocal', build_vocal_encoder, 1450, 'windows')):
             members = ensemble_members(build(b.manifest[stage]['architecture']))

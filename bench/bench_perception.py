@@ -7,7 +7,7 @@ of one core in real time (target <= 10 %), and Haar detection recall / false pos
 real photos of the tests.  ``--mtcnn`` also measures facenet-pytorch's MTCNN when it is
 importable (it is not a dependency; see the package README for why Haar was chosen).
 
-Uses the shipped bundle (src/emotion_perception/models/default) when present, else a
+Uses the shipped bundle (src/emotion_runtime/models/default) when present, else a
 make_test_bundle one (said in the output).  Run:  source scripts/env.sh; python bench/bench_perception.py
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ sys.path.insert(0, str(PKG))
 sys.path.insert(0, str(PKG / 'test'))
 
 from emotion_perception.face_detection import HaarFaceDetector  # noqa: E402
-from emotion_perception.model_bundle import ModelBundle  # noqa: E402
+from emotion_runtime.model_bundle import ModelBundle  # noqa: E402
 from emotion_perception.vision_pipeline import build_face_pipeline  # noqa: E402
 from emotion_perception.voice_pipeline import VoicePipeline  # noqa: E402
 from perception_media import detection_photos, moving_face_frames, speech_wav  # noqa: E402

@@ -16,7 +16,7 @@ from fake_launch import ExecuteProcess, Node, fake_launch_modules, load_launch_f
 
 from emotion_bringup.graph import GraphArgs, robot_graph  # noqa: E402
 
-LAUNCH_DIR = HERE.parent / 'launch'
+LAUNCH_DIR = HERE.parent
 
 
 def _expand(name: str, **overrides: str) -> list:

@@ -1,21 +1,10 @@
 """Build script for emotion_perception (ament_python)."""
 from glob import glob
-import os
 
 from setuptools import find_packages, setup
 
 package_name = 'emotion_perception'
 
-
-def tree(src: str, dst: str) -> list:
-    """data_files entries that install every file below `src` under share/<pkg>/<dst>."""
-    entries = []
-    for root, _dirs, files in os.walk(src):
-        if files:
-            rel = os.path.relpath(root, src)
-            entries.append((os.path.normpath(os.path.join('share', package_name, dst, rel)),
-                            [os.path.join(root, f) for f in files]))
-    return entries
 
 
 setup(
@@ -26,7 +15,7 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml', 'README.md']),
         ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml')),
-    ] + tree('models', 'models'),
+    ],
     install_requires=['setuptools'],
     extras_require={'test': ['pytest']},
     zip_safe=True,

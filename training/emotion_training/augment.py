@@ -1,6 +1,6 @@
 """Training-time augmentation on already preprocessed tensors (faces and log-mel windows).
 
-Applied after ``emotion_perception.preprocess`` so the deterministic part of the pipeline stays
+Applied after ``emotion_runtime.preprocess`` so the deterministic part of the pipeline stays
 identical to the robot's; only random perturbations are added here.
 """
 from __future__ import annotations

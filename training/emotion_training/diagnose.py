@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from emotion_perception.model_bundle import BundleError, ModelBundle
+from emotion_runtime.model_bundle import BundleError, ModelBundle
 
 from .diagnostics import DEFAULT_THRESHOLD, check_collapse, format_stats, fusion_input
 
@@ -89,7 +89,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         pick = rng.choice(len(s), min(args.n, len(s)), replace=False)
         faces = [read_face(s[i].path) for i in pick]
     if args.speech:
-        from emotion_perception.voice_windows import utterance_windows  # noqa: PLC0415
+        from emotion_runtime.voice_windows import utterance_windows  # noqa: PLC0415
         from .audio_io import read_mono  # noqa: PLC0415
         from .evaluate import speech_samples  # noqa: PLC0415
         s = speech_samples(args.speech, bundle.labels)

@@ -14,9 +14,9 @@ from typing import Callable
 
 from torch import nn
 
-from emotion_perception.models.vision_encoder import (VisionEncoder, VisionEnsemble,
+from emotion_training.models.vision_encoder import (VisionEncoder, VisionEnsemble,
                                                      build_vision_encoder)
-from emotion_perception.models.vocal_encoder import (VocalEncoder, VocalEnsemble,
+from emotion_training.models.vocal_encoder import (VocalEncoder, VocalEnsemble,
                                                     build_vocal_encoder)
 
 from .engine import load_checkpoint

@@ -434,7 +434,7 @@ def node_params(node: str, overrides: Optional[dict] = None) -> dict:
     """A perception node's parameters: its PARAMS table's defaults, overridden and validated."""
     import importlib
 
-    from emotion_perception.params import validate
+    from emotion_runtime.params import validate
     specs = importlib.import_module(f'emotion_perception.{node}').PARAMS
     values = {s.name: s.default for s in specs}
     unknown = sorted(set(overrides or {}) - set(values))
@@ -549,7 +549,7 @@ def evaluate_offline(bag: pathlib.Path, out_dir: pathlib.Path, bundle_path: Opti
                      vocal_params: Optional[dict] = None) -> dict:
     """Run the pipeline on `bag`, score it, write the report files; returns the metrics dict."""
     from emotion_perception.audio_format import decode_pcm, to_mono
-    from emotion_perception.model_bundle import ModelBundle
+    from emotion_runtime.model_bundle import ModelBundle
     reader = open_bag(bag)
     try:
         truth = read_truth(reader, bag, truth_topic)
@@ -896,7 +896,7 @@ def run(args: Any) -> int:
     import json
     import sys
 
-    from emotion_perception.model_bundle import BundleError
+    from emotion_runtime.model_bundle import BundleError
     logging.basicConfig(level=logging.INFO, format='[emotion-eval] %(levelname)s: %(message)s')
     try:
         res = evaluate(args)

@@ -21,8 +21,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from emotion_perception.model_bundle import BundleError, ModelBundle
-from emotion_perception.voice_windows import aggregate, utterance_windows
+from emotion_runtime.model_bundle import BundleError, ModelBundle
+from emotion_runtime.voice_windows import aggregate, utterance_windows
 
 from .audio_io import AudioReadError, read_mono
 from .datasets import (UnreadableImageError, load_audio_folders, load_emodb, load_image_folders,

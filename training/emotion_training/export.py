@@ -1,6 +1,6 @@
 """``emotion-export``: write a model bundle (manifest.json + three ONNX files, sha256 of each).
 
-The bundle is what the robot loads (``emotion_perception.model_bundle``).  Export checks that
+The bundle is what the robot loads (``emotion_runtime.model_bundle``).  Export checks that
 onnxruntime reproduces torch on random inputs before the manifest is written, and the manifest is
 verified by loading it back, so a bundle that leaves this command is known to load.
 ``--int8-faces`` quantises the vision graph to int8 and checks it against the float model on
@@ -19,11 +19,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from emotion_fusion.fusion_model import FUSION_INPUTS, FUSION_OUTPUTS, FusionModel, FusionStep
-from emotion_perception.model_bundle import BUNDLE_FORMAT, ModelBundle, sha256_of
-from emotion_perception.models.vision_encoder import VisionEncoder, VisionEnsemble
-from emotion_perception.models.vocal_encoder import VocalEncoder, VocalEnsemble
-from emotion_perception.preprocess import logmel_frames
+from emotion_training.models.fusion_model import FUSION_INPUTS, FUSION_OUTPUTS, FusionModel, FusionStep
+from emotion_runtime.model_bundle import BUNDLE_FORMAT, ModelBundle, sha256_of
+from emotion_training.models.vision_encoder import VisionEncoder, VisionEnsemble
+from emotion_training.models.vocal_encoder import VocalEncoder, VocalEnsemble
+from emotion_runtime.preprocess import logmel_frames
 
 from .engine import load_checkpoint
 from .labels import VA_SOURCE, va_table

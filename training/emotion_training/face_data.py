@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from emotion_perception.preprocess import face_to_input
+from emotion_runtime.preprocess import face_to_input
 
 from .datasets.common import Sample, read_face
 

@@ -158,7 +158,7 @@ def face_path(t: float, size: tuple[int, int], motion: str, face_h: int,
 
 def _resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Resample with the same polyphase filter the perception nodes use (one implementation)."""
-    from emotion_perception import preprocess
+    from emotion_runtime import preprocess
     return preprocess.resample(np.asarray(samples, np.float32).reshape(-1), from_rate, to_rate)
 
 

@@ -36,7 +36,7 @@ def calibration_faces(faces_dir: str | pathlib.Path, labels: Sequence[str], visi
     """Up to ``n`` faces drawn at random from a class-folder tree, preprocessed as the robot
     does ([n, 1, S, S] float32).  Use training faces: the held-out ones are for measuring.
     Unreadable files are skipped with a message (they cannot calibrate anything)."""
-    from emotion_perception.preprocess import face_to_input  # noqa: PLC0415
+    from emotion_runtime.preprocess import face_to_input  # noqa: PLC0415
 
     from .datasets.common import UnreadableImageError, read_face  # noqa: PLC0415
     from .datasets.folders import load_image_folders  # noqa: PLC0415

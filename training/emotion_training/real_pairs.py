@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from emotion_perception.preprocess import face_to_input, logmel, resample
-from emotion_perception.voice_windows import active_mask, windows
+from emotion_runtime.preprocess import face_to_input, logmel, resample
+from emotion_runtime.voice_windows import active_mask, windows
 
 from .audio_io import read_mono
 from .datasets.common import Sample

@@ -11,9 +11,9 @@ from typing import Optional, Sequence
 
 import torch
 
-from emotion_fusion.fusion_model import FusionModel
-from emotion_perception.models.vision_encoder import VisionEncoder
-from emotion_perception.models.vocal_encoder import VocalEncoder
+from emotion_training.models.fusion_model import FusionModel
+from emotion_training.models.vision_encoder import VisionEncoder
+from emotion_training.models.vocal_encoder import VocalEncoder
 
 from .config import VISION_PREPROCESS, VOCAL_PREPROCESS
 from .export import export_bundle

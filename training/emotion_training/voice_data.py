@@ -8,9 +8,9 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from emotion_perception.preprocess import logmel, normalise_logmel
-from emotion_perception.speaker_calibration import normalise_by_speaker
-from emotion_perception.voice_windows import utterance_windows
+from emotion_runtime.preprocess import logmel, normalise_logmel
+from emotion_runtime.speaker_calibration import normalise_by_speaker
+from emotion_runtime.voice_windows import utterance_windows
 
 from .audio_io import read_mono
 from .datasets.common import Sample

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the shipped default bundle (src/emotion_perception/models/default) and its metrics,
+# Reproduce the shipped default bundle (src/emotion_runtime/models/default) and its metrics,
 # uninterrupted version of what MODEL_CARD.md records.  Run from the repo root after
 # `source scripts/env.sh`:  bash training/scripts/train_default_bundle.sh [DATA_ROOT]
 # CPU only; ~5 h on 2 idle cores.  Everything goes to training/runs/ (git-ignored).
@@ -38,7 +38,7 @@ $N emotion-train fusion $C $FUS --vision-tta --init-vision $V --init-vocal $A --
 #    (vision: mirror TTA inside the graph, quantised to int8 on 512 random training faces)
 INT8="--vision-tta flip --int8-faces $DATA/fer2013/train"
 emotion-export --vision $V $INT8 --vocal $A --fusion $R/fusion_v5/last.pt \
-  --out "$ROOT/src/emotion_perception/models/default" --version 0.5.0
+  --out "$ROOT/src/emotion_runtime/models/default" --version 0.5.0
 # 6. faces on the unseen FER2013 validation split
 emotion-eval faces --plot $R/faces_cm.png "$DATA/fer2013/validation" | tee $R/eval_faces.json
 # 7. speech: each CV fold's three-seed ensemble, exported and scored on its held-out speakers

@@ -396,7 +396,7 @@ def _offline_pipeline(bag: pathlib.Path, bundle_dir: pathlib.Path, **fusion):
     """OfflinePipeline fed with the bag's images and audio in stamp order, as evaluate_offline."""
     from emotion_fusion.config import FusionConfig
     from emotion_perception.audio_format import decode_pcm, to_mono
-    from emotion_perception.model_bundle import ModelBundle
+    from emotion_runtime.model_bundle import ModelBundle
     from emotion_training.bag_io import find_topic
     from emotion_training.eval_bag import OfflinePipeline, _frame_bgr, ordered
     pipe = OfflinePipeline(ModelBundle.load(bundle_dir), FusionConfig.from_mapping(fusion))
@@ -460,7 +460,7 @@ def test_offline_pipeline_defers_a_second_face_within_the_spacing(bundle):
     one-shot 1/max_step_rate_hz later (or by an earlier step), as in fusion_node."""
     from emotion_fusion.config import FusionConfig
     from emotion_fusion.features import MODALITY_VISION, Feature
-    from emotion_perception.model_bundle import ModelBundle
+    from emotion_runtime.model_bundle import ModelBundle
     from emotion_training.eval_bag import OfflinePipeline
     b = ModelBundle.load(bundle)
     pipe = OfflinePipeline(b, FusionConfig(max_step_rate_hz=20.0))     # spacing 50 ms

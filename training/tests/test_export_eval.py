@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from emotion_perception.model_bundle import BundleError, ModelBundle
-from emotion_perception.preprocess import face_to_input
+from emotion_runtime.model_bundle import BundleError, ModelBundle
+from emotion_runtime.preprocess import face_to_input
 from emotion_training.evaluate import main as eval_main
 from emotion_training.export import main as export_main
 from emotion_training.synthetic import write_face_folders
@@ -118,7 +118,7 @@ def test_eval_missing_bundle_is_clear(tmp_path):
 
 def test_shipped_bundle_on_real_validation_subset(data_root, tmp_path, capsys):
     """Smoke check of the committed bundle on a few real validation faces."""
-    from emotion_perception.model_bundle import default_bundle_path
+    from emotion_runtime.model_bundle import default_bundle_path
     if not (default_bundle_path() / 'manifest.json').is_file():
         pytest.skip('no shipped bundle yet')
     src = data_root / 'fer2013' / 'validation'

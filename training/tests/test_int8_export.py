@@ -9,7 +9,7 @@ import pytest
 
 from emotion_training_helpers import LABELS3
 
-from emotion_perception.model_bundle import ModelBundle
+from emotion_runtime.model_bundle import ModelBundle
 
 
 def _export_args(trained, out, *extra):
@@ -82,7 +82,7 @@ def test_int8_export_skips_corrupt_calibration_faces(trained, syn_data, tmp_path
 
 
 def test_export_refuses_a_fusion_head_trained_on_other_encoders(tmp_path):
-    from emotion_perception.models.vision_encoder import VisionEnsemble
+    from emotion_training.models.vision_encoder import VisionEnsemble
     from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
     from emotion_training.export import export_bundle
     from emotion_training.testing import tiny_models

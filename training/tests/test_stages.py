@@ -179,8 +179,8 @@ def test_vocal_training_normalisation_matches_the_node_preprocessing():
     preprocess.logmel with the manifest section the stage writes (all normalisation kinds; for
     'speaker', once the node's calibration has heard the same windows)."""
     import numpy as np
-    from emotion_perception.preprocess import logmel, normalise_logmel
-    from emotion_perception.speaker_calibration import SpeakerCalibration
+    from emotion_runtime.preprocess import logmel, normalise_logmel
+    from emotion_runtime.speaker_calibration import SpeakerCalibration
     from emotion_training.config import VOCAL_PREPROCESS
     from emotion_training.stages.vocal import _normalisation
     from emotion_training.voice_data import normalise_windows, raw_vocal_section
@@ -276,8 +276,8 @@ def test_learning_rate_schedule_survives_runs_of_any_length():
 
 def test_vocal_mel_parameters_reach_the_checkpoint_and_the_bundle(syn_data, trained, tmp_path):
     import pytest
-    from emotion_perception.model_bundle import ModelBundle
-    from emotion_perception.voice_windows import utterance_logits
+    from emotion_runtime.model_bundle import ModelBundle
+    from emotion_runtime.voice_windows import utterance_logits
     from emotion_training.audio_io import read_mono
     from emotion_training.engine import load_checkpoint
     from emotion_training.export import main as export_main
@@ -303,7 +303,7 @@ def test_vocal_mel_parameters_reach_the_checkpoint_and_the_bundle(syn_data, trai
 
 def test_semaine_segments_carry_offsets_and_valence_arousal_targets(tmp_path):
     import numpy as np
-    from emotion_perception.preprocess import logmel
+    from emotion_runtime.preprocess import logmel
     from emotion_training.audio_io import read_mono
     from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
     from emotion_training.datasets import load_semaine

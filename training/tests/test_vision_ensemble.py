@@ -9,10 +9,10 @@ import torch
 
 from emotion_training_helpers import LABELS3, TINY_VISION
 
-from emotion_perception.model_bundle import ModelBundle
-from emotion_perception.models.vision_encoder import (VisionEncoder, VisionEnsemble,
+from emotion_runtime.model_bundle import ModelBundle
+from emotion_training.models.vision_encoder import (VisionEncoder, VisionEnsemble,
                                                      build_vision_encoder)
-from emotion_perception.preprocess import face_to_input
+from emotion_runtime.preprocess import face_to_input
 
 
 def _member(seed: int) -> VisionEncoder:

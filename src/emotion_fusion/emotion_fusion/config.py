@@ -30,7 +30,7 @@ class Param:
 PARAMETERS: tuple[Param, ...] = (
     Param('model_bundle', '',
           'Model bundle directory (manifest.json + ONNX files); "" = the shipped default bundle '
-          '($EMOTION_MODEL_BUNDLE, else emotion_perception/models/default).'),
+          '($EMOTION_MODEL_BUNDLE, else emotion_runtime/models/default).'),
     Param('onnx_threads', 1, 'onnxruntime intra-op threads for the fusion step (>= 1).'),
     Param('output_rate_hz', 10.0,
           'Rate of the timer fusion step [Hz], one Emotion per face per step. With '

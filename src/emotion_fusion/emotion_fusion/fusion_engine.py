@@ -35,7 +35,7 @@ __all__ = ['FusionStep', 'FaceBox', 'EmotionEstimate', 'StepResult', 'FusionEngi
 
 
 class FusionStep(Protocol):
-    """What the engine needs from a model; emotion_perception's ModelBundle satisfies it.
+    """What the engine needs from a model; emotion_runtime's ModelBundle satisfies it.
 
     Tests may pass a deterministic fake with the same members.
     """

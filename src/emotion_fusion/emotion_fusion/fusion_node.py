@@ -105,7 +105,7 @@ class FusionNode(Node):
     def _load_model(self):
         """Load the bundle; on failure log why and keep running without output (diagnostics say)."""
         try:
-            from emotion_perception.model_bundle import ModelBundle, default_bundle_path
+            from emotion_runtime.model_bundle import ModelBundle, default_bundle_path
             path = self.cfg.model_bundle or None
             self.bundle_path = str(path or default_bundle_path())
             bundle = ModelBundle.load(path, threads=self.cfg.onnx_threads)

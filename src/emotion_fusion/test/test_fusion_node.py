@@ -94,7 +94,7 @@ def diag_values(arr):
 
 @pytest.mark.parametrize('step_on_vision', [True, False], ids=['step_on_vision', 'timer_only'])
 def test_two_faces_labels_and_voice_stop_switches_to_vision_only(bundle_path, step_on_vision):
-    from emotion_perception.model_bundle import ModelBundle
+    from emotion_runtime.model_bundle import ModelBundle
     bundle = ModelBundle.load(bundle_path)
     v1, v2, a, want_f1_av, want_f2, want_f1_v = choose_inputs(bundle)
     params = dict(model_bundle=str(bundle_path), output_rate_hz=10.0, voice_assignment='target',

@@ -14,8 +14,8 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from .camera_source import Backoff, CameraError, CameraSource, load_calibration, parse_source
 from .image_conversion import numpy_to_image
-from .node_stats import ERROR, OK, WARN, LatencyMeter, RateMeter, StatusReport
-from .params import ParamSpec, ParameterError, any_value, non_negative, positive
+from emotion_runtime.stats import ERROR, OK, WARN, LatencyMeter, RateMeter, StatusReport
+from emotion_runtime.params import ParamSpec, ParameterError, any_value, non_negative, positive
 from .ros_common import DiagnosticsPublisher, declare_parameters, run_node, sensor_qos
 
 PARAMS = [

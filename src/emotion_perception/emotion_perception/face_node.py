@@ -17,9 +17,9 @@ from sensor_msgs.msg import Image
 
 from .face_detection import CASCADES
 from .image_conversion import ImageConversionError, image_to_numpy, numpy_to_image, to_bgr8
-from .model_loading import load_bundle_or_error, warm_up
-from .node_stats import WARN, LatencyMeter, RateMeter, StatusReport
-from .params import ParamSpec, ParameterError, any_value, in_range, non_negative
+from emotion_runtime.model_loading import load_bundle_or_error, warm_up
+from emotion_runtime.stats import WARN, LatencyMeter, RateMeter, StatusReport
+from emotion_runtime.params import ParamSpec, ParameterError, any_value, in_range, non_negative
 from .ros_common import (DiagnosticsPublisher, declare_parameters, reliable_qos, run_node,
                          sensor_qos, stamp_to_seconds)
 from .vision_pipeline import build_face_pipeline, draw_debug

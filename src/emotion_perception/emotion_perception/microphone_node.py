@@ -17,8 +17,8 @@ from rclpy.node import Node
 from .audio_format import AudioFormatError, encode_pcm
 from .audio_source import AudioSourceError, DeviceAudioSource, FileAudioSource
 from .camera_source import Backoff
-from .node_stats import ERROR, OK, WARN, LatencyMeter, RateMeter, StatusReport
-from .params import ParamSpec, any_value, in_range, one_of, positive
+from emotion_runtime.stats import ERROR, OK, WARN, LatencyMeter, RateMeter, StatusReport
+from emotion_runtime.params import ParamSpec, any_value, in_range, one_of, positive
 from .ros_common import DiagnosticsPublisher, declare_parameters, run_node, seconds_to_stamp, \
     sensor_qos
 

@@ -16,8 +16,8 @@ from rclpy.node import Node
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy,
                        qos_profile_sensor_data)
 
-from .node_stats import StatusReport
-from .params import ParamSpec, ParameterError, validate
+from emotion_runtime.stats import StatusReport
+from emotion_runtime.params import ParamSpec, ParameterError, validate
 
 __all__ = ['declare_parameters', 'sensor_qos', 'reliable_qos', 'DiagnosticsPublisher',
            'run_node', 'stamp_to_seconds', 'seconds_to_stamp']

@@ -15,9 +15,9 @@ from rclpy.node import Node
 
 from .audio_buffer import AudioStreamBuffer, ChunkEvent
 from .audio_format import AudioFormatError, decode_pcm, to_mono
-from .model_loading import load_bundle_or_error, warm_up
-from .node_stats import WARN, LatencyMeter, RateMeter, StatusReport
-from .params import ParamSpec, ParameterError, any_value, in_range, non_negative
+from emotion_runtime.model_loading import load_bundle_or_error, warm_up
+from emotion_runtime.stats import WARN, LatencyMeter, RateMeter, StatusReport
+from emotion_runtime.params import ParamSpec, ParameterError, any_value, in_range, non_negative
 from .ros_common import (DiagnosticsPublisher, declare_parameters, run_node, seconds_to_stamp,
                          sensor_qos, stamp_to_seconds)
 from .voice_pipeline import VoicePipeline

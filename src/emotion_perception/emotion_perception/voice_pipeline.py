@@ -17,7 +17,7 @@ import numpy as np
 from .audio_buffer import AudioStreamBuffer, PushResult
 from .audio_format import check_finite
 from .voice_activity import EnergyVad
-from .voice_windows import stream_ready
+from emotion_runtime.voice_windows import stream_ready
 
 __all__ = ['VoiceWindow', 'VoicePipeline']
 

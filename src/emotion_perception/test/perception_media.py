@@ -56,7 +56,7 @@ def speech_wav(path: pathlib.Path, rate: int = 16000, noise_dbfs: float = -60.0,
     subprocess.run(['espeak-ng', '-w', str(raw), SPEECH_TEXT], check=True, capture_output=True)
     speech, sr = sf.read(raw, dtype='float32')
     if sr != rate:
-        from emotion_perception.preprocess import resample
+        from emotion_runtime.preprocess import resample
         speech = resample(speech, sr, rate)
     rng = np.random.default_rng(seed)
     amp = 10 ** (noise_dbfs / 20)

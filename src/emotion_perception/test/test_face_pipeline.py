@@ -93,7 +93,7 @@ def test_crop_is_clipped_to_the_image():
 
 
 def test_pipeline_encodes_each_face(detector, test_bundle):
-    from emotion_perception.model_bundle import ModelBundle
+    from emotion_runtime.model_bundle import ModelBundle
     bundle = ModelBundle.load(test_bundle)
     pipe = FacePipeline(detector, FaceTracker(min_hits=1), bundle)
     res = pipe.process(moving_face_frames(3)[1], 0.0)

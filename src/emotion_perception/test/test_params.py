@@ -4,7 +4,7 @@ import pathlib
 import pytest
 import yaml
 
-from emotion_perception.params import ParameterError, ParamSpec, in_range, positive, validate
+from emotion_runtime.params import ParameterError, ParamSpec, in_range, positive, validate
 
 CONFIG = pathlib.Path(__file__).resolve().parents[1] / 'config' / 'perception.yaml'
 

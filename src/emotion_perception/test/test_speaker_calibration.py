@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from emotion_perception.speaker_calibration import (SpeakerCalibration, normalise_by_speaker,
+from emotion_runtime.speaker_calibration import (SpeakerCalibration, normalise_by_speaker,
                                                     speaker_section)
 
 BANDS = 4
@@ -76,7 +76,7 @@ def test_speaker_section_holds_population_band_statistics():
 
 def test_a_speaker_bundle_is_refused_when_its_statistics_do_not_fit(speaker_bundle, tmp_path):
     import shutil
-    from emotion_perception.model_bundle import BundleError, load_manifest
+    from emotion_runtime.model_bundle import BundleError, load_manifest
     assert load_manifest(speaker_bundle)['vocal']['normalisation']['type'] == 'speaker'
     bad = tmp_path / 'bad'
     shutil.copytree(speaker_bundle, bad)
@@ -93,7 +93,7 @@ def test_a_speaker_bundle_is_refused_when_its_statistics_do_not_fit(speaker_bund
 
 
 def test_the_pipeline_calibrates_on_speech_only(speaker_bundle, speech_file):
-    from emotion_perception.model_bundle import ModelBundle
+    from emotion_runtime.model_bundle import ModelBundle
     from emotion_perception.voice_pipeline import VoicePipeline
     from emotion_training.audio_io import read_mono
     bundle = ModelBundle.load(speaker_bundle)

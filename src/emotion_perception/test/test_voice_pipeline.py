@@ -38,7 +38,7 @@ def test_windows_mark_speech_only_where_there_is_speech(speech_file, rate):
     path, start, end = speech_file
     x, sr = sf.read(path, dtype='float32')
     if rate != sr:
-        from emotion_perception.preprocess import resample
+        from emotion_runtime.preprocess import resample
         x = resample(x, sr, rate)
     pipe = VoicePipeline(None, window_seconds=1.0, hop_seconds=0.5)
     windows = feed(pipe, x, rate)
@@ -56,7 +56,7 @@ def test_windows_mark_speech_only_where_there_is_speech(speech_file, rate):
 
 
 def test_windows_are_encoded_with_the_bundle(speech_file, test_bundle):
-    from emotion_perception.model_bundle import ModelBundle
+    from emotion_runtime.model_bundle import ModelBundle
     bundle = ModelBundle.load(test_bundle)
     path, _, _ = speech_file
     x, rate = sf.read(path, dtype='float32')

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emotion_fusion.fusion_model import FusionModel
-from emotion_perception.models.vision_encoder import VisionEncoder, VisionEnsemble
-from emotion_perception.models.vocal_encoder import VocalEncoder, VocalEnsemble
+from emotion_training.models.fusion_model import FusionModel
+from emotion_training.models.vision_encoder import VisionEncoder, VisionEnsemble
+from emotion_training.models.vocal_encoder import VocalEncoder, VocalEnsemble
 
 from ..augment import augment_faces, augment_logmel
 from ..datasets import load_image_folders

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emotion_perception.models.vision_encoder import VisionEncoder
+from emotion_training.models.vision_encoder import VisionEncoder
 
 from ..augment import augment_faces
 from ..config import VISION_PREPROCESS

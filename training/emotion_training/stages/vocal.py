@@ -14,8 +14,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from emotion_perception.models.vocal_encoder import VocalEncoder
-from emotion_perception.speaker_calibration import speaker_section
+from emotion_training.models.vocal_encoder import VocalEncoder
+from emotion_runtime.speaker_calibration import speaker_section
 
 from ..augment import augment_logmel
 from ..config import VOCAL_PREPROCESS

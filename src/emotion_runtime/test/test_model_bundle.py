@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from emotion_perception import preprocess
-from emotion_perception.model_bundle import (BundleError, ModelBundle, default_bundle_path,
+from emotion_runtime import preprocess
+from emotion_runtime.model_bundle import (BundleError, ModelBundle, default_bundle_path,
                                              load_manifest)
-from emotion_perception.voice_windows import (active_mask, aggregate, utterance_logits,
+from emotion_runtime.voice_windows import (active_mask, aggregate, utterance_logits,
                                               window_starts, windows)
 
 testing = pytest.importorskip('emotion_training.testing')

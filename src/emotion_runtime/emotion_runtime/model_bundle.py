@@ -61,7 +61,7 @@ def default_bundle_path() -> pathlib.Path:
         return pathlib.Path(env)
     try:
         from ament_index_python.packages import get_package_share_directory
-        share = pathlib.Path(get_package_share_directory('emotion_perception')) / 'models' / 'default'
+        share = pathlib.Path(get_package_share_directory('emotion_runtime')) / 'models' / 'default'
         if (share / MANIFEST).is_file():
             return share
     except Exception:  # noqa: BLE001 - ament not installed, package not built: fall through
