@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: sets up what is missing, then runs
-#   colcon test (every ROS package) + colcon test-result, the training tests and the firmware tests,
+#   colcon test (every ROS package) + colcon test-result, the training tests, the lint (ruff and
+#   package.xml checks, tests/) and the firmware tests,
 # inside a network namespace that holds only the loopback device (so no DDS traffic leaves the
 # machine), and ends with one line: "N passed, N failed, N skipped".
 set -o pipefail
@@ -25,6 +26,11 @@ if [ -d training/tests ]; then
   echo "[test] training tests"
   python -m pytest training/tests -q -p no:cacheprovider --junit-xml="$RESULTS/training.xml"
   rc=$?; [ $rc = 0 ] || [ $rc = 5 ] || status=1
+fi
+
+if [ -d tests ]; then
+  echo "[test] lint (ruff, package.xml)"
+  python -m pytest tests -q -p no:cacheprovider --junit-xml="$RESULTS/lint.xml" || status=1
 fi
 
 if [ -f firmware/Makefile ]; then

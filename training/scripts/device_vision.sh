@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU route for the face encoder: wider teachers trained on a lent GPU, distilled into the
 # shipped student architecture (the one that fits 2 ms per face on one CPU thread).  On 2 CPU
-# cores every recipe plateaued at ~0.69 holdout (MODEL_CARD.md, "tried and not adopted"); a
+# cores every recipe plateaued at ~0.69 holdout (EXPERIMENTS.md beside the model card, "Tried and not adopted"); a
 # teacher much better than the student needs GPU hours that a CPU session does not have.
 #
 # Two halves, because the device machine reaches no network and `../shared` does not travel:
