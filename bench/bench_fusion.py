@@ -29,9 +29,11 @@ Stages measured:
    (the later input) to receiving the f1 Emotion carrying its stamp.  Frames that no step used (a
    newer frame arrived before the step) have no sample.  Informative, not held to the 5 ms target.
 
-The bundle: ``--bundle PATH``; by default a random-weight bundle built with the production sizes
-of the fusion head (embeddings 128, hidden 64, 1 layer) by the training package's own helpers, so
-the figures do not depend on a trained bundle being present.
+The bundle: ``--bundle PATH``; by default a random-weight bundle whose fusion step has the
+production fusion head's structure (LayerNorm, presence masks, linear + ReLU, one LSTM step,
+head, softmax, valence/arousal) and sizes (embeddings 128, hidden 64, 1 layer), written without
+torch by emotion_test_tools.tiny_bundle, so the figures do not depend on a trained bundle being
+present nor on the training package.
 
     source scripts/env.sh && python bench/bench_fusion.py [--faces 1,2,4,8] [--steps 300] [--dds]
 """
@@ -52,14 +54,9 @@ NS = 1_000_000_000
 
 def production_sized_bundle(out: pathlib.Path) -> pathlib.Path:
     """Tiny encoders, production-sized fusion head (what the step time depends on)."""
-    from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
-    from emotion_training.export import export_bundle
-    from emotion_training.testing import DEFAULT_LABELS, tiny_models
-    vision, vocal, fusion = tiny_models(DEFAULT_LABELS, seed=0, embedding_size=128,
-                                        hidden_size=64)
-    return export_bundle(out, list(DEFAULT_LABELS), vision, dict(VISION_PREPROCESS), vocal,
-                         dict(VOCAL_PREPROCESS), fusion, training={'note': 'bench'}, metrics={},
-                         version='0.0.0-bench', seed=0)
+    from emotion_test_tools.tiny_bundle import make_tiny_bundle  # noqa: PLC0415 - default only
+    return make_tiny_bundle(out, seed=0, embedding_size=128, hidden_size=64,
+                            version='0.0.0-bench')
 
 
 def pct(values, q):
@@ -130,8 +127,9 @@ def _node(ctx, bundle_path, **params):
     from emotion_fusion.fusion_node import FusionNode
     params = dict(model_bundle=str(bundle_path), voice_assignment='all', output_rate_hz=10.0,
                   **params)
-    return FusionNode(context=ctx, parameter_overrides=[
-        Parameter(k, value=v) for k, v in params.items()])
+    from emotion_runtime.node_kit import bring_up
+    return bring_up(FusionNode(context=ctx, parameter_overrides=[
+        Parameter(k, value=v) for k, v in params.items()]))   # lifecycle: configure + activate
 
 
 def _set_time(node, ns):

@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from emotion_runtime.model_bundle import ModelBundle, default_bundle_path
+
 
 def _ms(fn, n: int, warm: int = 5) -> float:
     for _ in range(warm):
@@ -36,16 +38,15 @@ def _ms(fn, n: int, warm: int = 5) -> float:
 
 
 def default_bundle(tmp: pathlib.Path) -> pathlib.Path:
-    from emotion_runtime.model_bundle import default_bundle_path
     p = default_bundle_path()
     if (p / 'manifest.json').is_file():
         return p
-    from emotion_training.models.fusion_model import FusionModel
-    from emotion_training.models.vision_encoder import VisionEnsemble
-    from emotion_training.models.vocal_encoder import VocalEnsemble
-    from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
-    from emotion_training.export import export_bundle
-    from emotion_training.labels import DEFAULT_LABELS, VALENCE_AROUSAL
+    from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS  # noqa: PLC0415 - torch, fallback bundle only
+    from emotion_training.export import export_bundle  # noqa: PLC0415 - torch, fallback bundle only
+    from emotion_training.labels import DEFAULT_LABELS, VALENCE_AROUSAL  # noqa: PLC0415 - torch, fallback bundle only
+    from emotion_training.models.fusion_model import FusionModel  # noqa: PLC0415 - torch, fallback bundle only
+    from emotion_training.models.vision_encoder import VisionEnsemble  # noqa: PLC0415 - torch, fallback bundle only
+    from emotion_training.models.vocal_encoder import VocalEnsemble  # noqa: PLC0415 - torch, fallback bundle only
     labels = list(DEFAULT_LABELS)
     return export_bundle(tmp / 'b', labels,
                          VisionEnsemble(SHIPPED_VISION_MEMBERS, flip_tta=True),
@@ -64,16 +65,17 @@ SHIPPED_VOCAL_MEMBERS = [dict(num_classes=6, widths=[12, 24, 48, 96])] * 3
 
 def ensemble_members(module) -> list:
     """The encoders inside ``module`` (itself where it is not an ensemble)."""
-    from emotion_training.models.ensemble import EncoderEnsemble
+    from emotion_training.models.ensemble import EncoderEnsemble  # noqa: PLC0415 - torch, training figures only
     return list(module.members) if isinstance(module, EncoderEnsemble) else [module]
 
 
 def train_epoch_seconds(stage: str, n_full: int, threads: int, m) -> tuple[float, int]:
     """Seconds per epoch of the encoder ``m`` (one ensemble member), extrapolated from a few
     batches on synthetic data."""
-    import torch
-    import torch.nn.functional as F
-    from emotion_training.augment import augment_faces, augment_logmel
+    import torch  # noqa: PLC0415 - torch, training figures only
+    import torch.nn.functional as F  # noqa: PLC0415 - torch, training figures only
+
+    from emotion_training.augment import augment_faces, augment_logmel  # noqa: PLC0415 - torch, training figures only
     torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(0)
     m.train()
@@ -102,7 +104,6 @@ def main(argv=None) -> int:
     p.add_argument('--train-threads', type=int, default=2)
     p.add_argument('--skip-training', action='store_true')
     args = p.parse_args(argv)
-    from emotion_runtime.model_bundle import ModelBundle
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(args.bundle) if args.bundle else default_bundle(pathlib.Path(tmp))
         b = ModelBundle.load(path, threads=args.threads)
@@ -129,8 +130,8 @@ def main(argv=None) -> int:
         rows.append(('fusion step', 'ms/step, 1 track', '-',
                      _ms(lambda: b.fusion_step(ve, [1], ae, [1], h, c), 500)))
     if not args.skip_training:
-        from emotion_training.models.vision_encoder import build_vision_encoder
-        from emotion_training.models.vocal_encoder import build_vocal_encoder
+        from emotion_training.models.vision_encoder import build_vision_encoder  # noqa: PLC0415 - torch, training figures only
+        from emotion_training.models.vocal_encoder import build_vocal_encoder  # noqa: PLC0415 - torch, training figures only
         for stage, build, n_full, unit in (('vision', build_vision_encoder, 22983, 'faces'),
                                            ('vocal', build_vocal_encoder, 1450, 'windows')):
             members = ensemble_members(build(b.manifest[stage]['architecture']))

@@ -7,8 +7,9 @@ of one core in real time (target <= 10 %), and Haar detection recall / false pos
 real photos of the tests.  ``--mtcnn`` also measures facenet-pytorch's MTCNN when it is
 importable (it is not a dependency; see the package README for why Haar was chosen).
 
-Uses the shipped bundle (src/emotion_runtime/models/default) when present, else a
-make_test_bundle one (said in the output).  Run:  source scripts/env.sh; python bench/bench_perception.py
+Uses the shipped bundle (src/emotion_runtime/models/default, or $EMOTION_MODEL_BUNDLE) when
+present, else a tiny random-weight one (emotion_test_tools.tiny_bundle; said in the output).
+Imports no training module.  Run:  source scripts/env.sh; python bench/bench_perception.py
 """
 from __future__ import annotations
 
@@ -32,19 +33,19 @@ sys.path.insert(0, str(PKG))
 sys.path.insert(0, str(PKG / 'test'))
 
 from emotion_perception.face_detection import HaarFaceDetector  # noqa: E402
-from emotion_runtime.model_bundle import ModelBundle  # noqa: E402
+from emotion_runtime.model_bundle import ModelBundle, default_bundle_path  # noqa: E402
 from emotion_perception.vision_pipeline import build_face_pipeline  # noqa: E402
 from emotion_perception.voice_pipeline import VoicePipeline  # noqa: E402
 from perception_media import detection_photos, moving_face_frames, speech_wav  # noqa: E402
 
 
 def load_bundle() -> tuple[ModelBundle, str]:
-    shipped = PKG / 'models' / 'default'
+    shipped = default_bundle_path()
     if (shipped / 'manifest.json').is_file():
         return ModelBundle.load(shipped, threads=1), f'shipped bundle {shipped}'
-    from emotion_training.testing import make_test_bundle
-    path = make_test_bundle(pathlib.Path(tempfile.mkdtemp()) / 'bundle')
-    return ModelBundle.load(path, threads=1), 'make_test_bundle (random tiny weights)'
+    from emotion_test_tools.tiny_bundle import make_tiny_bundle  # noqa: PLC0415 - fallback only
+    path = make_tiny_bundle(pathlib.Path(tempfile.mkdtemp()) / 'bundle')
+    return ModelBundle.load(path, threads=1), 'tiny_bundle (random tiny weights)'
 
 
 def bench_vision(bundle: ModelBundle, frames: int, full_scan_every: int,
@@ -52,7 +53,7 @@ def bench_vision(bundle: ModelBundle, frames: int, full_scan_every: int,
     """The face_node's pipeline (its parameter defaults but these two) on the moving-photo clip,
     frames back to back.  A background scan runs on another core where there is one; the
     process's CPU time per frame counts it too."""
-    from emotion_perception.face_node import PARAMS
+    from emotion_perception.node_params import FACE_PARAMS as PARAMS
     params = {s.name: s.default for s in PARAMS}
     pipe = build_face_pipeline(dict(params, full_scan_every=full_scan_every,
                                     background_scan=background), bundle)

@@ -34,7 +34,7 @@ from robot_tracker.search import LostTargetBehaviour, SearchConfig  # noqa: E402
 from robot_tracker.sim_model import CameraModel, ServoModel  # noqa: E402
 from robot_tracker.target_selection import TargetSelector, face_from_box  # noqa: E402
 from robot_tracker.tracker_core import TrackerCore  # noqa: E402
-from robot_tracker.transports import LinkState, SerialConfig, SerialTransport  # noqa: E402
+from robot_tracker.transports import LinkState, NoneTransport, SerialConfig, SerialTransport  # noqa: E402
 
 
 def pct(values, q):
@@ -93,7 +93,8 @@ def bench_latency(kind: str, samples: int):
     port, close, desc = open_board(kind)
     transport = SerialTransport(SerialConfig(port=port, boot_timeout=3.0))
     writes = []
-    transport.on_write = lambda t, msg_type: writes.append(t) if msg_type == proto.MsgType.SET_TARGET else None
+    transport.on_write = (lambda t, msg_type:
+                          writes.append(t) if msg_type == proto.MsgType.SET_TARGET else None)
     try:
         end = time.monotonic() + 10
         while transport.status().state != LinkState.UP and time.monotonic() < end:
@@ -127,7 +128,6 @@ def bench_latency(kind: str, samples: int):
 
 def bench_loop(duration: float = 3.0, rate: float = 50.0):
     """A 50 Hz loop like the node's timer (a sleeping loop here, rclpy's timer in the node)."""
-    from robot_tracker.transports import NoneTransport
     core, tr = make_core(), NoneTransport()
     period = 1.0 / rate
     costs, ticks = [], 0

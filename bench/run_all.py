@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = ['bench_models.py', 'bench_perception.py', 'bench_fusion.py', 'bench_tracker.py',
-         'bench_system.py']
+         'bench_system.py', 'bench_coldstart.py']
 
 
 def _cells(row: str) -> list:

@@ -5,16 +5,23 @@
 
 The nodes, parameter files and remappings come from emotion_bringup.graph.robot_graph(), the same
 description that the launch-free runner (demo, full-system test) starts.
+
+DDS discovery stays on this machine unless the environment says otherwise: without
+ROS_AUTOMATIC_DISCOVERY_RANGE the nodes get LOCALHOST. To reach the robot from another computer,
+export ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET and a ROS_DOMAIN_ID of its own before launching (and
+see the README on SROS2 enclaves for a shared network).
 """
 from dataclasses import fields
 import os
 
-from emotion_bringup.graph import GraphArgs, package_config, robot_graph
+from emotion_bringup.graph import GraphArgs, package_config, robot_graph, urdf_path
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, ExecuteProcess, OpaqueFunction,
                             SetEnvironmentVariable)
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+
+AUTOSTART = {'autostart': True}
 
 DESCRIPTIONS = {
     'camera': 'camera device index, video file or stream URL',
@@ -26,6 +33,7 @@ DESCRIPTIONS = {
     'model_bundle': "model bundle directory ('' = the bundle shipped with emotion_perception)",
     'namespace': 'namespace of every node and topic of the robot',
     'debug_image': 'publish the annotated debug image (true/false)',
+    'health_monitor': 'run health_monitor: stale diagnostics / outputs on `health` (true/false)',
     'log_level': 'log level of every node: debug | info | warn | error',
     'config_dir': "directory with robot.yaml ('' = emotion_bringup's config)",
 }
@@ -42,6 +50,9 @@ def _graph_args(context) -> GraphArgs:
 def _launch_setup(context, *_args, **_kwargs):
     args = _graph_args(context)
     actions = []
+    if not os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE'):
+        # Deployment default: discovery on this host only (SUBNET opens it up; see the doc above).
+        actions.append(SetEnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST'))
     if 'FASTRTPS_DEFAULT_PROFILES_FILE' not in os.environ:
         # Large socket buffers / SHM segment so that 640x480 images are not lost (see the file).
         actions.append(SetEnvironmentVariable(
@@ -54,12 +65,21 @@ def _launch_setup(context, *_args, **_kwargs):
                                       name='sim_board'))
         args.serial_port = SIM_PORT
     for spec in robot_graph(args):
-        actions.append(Node(
+        # Every node is a lifecycle node (emotion_runtime.node_kit); autostart (a read-only
+        # parameter of each node) brings it to active by itself, so no lifecycle manager is needed
+        # here and `ros2 lifecycle` can still deactivate / reconfigure it at run time.
+        actions.append(LifecycleNode(
             package=spec.package, executable=spec.executable, name=spec.name,
-            namespace=args.namespace or None,
-            parameters=[str(p) for p in spec.param_files] + [spec.parameters],
+            namespace=args.namespace or '',
+            parameters=[str(p) for p in spec.param_files] + [spec.parameters, AUTOSTART],
             remappings=spec.remappings, respawn=spec.respawn, respawn_delay=2.0,
             arguments=['--ros-args', '--log-level', args.log_level], output='screen'))
+    # TF of the head: tracker_node publishes joint_states (pan_joint, tilt_joint); the URDF puts
+    # pan_tilt_base, the camera's optical frame and the microphone in one tree (RViz, hri_rviz).
+    actions.append(Node(
+        package='robot_state_publisher', executable='robot_state_publisher',
+        name='robot_state_publisher', namespace=args.namespace or '',
+        parameters=[{'robot_description': urdf_path().read_text()}], output='screen'))
     return actions
 
 

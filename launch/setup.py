@@ -14,6 +14,7 @@ setup(
         ('share/' + package_name, ['package.xml', 'README.md']),
         ('share/' + package_name + '/config', glob('config/*.yaml')),
         ('share/' + package_name + '/launch', glob('*.launch.py')),
+        ('share/' + package_name + '/urdf', glob('urdf/*.urdf')),
     ],
     install_requires=['setuptools'],
     extras_require={'test': ['pytest']},
@@ -24,6 +25,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'health_monitor = emotion_bringup.health_monitor:main',
         ],
     },
 )

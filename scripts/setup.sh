@@ -68,12 +68,40 @@ if ! stamp_ok pip "$REQ_HASH"; then
 fi
 
 # --- 3. colcon build -------------------------------------------------------------------------
-SRC_HASH=$( (git ls-files -co --exclude-standard src launch 2>/dev/null || find src launch -type f) \
-  | LC_ALL=C sort | xargs -d '\n' sha256sum 2>/dev/null | sha256sum | cut -c1-16)
+# src/hri_msgs is a local build of ROS4HRI's interfaces (REP-155). Where an hri_msgs is installed
+# outside this workspace (ROS4HRI from apt, an underlay in AMENT_PREFIX_PATH, or the venv), that
+# one is used: the local package is skipped and its old build removed, so the wire types are the
+# real package's. HRI_MSGS_PREFIX=/path forces a prefix; HRI_MSGS_PREFIX=local forces the local one.
+external_hri_msgs() {
+  [ "${HRI_MSGS_PREFIX:-}" = local ] && return 0
+  if [ -n "${HRI_MSGS_PREFIX:-}" ]; then echo "$HRI_MSGS_PREFIX"; return 0; fi
+  local prefix
+  for prefix in $(echo "${AMENT_PREFIX_PATH:-}" | tr ':' ' ') "$VENV" /opt/ros/jazzy; do
+    case "$prefix" in "$ROOT"/install*) continue ;; esac
+    if [ -e "$prefix/share/ament_index/resource_index/packages/hri_msgs" ]; then
+      echo "$prefix"; return 0
+    fi
+  done
+}
+HRI_PREFIX=$(external_hri_msgs)
+SKIP_ARGS=()
+BUILD_PREFIX="$VENV"
+if [ -n "$HRI_PREFIX" ]; then
+  SKIP_ARGS=(--packages-skip hri_msgs)
+  [ "$HRI_PREFIX" = "$VENV" ] || BUILD_PREFIX="$HRI_PREFIX:$VENV"
+fi
+SRC_HASH=$( { (git ls-files -co --exclude-standard src launch 2>/dev/null || find src launch -type f) \
+  | LC_ALL=C sort | xargs -d '\n' sha256sum 2>/dev/null; echo "hri_msgs:${HRI_PREFIX:-local}"; } \
+  | sha256sum | cut -c1-16)
 if ! stamp_ok colcon "$SRC_HASH" || [ ! -f install/setup.bash ]; then
   log "colcon build"
-  export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+  if [ -n "$HRI_PREFIX" ]; then
+    log "using the installed hri_msgs in $HRI_PREFIX (skipping src/hri_msgs)"
+    rm -rf install/hri_msgs build/hri_msgs
+  fi
+  export AMENT_PREFIX_PATH="$BUILD_PREFIX" CMAKE_PREFIX_PATH="$BUILD_PREFIX"
   colcon --log-base log build --symlink-install --event-handlers console_direct- \
+    "${SKIP_ARGS[@]}" \
     --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=ON
   stamp_set colcon "$SRC_HASH"
 else

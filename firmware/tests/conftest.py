@@ -4,7 +4,6 @@ own protocol module (src/robot_tracker/robot_tracker/protocol.py), and read the 
 widths the harness measures on the pins."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading

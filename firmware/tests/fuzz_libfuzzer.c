@@ -1,10 +1,10 @@
 /*
- * fuzz_libfuzzer.c - libFuzzer entry point for the same parser/command code, for machines with
- * clang (not installed in this workspace's CI, which runs tests/fuzz_parser.c instead):
+ * fuzz_libfuzzer.c - libFuzzer entry point for the same parser/command code (coverage-guided,
+ * beside the random tests/fuzz_parser.c). `make test` builds it with clang (Debian: clang,
+ * libclang-rt-dev) and tests/test_native.py runs it for LIBFUZZ_SECONDS (20 s) on a corpus seeded
+ * from tests/vectors.json (build/libfuzzer_corpus, kept between runs); by hand:
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Icore tests/fuzz_libfuzzer.c \
- *         core/pt_proto.c core/pt_app.c -o build/fuzz_libfuzzer
- *   build/fuzz_libfuzzer -runs=1000000
+ *   make -C firmware libfuzz LIBFUZZ_SECONDS=600
  *
  * The first input byte selects the clock step per byte, so timeouts get fuzzed too.
  */

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from conftest import expected_us, proto
 
 TOL_US = 10.0
@@ -36,7 +35,8 @@ def test_commanded_angles_give_pulse_widths(board, pan, tilt):
 
 
 def test_slew_rate_limits_the_move(board):
-    assert board.command(proto.MsgType.SET_SPEED, proto.set_speed_payload(9000, 1000)).type == proto.MsgType.ACK
+    rsp = board.command(proto.MsgType.SET_SPEED, proto.set_speed_payload(9000, 1000))
+    assert rsp.type == proto.MsgType.ACK
     board.command(proto.MsgType.SET_TARGET, proto.set_target_payload(9000, 0))
     time.sleep(0.5)  # at 90 deg/s the 90 deg move takes 1 s: about half-way now
     st = board.status()
@@ -91,7 +91,8 @@ def test_out_of_range_targets_are_clamped_or_refused(board):
 
 
 def test_host_silence_gives_failsafe_pose(board):
-    assert board.command(proto.MsgType.SET_SPEED, proto.set_speed_payload(30000, 300)).type == proto.MsgType.ACK
+    rsp = board.command(proto.MsgType.SET_SPEED, proto.set_speed_payload(30000, 300))
+    assert rsp.type == proto.MsgType.ACK
     board.command(proto.MsgType.SET_TARGET, proto.set_target_payload(4500, 3000))
     snap = board.wait_pulses(lambda s: _near(s, expected_us(4500), expected_us(3000)))
     assert _near(snap, expected_us(4500), expected_us(3000)), snap

@@ -6,17 +6,21 @@
 What it does, in order:
   1. builds a short sample from what any machine has: the astronaut photo of scikit-image moved
      across the frame and espeak-ng speech, one label per segment; writes it as a video file, a
-     WAV file and a ROS 2 bag (images, audio, ground truth) with `emotion-bag`'s code;
+     WAV file and a ROS 2 bag (images, audio, ground truth) with `emotion-bag make --demo`;
   2. builds the Uno firmware and starts it in simavr behind a pty (firmware/build/simharness);
   3. starts the graph of robot.launch.py (robot_graph) as separate processes: camera_node on the
      video, microphone_node on the WAV, face, vocal, fusion and tracker (serial to the simulator);
   4. publishes the true label of the clip time on emotion/ground_truth, records /emotion and the
      truth, and prints one line per second: the emotion, the servo angles and pulse widths;
   5. evaluates the recording (`emotion-eval bag --mode live`): metrics, plots, annotated video.
+
+The training package's tools (emotion-bag, emotion-eval) run as subprocesses: the demo imports no
+training module (nor torch), like the nodes.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -31,6 +35,7 @@ from .graph_runner import GraphRunner, wait_until
 from .sim_board import SIM_PORT, ensure_built, sim_board_command
 
 LABELS = 'happy,neutral,sad,angry'
+TRUTH_TOPIC = '/emotion/ground_truth'
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
@@ -49,44 +54,58 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def make_sample(out: Path, seconds: float, labels: list) -> tuple:
-    """Write clip.mp4 (or .avi), speech.wav and the bag; returns (video, wav, bag, clip)."""
-    import cv2
-    import soundfile as sf
-    from emotion_training.bag_make import write_clip
-    from emotion_training.labels import DEFAULT_LABELS
-    from emotion_training.media import demo_source
+@dataclasses.dataclass
+class SampleClip:
+    """The timeline of the sample clip: its length and its labelled segments."""
 
-    clip = demo_source(seconds=seconds, labels=labels, motion='sweep')
-    video = out / 'clip.mp4'
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'mp4v'), clip.fps, clip.size)
-    if not writer.isOpened():
-        video = out / 'clip.avi'
-        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'MJPG'), clip.fps, clip.size)
-    for _t, frame in clip.frames():
-        writer.write(frame)
-    writer.release()
-    wav = out / 'speech.wav'
-    sf.write(str(wav), clip.audio, clip.sample_rate, subtype='PCM_16')
+    duration: float
+    segments: list  # [{'start': s, 'end': s, 'label': name}, ...] as emotion-bag make reports
+
+    def label_at(self, t: float) -> Optional[str]:
+        """The true label at clip time t (None outside every segment)."""
+        for seg in self.segments:
+            if seg['start'] <= t < seg['end']:
+                return seg['label']
+        return None
+
+
+def make_sample(out: Path, seconds: float, labels: list) -> tuple:
+    """Write clip.mp4 (or .avi), speech.wav and the bag with `emotion-bag make --demo`;
+    returns (video, wav, bag, clip, bag start [ns])."""
     bag = out / 'sample_bag'
-    summary = write_clip(clip, bag, list(DEFAULT_LABELS), chunk_ms=50.0, progress=False)
-    return video, wav, bag, clip, summary['start_ns']
+    cmd = ['emotion-bag', 'make', str(bag), '--demo', '--seconds', repr(float(seconds)),
+           '--demo-labels', ','.join(labels), '--motion', 'sweep', '--chunk-ms', '50',
+           '--write-video', str(out / 'clip.mp4'), '--write-wav', str(out / 'speech.wav')]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f'{" ".join(cmd)} failed ({result.returncode}):\n'
+                           f'{result.stderr[-3000:]}')
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    clip = SampleClip(float(seconds), list(summary['segments']))
+    return Path(summary['video']), Path(summary['wav']), bag, clip, int(summary['start_ns'])
 
 
 def truth_schedule(bag: Path, start_ns: int) -> list:
-    """(clip time [ns], label) of every ground-truth sample in the sample bag.
+    """(clip time [ns], Emotion) of every ground-truth sample in the sample bag, in time order.
 
-    The demo republishes exactly these samples, shifted to the camera's clip start, so that the
+    The demo republishes exactly these messages (as emotion-bag wrote them: the label, one-hot
+    probabilities, its valence/arousal), restamped to the camera's clip start, so that the
     evaluation can line the recording up with the bag's images for the annotated video.
     """
-    from emotion_training.bag_io import open_bag
-    from emotion_training.eval_bag import read_truth
-    reader = open_bag(bag)
-    try:
-        truth = read_truth(reader, bag)
-    finally:
-        reader.close()
-    return sorted((s - start_ns, lab) for s, lab in zip(truth.stamps, truth.labels))
+    from rclpy.serialization import deserialize_message  # noqa: PLC0415 - ROS on use only
+    from rosbags.rosbag2 import Reader  # noqa: PLC0415 - the bag library on use only
+
+    from emotion_msgs.msg import Emotion  # noqa: PLC0415 - ROS on use only
+    samples = []
+    with Reader(bag) as reader:
+        conns = [c for c in reader.connections if c.topic == TRUTH_TOPIC]
+        if not conns:
+            raise RuntimeError(f'{bag} has no {TRUTH_TOPIC} messages')
+        for _conn, _t, raw in reader.messages(connections=conns):
+            msg = deserialize_message(bytes(raw), Emotion)
+            samples.append((msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec - start_ns,
+                            msg))
+    return sorted(samples, key=lambda s: s[0])
 
 
 class SimBoard:
@@ -247,21 +266,15 @@ def run_demo(a: argparse.Namespace) -> int:
     return 0
 
 
-def truth_message(stamp_ns: int, label: str):
-    """The ground truth as an rclpy Emotion, built by the bag writer's own function.
+def truth_message(stamp_ns: int, sample):
+    """A ground-truth Emotion of the sample bag (see truth_schedule), stamped at `stamp_ns`.
 
-    emotion-bag's `emotion_message` defines what a ground-truth Emotion holds (one-hot
-    probabilities, the label's valence/arousal); it builds a rosbags message, whose CDR bytes
-    rclpy reads back as its own Emotion.
+    emotion-bag's writer defines what a ground-truth Emotion holds (one-hot probabilities, the
+    label's valence/arousal); the demo only moves it to the live timeline.
     """
-    from emotion_msgs.msg import Emotion
-    from emotion_training.bag_make import emotion_message
-    from emotion_training.bag_types import typestore
-    from emotion_training.labels import DEFAULT_LABELS
-    from rclpy.serialization import deserialize_message
-    msg = emotion_message(stamp_ns, label, list(DEFAULT_LABELS), '', 'camera_optical_frame')
-    raw = typestore().serialize_cdr(msg, 'emotion_msgs/msg/Emotion').tobytes()
-    return deserialize_message(raw, Emotion)
+    sample.header.stamp.sec = int(stamp_ns // 10**9)
+    sample.header.stamp.nanosec = int(stamp_ns % 10**9)
+    return sample
 
 
 def _constant_names(msg_type, prefix: str) -> dict:

@@ -56,6 +56,7 @@ class GraphArgs:
     model_bundle: str = ''            # '' = the bundle shipped with emotion_perception
     namespace: str = ''
     debug_image: bool = False
+    health_monitor: bool = True       # the health_monitor node (stale diagnostics / outputs)
     log_level: str = 'info'
     config_dir: str = ''              # '' = emotion_bringup's share/config
 
@@ -76,7 +77,7 @@ def repo_root() -> Path:
 def _share_or_source(package: str, relpath: str, source_dir: Path) -> Path:
     """share/<package>/<relpath> of the colcon install, else the same path in the source tree."""
     try:
-        from ament_index_python.packages import get_package_share_directory
+        from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415 - optional: source-tree fallback
         path = Path(get_package_share_directory(package)) / relpath
         if path.exists():
             return path
@@ -90,6 +91,11 @@ def config_dir(override: str = '') -> Path:
     if override:
         return Path(override)
     return _share_or_source('emotion_bringup', 'config', repo_root() / 'launch')
+
+
+def urdf_path() -> Path:
+    """The head's URDF (pan/tilt joints, camera optical frame) for robot_state_publisher."""
+    return _share_or_source('emotion_bringup', 'urdf/pan_tilt_head.urdf', repo_root() / 'launch')
 
 
 def package_config(package: str, filename: str) -> Path:
@@ -110,7 +116,7 @@ def robot_graph(args: Optional[GraphArgs] = None) -> list:
     fusion = [package_config('emotion_fusion', 'fusion.yaml'), robot_yaml]
     tracker = [package_config('robot_tracker', 'tracker.yaml'), robot_yaml]
     bundle: dict[str, Any] = {'model_bundle': args.model_bundle}
-    return [
+    nodes = [
         NodeSpec('emotion_perception', 'camera_node', 'camera_node', perception,
                  {'source': args.camera, 'loop': args.loop_files}),
         NodeSpec('emotion_perception', 'microphone_node', 'microphone_node', perception,
@@ -124,11 +130,17 @@ def robot_graph(args: Optional[GraphArgs] = None) -> list:
         NodeSpec('robot_tracker', 'tracker_node', 'tracker_node', tracker,
                  {'transport': args.transport, 'port': args.serial_port}),
     ]
+    if args.health_monitor:
+        # Watches the others' /diagnostics and main outputs; publishes `health` (see its module).
+        nodes.append(NodeSpec('emotion_bringup', 'health_monitor', 'health_monitor',
+                              [robot_yaml],
+                              {'expected_nodes': ','.join(n.name for n in nodes)}))
+    return nodes
 
 
 def executable_path(spec: NodeSpec) -> str:
     """Where colcon installed a NodeSpec's executable."""
-    from ament_index_python.packages import get_package_prefix
+    from ament_index_python.packages import get_package_prefix  # noqa: PLC0415 - only after a colcon build
     return os.path.join(get_package_prefix(spec.package), 'lib', spec.package, spec.executable)
 
 

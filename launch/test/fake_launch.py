@@ -73,6 +73,19 @@ class Node(_Recorded):
     pass
 
 
+def is_state_publisher(action: Any) -> bool:
+    """A launch_ros Node of robot_state_publisher (robot.launch.py starts one for the head's TF;
+    it is not part of the node graph of emotion_bringup.graph)."""
+    return isinstance(action, Node) and action.kwargs.get('package') == 'robot_state_publisher'
+
+
+class LifecycleNode(Node):
+    """launch_ros.actions.LifecycleNode: name and namespace are required keywords."""
+
+    def __init__(self, *, name: Any, namespace: Any, **kwargs: Any) -> None:
+        super().__init__(name=name, namespace=namespace, **kwargs)
+
+
 class ExecuteProcess(_Recorded):
     pass
 
@@ -114,7 +127,7 @@ def fake_launch_modules() -> Iterator[None]:
         'launch.event_handlers': {'OnProcessExit': OnProcessExit},
         'launch.events': {'Shutdown': Shutdown},
         'launch_ros': {},
-        'launch_ros.actions': {'Node': Node},
+        'launch_ros.actions': {'Node': Node, 'LifecycleNode': LifecycleNode},
     }
     saved = {n: sys.modules.get(n) for n in names}
     for name, attrs in names.items():

@@ -18,6 +18,7 @@ from emotion_bringup.graph import GraphArgs, robot_graph
 from emotion_bringup.graph_runner import GraphRunner, wait_until
 from emotion_bringup.sim_board import SIM_PORT, ensure_built
 from emotion_test_tools.dds import RosHarness, isolated_domain, ros_env
+from emotion_test_tools.tiny_bundle import make_tiny_bundle
 
 VISION, VOICE = 1, 2
 
@@ -32,10 +33,9 @@ def system(tmp_path_factory):
         pytest.skip(f'the simulated board cannot be built here: {exc}')
     from emotion_msgs.msg import Emotion, EmotionFeature, TrackerState
     from rclpy.qos import qos_profile_sensor_data
-    from emotion_training.testing import make_test_bundle
     tmp = tmp_path_factory.mktemp('system')
     video, wav, _bag, clip, _start = make_sample(tmp, 6.0, ['happy', 'sad'])
-    bundle = make_test_bundle(tmp / 'bundle')
+    bundle = make_tiny_bundle(tmp / 'bundle')
     board = SimBoard(tmp / 'sim_board.log')
     try:
         assert wait_until(lambda: os.path.exists(SIM_PORT), 10), 'no pty link'

@@ -22,6 +22,7 @@ import yaml
 from emotion_bringup.graph import GraphArgs, executable_path, robot_graph
 from emotion_bringup.graph_runner import GraphRunner
 from emotion_test_tools.dds import RosHarness, isolated_domain, ros_env
+from emotion_test_tools.tiny_bundle import make_tiny_bundle
 
 DESIGN_TOPICS = {'/image_raw', '/audio', '/faces', '/vision/features', '/voice/features',
                  '/emotion', '/pan_tilt/command', '/tracker/state', '/diagnostics'}
@@ -84,10 +85,9 @@ def _list_parameters(ros: RosHarness, node_name: str) -> set:
 
 @pytest.fixture(scope='module')
 def running_graph(tmp_path_factory):
-    from emotion_training.testing import make_test_bundle
     tmp = tmp_path_factory.mktemp('graph')
     video, wav = _write_inputs(tmp)
-    bundle = make_test_bundle(tmp / 'bundle')
+    bundle = make_tiny_bundle(tmp / 'bundle')
     args = GraphArgs(camera=video, audio_file=wav, transport='none', model_bundle=str(bundle))
     specs = robot_graph(args)
     with isolated_domain() as domain_id:

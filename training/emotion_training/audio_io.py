@@ -12,7 +12,7 @@ class AudioReadError(RuntimeError):
 
 def read_mono(path: str | pathlib.Path) -> tuple[np.ndarray, int]:
     """Read a WAV/FLAC/OGG as float32 mono in [-1, 1] and its sample rate (channels averaged)."""
-    import soundfile as sf  # here, so face-only training imports no audio library
+    import soundfile as sf  # noqa: PLC0415 - face-only training imports no audio library
     try:
         data, rate = sf.read(str(path), dtype='float32', always_2d=True)
     except Exception as exc:  # noqa: BLE001 - soundfile raises LibsndfileError, RuntimeError, ...

@@ -1,6 +1,8 @@
 """`emotion-bag`: make, inspect, replay and record evaluation bags without rosbag2.
 
   emotion-bag make --demo OUT                      astronaut face + espeak-ng speech, ~6 s
+  emotion-bag make --demo OUT --write-video clip.mp4 --write-wav speech.wav
+                                                   ... and the same clip as a video and a WAV
   emotion-bag make --faces DIR --speech DIR OUT    labelled faces paired with utterances
   emotion-bag make --video clip.mp4 --audio clip.wav --label happy OUT
   emotion-bag info BAG                             topics, counts, duration (JSON)
@@ -83,9 +85,46 @@ def _add_make(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--max-seconds-video', type=float, default=None,
                    help='with --video: use only the first N seconds')
     p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    p.add_argument('--raw-images', action='store_true',
+                   help='write raw bgr8 sensor_msgs/Image on image_raw (default: JPEG '
+                        'sensor_msgs/CompressedImage on image_raw/compressed, ~1/40 the size)')
     p.add_argument('--start-time', type=float, default=None,
                    help='stamp of the first frame, seconds since the epoch (default: now)')
     p.add_argument('--seed', type=int, default=0, help='random seed (face/utterance choice)')
+    p.add_argument('--write-video', type=pathlib.Path, metavar='FILE', default=None,
+                   help='also write the clip\'s frames as a video file (mp4v; where this OpenCV '
+                        'cannot encode mp4v, FILE with the suffix .avi, MJPG); the result names '
+                        'the file written ("video")')
+    p.add_argument('--write-wav', type=pathlib.Path, metavar='FILE', default=None,
+                   help='also write the clip\'s sound as a 16-bit PCM WAV file (result: "wav")')
+
+
+def write_video(clip, path: pathlib.Path) -> pathlib.Path:
+    """The clip's frames as `path` (mp4v), or as `path` with .avi (MJPG) where OpenCV has no mp4v
+    encoder; returns the file written."""
+    import cv2  # noqa: PLC0415 - only `make --write-video` needs OpenCV's writer
+
+    from .media import MediaError  # noqa: PLC0415 - the CLI imports its modules per command
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), clip.fps, clip.size)
+    if not writer.isOpened():
+        path = path.with_suffix('.avi')
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), clip.fps, clip.size)
+        if not writer.isOpened():
+            raise MediaError(f'--write-video: OpenCV cannot write {path}')
+    for _t, frame in clip.frames():
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def write_wav(clip, path: pathlib.Path) -> pathlib.Path:
+    """The clip's sound as a 16-bit PCM WAV `path` (silence for a clip without sound)."""
+    import numpy as np  # noqa: PLC0415 - the CLI imports its modules per command
+    import soundfile as sf  # noqa: PLC0415 - only `make --write-wav` needs libsndfile
+    audio = clip.audio if clip.audio is not None else \
+        np.zeros(int(round(clip.duration * clip.sample_rate)), np.float32)
+    sf.write(str(path), audio, clip.sample_rate, subtype='PCM_16')
+    return path
 
 
 def cmd_make(a: argparse.Namespace) -> dict:
@@ -111,7 +150,13 @@ def cmd_make(a: argparse.Namespace) -> dict:
         clip = media.video_source(a.video, a.audio, labels, a.label, a.segments, a.size, a.fps,
                                   a.sample_rate, a.max_seconds_video)
     start_ns = None if a.start_time is None else int(a.start_time * 1e9)
-    return write_clip(clip, a.out, labels, a.storage, a.chunk_ms, a.truth_rate, start_ns)
+    result = write_clip(clip, a.out, labels, a.storage, a.chunk_ms, a.truth_rate, start_ns,
+                        raw_images=a.raw_images)
+    if a.write_video is not None:
+        result['video'] = str(write_video(clip, a.write_video))
+    if a.write_wav is not None:
+        result['wav'] = str(write_wav(clip, a.write_wav))
+    return result
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
@@ -158,13 +203,18 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
                    help='seconds to wait after creating publishers, for discovery (default 0.5)')
     p.add_argument('--wait-subscribers', type=float, default=0.0, metavar='SEC',
                    help='wait up to SEC for a subscriber on every topic before starting')
+    p.add_argument('--decompress', action='store_true',
+                   help='publish CompressedImage topics (NAME/compressed, what make writes by '
+                        'default) decoded as raw bgr8 Image on NAME (for face_node\'s default '
+                        'image_input raw); without it they replay as they are')
 
 
 def cmd_replay(a: argparse.Namespace, stop: threading.Event) -> dict:
     from .bag_replay import ReplayOptions, parse_remaps, replay
     opts = ReplayOptions(rate=a.rate, loop=a.loop, loops=a.loops, remaps=parse_remaps(a.remap),
                          topics=a.topics, restamp=a.restamp, delay=a.delay,
-                         wait_subscribers=a.wait_subscribers, progress=sys.stderr.isatty())
+                         wait_subscribers=a.wait_subscribers, progress=sys.stderr.isatty(),
+                         decompress=a.decompress)
     return replay(a.bag, opts, stop=stop)
 
 

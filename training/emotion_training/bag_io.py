@@ -67,6 +67,22 @@ def find_topic(reader, name: str) -> list:
     return hits
 
 
+def image_connections(reader, name: str) -> list:
+    """Connections of the camera images: ``name`` (sensor_msgs/Image) if the bag has it, else
+    ``name/compressed`` (sensor_msgs/CompressedImage, what ``emotion-bag make`` writes by
+    default and image_transport's compressed plugin publishes)."""
+    return find_topic(reader, name) or find_topic(reader, name.rstrip('/') + '/compressed')
+
+
+def decode_image(msg: Any):
+    """A rosbags-decoded Image or CompressedImage as a bgr8 numpy image (OpenCV)."""
+    if hasattr(msg, 'format'):          # sensor_msgs/CompressedImage
+        from emotion_perception.compressed_image import compressed_to_bgr8  # noqa: PLC0415 - cv2
+        return compressed_to_bgr8(str(msg.format), bytes(msg.data))
+    from emotion_perception.image_conversion import image_to_numpy, to_bgr8  # noqa: PLC0415 - cv2
+    return to_bgr8(image_to_numpy(msg), str(msg.encoding))
+
+
 def require_topics(reader, names: Iterable[str], path: Any) -> dict[str, list]:
     """{name: connections} for every name, else BagError listing what is missing and present."""
     found, missing = {}, []

@@ -18,11 +18,12 @@ from typing import Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from .bag_types import typestore
+from .bag_types import add_connection, typestore
 from .labels import VALENCE_AROUSAL
 from .media import Clip
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
 AUDIO_TYPE = 'emotion_msgs/msg/AudioChunk'
 EMOTION_TYPE = 'emotion_msgs/msg/Emotion'
 MODALITY_VISION, MODALITY_VOICE = 1, 2
@@ -77,8 +78,13 @@ def emotion_message(ns: int, label: str, labels: Sequence[str], face_id: str = '
 def write_clip(clip: Clip, out: pathlib.Path, labels: Sequence[str], storage: str = 'mcap',
                chunk_ms: float = 20.0, truth_rate: float = 5.0,
                start_ns: Optional[int] = None, topics: Optional[BagTopics] = None,
-               progress: bool = True) -> dict:
+               progress: bool = True, raw_images: bool = False,
+               jpeg_quality: int = 90) -> dict:
     """Write images, audio chunks and ground truth of `clip` into a new bag directory `out`.
+
+    Images go to ``<topics.image>/compressed`` as sensor_msgs/CompressedImage (JPEG, format
+    "jpeg"; about 1/40 of raw bgr8), or with ``raw_images`` to ``topics.image`` as raw bgr8
+    sensor_msgs/Image.
 
     Returns a summary {path, storage, duration, counts per topic, start_ns}.  Messages are written
     in stamp order (a merge of the three streams) so readers that do not sort still see time
@@ -98,6 +104,11 @@ def write_clip(clip: Clip, out: pathlib.Path, labels: Sequence[str], storage: st
         start_ns = time.time_ns()
     plugin = storage_plugin(storage)
     Image = ts.types[IMAGE_TYPE]
+    Compressed = ts.types[COMPRESSED_TYPE]
+    image_type = IMAGE_TYPE if raw_images else COMPRESSED_TYPE
+    image_topic = topics.image if raw_images else topics.image.rstrip('/') + '/compressed'
+    if not raw_images:
+        from emotion_perception.compressed_image import bgr8_to_jpeg  # noqa: PLC0415 - cv2
     Chunk = ts.types[AUDIO_TYPE]
     w, h = clip.size
 
@@ -112,14 +123,14 @@ def write_clip(clip: Clip, out: pathlib.Path, labels: Sequence[str], storage: st
     from emotion_perception.audio_format import S16LE, encode_pcm
     pcm = None if clip.audio is None else np.clip(clip.audio, -1.0, 1.0).astype(np.float32)
 
-    counts = {topics.image: 0, topics.audio: 0, topics.truth: 0}
+    counts = {image_topic: 0, topics.audio: 0, topics.truth: 0}
     last_ns = -1
     writer = Writer(out, version=9, storage_plugin=plugin)
     with writer:
-        c_img = writer.add_connection(topics.image, IMAGE_TYPE, typestore=ts)
-        c_aud = writer.add_connection(topics.audio, AUDIO_TYPE, typestore=ts) if audio_events \
+        c_img = add_connection(writer, image_topic, image_type)
+        c_aud = add_connection(writer, topics.audio, AUDIO_TYPE) if audio_events \
             else None
-        c_gt = writer.add_connection(topics.truth, EMOTION_TYPE, typestore=ts)
+        c_gt = add_connection(writer, topics.truth, EMOTION_TYPE)
 
         def put(conn, ns: int, msg, msgtype: str) -> None:
             nonlocal last_ns
@@ -161,10 +172,14 @@ def write_clip(clip: Clip, out: pathlib.Path, labels: Sequence[str], storage: st
                 raise BagWriteError(f'frame at {t:.3f} s has shape {frame.shape} {frame.dtype}, '
                                     f'expected ({h}, {w}, 3) uint8')
             ns = start_ns + int(round(t * 1e9))
-            msg = Image(header=header(ns, topics.camera_frame), height=h, width=w,
-                        encoding='bgr8', is_bigendian=0, step=w * 3,
-                        data=np.ascontiguousarray(frame).reshape(-1))
-            put(c_img, ns, msg, IMAGE_TYPE)
+            if raw_images:
+                msg = Image(header=header(ns, topics.camera_frame), height=h, width=w,
+                            encoding='bgr8', is_bigendian=0, step=w * 3,
+                            data=np.ascontiguousarray(frame).reshape(-1))
+            else:
+                msg = Compressed(header=header(ns, topics.camera_frame), format='jpeg',
+                                 data=np.frombuffer(bgr8_to_jpeg(frame, jpeg_quality), np.uint8))
+            put(c_img, ns, msg, image_type)
             bar.update(1)
         bar.close()
         flush_until(float('inf'))

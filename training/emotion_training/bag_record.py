@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 
 from .bag_io import SENSOR_TYPES, BagError, ros_class
 from .bag_make import storage_plugin
-from .bag_types import typestore
+from .bag_types import add_connection, typestore
 
 log = logging.getLogger('emotion_bag')
 
@@ -114,7 +114,7 @@ def record(out: str | pathlib.Path, options: RecordOptions, node: Any = None,
         for n in names:
             msgtype = types[n]
             try:
-                conn = writer.add_connection(n, msgtype, typestore=ts)
+                conn = add_connection(writer, n, msgtype)
             except Exception as exc:  # noqa: BLE001 - unknown to the type store
                 raise BagError(f'cannot record {n}: type {msgtype} is unknown to the bag type '
                                f'store ({exc})') from exc

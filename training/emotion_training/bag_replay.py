@@ -64,6 +64,9 @@ class ReplayOptions:
     wait_subscribers: float = 0.0  # up to this long, wait until every publisher is matched
     progress: bool = True
     flush_timeout: float = 5.0  # at the end, wait this long for reliable subscribers' acks
+    # publish a bag's CompressedImage topics (<name>/compressed) decoded, as raw bgr8 Image on
+    # <name>, for a graph whose face_node reads image_raw (its default image_input)
+    decompress: bool = False
 
 
 def _restamp(raw: bytes, msgtype: str, bag_start: int, wall_start: int, rate: float) -> bytes:
@@ -77,6 +80,21 @@ def _restamp(raw: bytes, msgtype: str, bag_start: int, wall_start: int, rate: fl
     ns = wall_start + int(round((ns - bag_start) / rate))
     hdr.stamp.sec, hdr.stamp.nanosec = int(ns // 1_000_000_000), int(ns % 1_000_000_000)
     return bytes(ts.serialize_cdr(msg, msgtype))
+
+
+COMPRESSED_TYPE, IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage', 'sensor_msgs/msg/Image'
+
+
+def _decompressed(raw: bytes) -> bytes:
+    """A CompressedImage (JPEG/PNG) CDR message as a bgr8 Image CDR message, same header."""
+    from .bag_io import decode_image  # noqa: PLC0415 - cv2 only when images are decoded
+    ts = typestore()
+    msg = ts.deserialize_cdr(raw, COMPRESSED_TYPE)
+    bgr = decode_image(msg)
+    h, w = bgr.shape[:2]
+    image = ts.types[IMAGE_TYPE](header=msg.header, height=h, width=w, encoding='bgr8',
+                                 is_bigendian=0, step=w * 3, data=bgr.reshape(-1))
+    return bytes(ts.serialize_cdr(image, IMAGE_TYPE))
 
 
 def replay(bag: str | pathlib.Path, options: Optional[ReplayOptions] = None,
@@ -107,11 +125,16 @@ def replay(bag: str | pathlib.Path, options: Optional[ReplayOptions] = None,
         pubs: dict[int, Any] = {}
         out_topic: dict[int, str] = {}
         by_topic: dict[str, Any] = {}
+        decoded: set = set()       # connections published decompressed (opts.decompress)
         for c in conns:
-            name = opts.remaps.get(c.topic, c.topic)
+            topic, msgtype = c.topic, c.msgtype
+            if opts.decompress and msgtype == COMPRESSED_TYPE and topic.endswith('/compressed'):
+                topic, msgtype = topic[:-len('/compressed')], IMAGE_TYPE
+                decoded.add(c.id)
+            name = opts.remaps.get(c.topic, opts.remaps.get(topic, topic))
             if name not in by_topic:
-                qos = sensor_qos() if c.msgtype in SENSOR_TYPES else reliable_qos()
-                by_topic[name] = node.create_publisher(ros_class(c.msgtype), name, qos)
+                qos = sensor_qos() if msgtype in SENSOR_TYPES else reliable_qos()
+                by_topic[name] = node.create_publisher(ros_class(msgtype), name, qos)
             pubs[c.id] = by_topic[name]
             out_topic[c.id] = name
         if opts.wait_subscribers > 0:
@@ -150,7 +173,10 @@ def replay(bag: str | pathlib.Path, options: Optional[ReplayOptions] = None,
                         time.sleep(wait)
                 else:
                     late_max = max(late_max, -wait)
-                data = (_restamp(raw, conn.msgtype, bag_start, wall_start_ns, opts.rate)
+                msgtype = conn.msgtype
+                if conn.id in decoded:
+                    raw, msgtype = _decompressed(raw), IMAGE_TYPE
+                data = (_restamp(raw, msgtype, bag_start, wall_start_ns, opts.rate)
                         if opts.restamp else bytes(raw))
                 pubs[conn.id].publish(data)
                 counts[out_topic[conn.id]] += 1

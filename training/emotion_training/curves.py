@@ -36,9 +36,9 @@ def plot_curves(csv_path: str | pathlib.Path, png_path: str | pathlib.Path,
     epochs = cols.get('epoch', [])
     if not epochs:
         raise ValueError(f'{csv_path}: no epoch rows to plot')
-    import matplotlib  # noqa: PLC0415 - only needed here
+    import matplotlib  # noqa: PLC0415 - matplotlib: only when curves are drawn
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - after use('Agg')
 
     fig, (ax_loss, ax_acc, ax_var) = plt.subplots(1, 3, figsize=(13, 3.8))
     ax_loss.plot(epochs, cols['train_loss'], 'o-', ms=3, label='train loss')

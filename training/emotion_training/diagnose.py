@@ -14,18 +14,22 @@ import json
 import sys
 from typing import Optional
 
+import cv2
 import numpy as np
 
 from emotion_runtime.model_bundle import BundleError, ModelBundle
+from emotion_runtime.voice_windows import utterance_windows
 
+from .audio_io import read_mono
+from .datasets import load_image_folders, read_face
 from .diagnostics import DEFAULT_THRESHOLD, check_collapse, format_stats, fusion_input
+from .evaluate import speech_samples
 
 EXIT_COLLAPSE = 3
 
 
 def synthetic_faces(n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Smooth random grey textures (different per sample) when no face data is given."""
-    import cv2  # noqa: PLC0415
     out = []
     for _ in range(n):
         small = rng.integers(0, 256, (6, 6)).astype(np.uint8)
@@ -84,14 +88,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     rng = np.random.default_rng(args.seed)
     faces = windows = None
     if args.faces:
-        from .datasets import load_image_folders, read_face  # noqa: PLC0415
         s = load_image_folders(args.faces, bundle.labels)
         pick = rng.choice(len(s), min(args.n, len(s)), replace=False)
         faces = [read_face(s[i].path) for i in pick]
     if args.speech:
-        from emotion_runtime.voice_windows import utterance_windows  # noqa: PLC0415
-        from .audio_io import read_mono  # noqa: PLC0415
-        from .evaluate import speech_samples  # noqa: PLC0415
         s = speech_samples(args.speech, bundle.labels)
         windows = []
         for i in rng.choice(len(s), min(args.n, len(s)), replace=False):

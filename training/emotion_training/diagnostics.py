@@ -32,9 +32,9 @@ def feature_stats(features: np.ndarray) -> dict:
         raise ValueError('need at least two samples to measure across-batch variance')
     var = f.var(axis=0)
     mean_sq = float((f ** 2).mean())
-    return {'rel_var': float(var.mean() / (mean_sq + 1e-12)), 'mean_var': float(var.mean()), 'min_var': float(var.min()),
-            'dead_fraction': float((var < 1e-8).mean()), 'mean_abs': float(np.abs(f).mean()),
-            'n': int(f.shape[0]), 'dims': int(f.shape[1])}
+    return {'rel_var': float(var.mean() / (mean_sq + 1e-12)), 'mean_var': float(var.mean()),
+            'min_var': float(var.min()), 'dead_fraction': float((var < 1e-8).mean()),
+            'mean_abs': float(np.abs(f).mean()), 'n': int(f.shape[0]), 'dims': int(f.shape[1])}
 
 
 def check_collapse(name: str, features: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
@@ -69,8 +69,9 @@ def fusion_input(vision_emb: np.ndarray, vision_present: np.ndarray, voice_emb: 
 def format_stats(stats: dict) -> str:
     """One line for logs."""
     flag = 'COLLAPSED' if stats.get('collapsed') else 'ok'
-    return (f'{stats["name"]}: rel_var={stats["rel_var"]:.3g} var={stats["mean_var"]:.3g} min_var={stats["min_var"]:.3g} '
-            f'dead={stats["dead_fraction"]:.0%} |x|={stats["mean_abs"]:.3g} [{flag}]')
+    return (f'{stats["name"]}: rel_var={stats["rel_var"]:.3g} var={stats["mean_var"]:.3g} '
+            f'min_var={stats["min_var"]:.3g} dead={stats["dead_fraction"]:.0%} '
+            f'|x|={stats["mean_abs"]:.3g} [{flag}]')
 
 
 def summarise_all(stats: list[dict]) -> Optional[str]:

@@ -14,10 +14,8 @@ from typing import Callable
 
 from torch import nn
 
-from emotion_training.models.vision_encoder import (VisionEncoder, VisionEnsemble,
-                                                     build_vision_encoder)
-from emotion_training.models.vocal_encoder import (VocalEncoder, VocalEnsemble,
-                                                    build_vocal_encoder)
+from emotion_training.models.vision_encoder import VisionEncoder, VisionEnsemble, build_vision_encoder
+from emotion_training.models.vocal_encoder import VocalEncoder, VocalEnsemble, build_vocal_encoder
 
 from .engine import load_checkpoint
 

@@ -50,7 +50,7 @@ class FitConfig:
 
 def _tensorboard(out_dir: pathlib.Path):
     try:
-        from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
+        from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 - tensorboard is optional
         return SummaryWriter(str(out_dir / 'tb'))
     except Exception:  # noqa: BLE001 - tensorboard not installed: CSV only
         return None

@@ -2,13 +2,16 @@
 
 offline: the perception + fusion pipeline runs in this process on the bag's image_raw and audio,
          in header-stamp order on a virtual clock (the stamps), so a run is deterministic and
-         needs no DDS.  It uses the very modules the nodes run (FacePipeline = Haar detector +
-         tracker + vision encoder, with every whole-frame scan in line rather than on the
-         node's background thread, VoicePipeline = stream buffer + VAD + windows + vocal encoder,
-         FusionEngine = alignment + per-face LSTM state + hysteresis), stepped by the fusion
-         node's own rules (StepSchedule: on vision arrival, rate-capped, plus the fallback
-         output_rate_hz timer).  Three engines see the same features: fused, vision only and
-         voice only (the ablation); the encoders' own classifier heads are scored as well.
+         needs no DDS (nor rclpy).  It runs the nodes' own objects, built by the same builders
+         from the same parameter values: ``build_face_pipeline`` (face_node; the background
+         whole-frame scan runs without its thread, its faces handed to the next frame as the node
+         does when its worker keeps up), ``build_voice_pipeline``
+         (vocal_node) and ``FusionRunner`` (fusion_node: engine + step schedule, driven at the
+         times the node's timers would fire).  Parameter values come from the rclpy-free spec
+         tables (emotion_perception.node_params, emotion_fusion.config), the packages' default
+         YAML files and --params, as the nodes get them.  Three runners see the same features:
+         fused, vision only and voice only (the ablation); the encoders' own classifier heads
+         are scored as well.
 live:    a bag recorded from a running graph (`emotion-bag record` of /emotion and
          /emotion/ground_truth while `emotion-bag replay --restamp` plays an evaluation bag) is
          scored as published; latency = receive (log) time - header stamp.
@@ -19,19 +22,39 @@ the ground-truth label at the estimate's stamp, and write the same report.
 """
 from __future__ import annotations
 
+import argparse
 import bisect
 import dataclasses
 import heapq
+import json
 import logging
 import pathlib
+import sys
 import time
 from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from .bag_io import BagError, find_topic, iter_messages, open_bag, require_topics, stamp_ns
+from emotion_fusion.config import FusionConfig
+from emotion_fusion.features import MODALITY_VISION, MODALITY_VOICE, Feature
+from emotion_fusion.fusion_engine import FaceBox
+from emotion_fusion.fusion_runner import FusionRunner
+from emotion_perception import node_params as param_tables
+from emotion_runtime.params import validate
+
+from .bag_io import (
+    BagError,
+    decode_image,
+    find_topic,
+    image_connections,
+    iter_messages,
+    open_bag,
+    require_topics,
+    stamp_ns,
+)
 from .bag_types import typestore
+from .metrics import summarise
 
 log = logging.getLogger('emotion_eval')
 
@@ -106,7 +129,6 @@ class Prediction:
 
 def score(preds: Sequence[Prediction], truth: Truth, labels: Sequence[str]) -> dict:
     """Accuracy, UAR, macro-F1 and confusion of predictions whose truth is known and in `labels`."""
-    from .metrics import summarise
     idx = {lab: i for i, lab in enumerate(labels)}
     y_t, y_p = [], []
     unscored = outside = 0
@@ -141,6 +163,39 @@ def coverage(preds: Sequence[Prediction], truth: Truth, window_ns: int = NS // 2
         if i >= 0 and t - stamps[i] <= window_ns:
             hit += 1
     return hit / len(truth)
+
+
+def follow_times(preds: Sequence[Prediction], truth: Truth) -> dict:
+    """How long the published label takes to follow a change of the true label.
+
+    A change is a ground-truth sample whose label differs from the previous sample's (no longer
+    apart than the truth's `max_gap_ns`); its time is that sample's stamp.  Its follow time is
+    the publish time (``emitted_ns``; the stamp where that is 0) of the first estimate, of any
+    face, published at or after the change that says the new label, minus the change time.  A
+    change that no estimate follows before the next change (or the end of the truth) counts in
+    `changes` but not in `followed` and has no time.  Returns changes, followed, median_s, p90_s.
+    """
+    changes = []
+    for i in range(1, len(truth.stamps)):
+        a, b = truth.labels[i - 1], truth.labels[i]
+        if b and a != b and truth.stamps[i] - truth.stamps[i - 1] <= truth.max_gap_ns:
+            changes.append((truth.stamps[i], b))
+    events = sorted((p.emitted_ns or p.stamp_ns, p.expression) for p in preds)
+    times = [e for e, _ in events]
+    end_of_truth = truth.stamps[-1] + truth.max_gap_ns if len(truth) else 0
+    values = []
+    for k, (tc, lab) in enumerate(changes):
+        end = changes[k + 1][0] if k + 1 < len(changes) else end_of_truth
+        i = bisect.bisect_left(times, tc)
+        while i < len(events) and events[i][0] < end:
+            if events[i][1] == lab:
+                values.append((events[i][0] - tc) / NS)
+                break
+            i += 1
+    v = np.asarray(values, np.float64)
+    return {'changes': len(changes), 'followed': int(v.size),
+            'median_s': round(float(np.median(v)), 3) if v.size else None,
+            'p90_s': round(float(np.percentile(v, 90)), 3) if v.size else None}
 
 
 def latency_stats(values_ms: Sequence[float]) -> dict:
@@ -200,82 +255,54 @@ class FrameOverlay:
 
 
 class OfflinePipeline:
-    """The nodes' perception + fusion modules on a virtual clock (header stamps).
+    """The nodes' own objects on a virtual clock (header stamps), in one process.
 
-    Event rules mirror the graph: an image is processed when it "arrives" (now = its stamp) and
-    yields one vision feature per tracked face; an audio chunk is pushed at its END time (a window
-    is complete only once its last sample was captured): ``on_audio`` queues it as an event at
-    that time, so the clock never runs backwards (a chunk stamped before an image but ending
-    after it is pushed after the image).  Inputs must come in header-stamp order (``ordered``);
-    each input first runs every event due at or before its stamp; ``finish`` runs the rest.
+    What runs is what the nodes build from the same parameter values: ``build_face_pipeline``
+    (face_node; ``scan_thread=False``: the background whole-frame scan runs at once and its faces
+    are handed to the next frame, so a replay is reproducible), ``build_voice_pipeline``
+    (vocal_node) and
+    ``emotion_fusion.fusion_runner.FusionRunner`` (fusion_node: engine, step schedule, deferred
+    steps, removed tracks).  This class only plays the clock and the transport:
 
-    When an engine steps mirrors fusion_node exactly: each engine (fused, vision_only, voice_only)
-    is one fusion node with its own ``emotion_fusion.step_schedule.StepSchedule``, built from the
-    FusionConfig (defaults, or the --params YAML) like the node builds it:
+    * an image is processed when it "arrives" (now = its stamp) and yields one vision feature per
+      tracked face, given to the runners one at a time in track order (the node receives one
+      message per face), with the frame's boxes as the ``faces`` message;
+    * an audio chunk is pushed at its END time (a window is complete only once its last sample
+      was captured): ``on_audio`` queues it as an event at that time, so the clock never runs
+      backwards (a chunk stamped before an image but ending after it is pushed after it);
+    * the runners' timer entry points are called at the times fusion_node's timers would fire:
+      ``on_timer`` every ``timer_period_ns`` from the first input's stamp, ``on_deferred`` at each
+      runner's ``deferred_due_ns``.
 
-    * vision arrival: the frame's features are fed one at a time, in track order, as the node
-      receives one message per face; after each accepted feature (``add_vision`` returned None)
-      ``schedule.vision(stamp)`` says step now (so the output's age is 0), or the feature is
-      pending and a one-shot event is armed at ``schedule.due_ns`` (at least 1 us ahead, as the
-      node's timer), which then steps if ``schedule.deferred`` still says so (or re-arms);
-    * fallback timer: ticks every 1 / output_rate_hz from the first input's stamp
-      (``schedule.timer`` decides whether the tick steps); with step_on_vision false it is the
-      only step source, on the fixed grid as before.  voice_only gets no vision, so only its
-      timer steps;
-    * ``schedule.ran(t, by_vision)`` after each step (a deferred step counts as vision).
-
-    Due events run in time order before each new input (``advance``); at one instant the timer
-    tick runs first (the node creates that timer first), then one-shots, then queued audio, then
-    the input (a node's input arrives a little after its stamp: processing, transport).  So on a
-    bag whose frames fall exactly on the timer grid at the timer's rate (synthetic bags), a tick
-    comes exactly one period after the last vision step, which StepSchedule does not count as
-    "within the period": the timer steps there too, where a live node (inputs late by their
-    processing time) would skip it.
-    ``steps`` logs every step per engine as (time, 'vision' | 'deferred' | 'timer').
+    Three runners see the same features: fused, vision_only and voice_only (the ablation).
+    Inputs must come in header-stamp order (``ordered``); each input first runs every event due
+    at or before its stamp (``advance``: at one instant the timer tick first, then one-shots, then
+    queued audio, then the input, as a node's input arrives a little after its stamp); ``finish``
+    runs the rest.  ``steps`` logs every step per runner as (time, 'vision' | 'deferred' |
+    'timer').
     """
+
+    NAMES = ('fused', 'vision_only', 'voice_only')
 
     def __init__(self, bundle: Any, fusion_cfg: Any = None,
                  face_params: Optional[dict] = None, vocal_params: Optional[dict] = None) -> None:
-        from emotion_fusion.config import FusionConfig
-        from emotion_fusion.fusion_engine import FusionEngine
-        from emotion_fusion.step_schedule import StepSchedule
-        from emotion_perception.audio_buffer import AudioStreamBuffer
-        from emotion_perception.vision_pipeline import build_face_pipeline
-        from emotion_perception.voice_pipeline import VoicePipeline
+        from emotion_perception.vision_pipeline import build_face_pipeline  # noqa: PLC0415 - cv2: only for an offline run
+        from emotion_perception.voice_pipeline import build_voice_pipeline  # noqa: PLC0415 - librosa: only for an offline run
         self.bundle = bundle
         self.cfg = fusion_cfg or FusionConfig()
-        # The face and vocal nodes' own parameter tables (defaults + overrides), built into the
-        # same objects the nodes build, so offline numbers are the robot's numbers.
         fp = node_params('face_node', face_params)
         vp = node_params('vocal_node', vocal_params)
         self.params = {'face_node': fp, 'vocal_node': vp}
-        # every scan in line (no background thread), so that a replay's result is reproducible
-        self.faces = build_face_pipeline(dict(fp, background_scan=False), bundle)
-        vad = {'frame_seconds': vp['vad_frame_seconds'], 'margin_db': vp['vad_margin_db'],
-               'min_level_db': vp['vad_min_level_db'],
-               'hangover_seconds': vp['vad_hangover_seconds'],
-               'noise_window_seconds': vp['vad_noise_window_seconds'],
-               'noise_percentile': vp['vad_noise_percentile']}
-        self.voice = VoicePipeline(
-            bundle, vp['window_seconds'] or bundle.window_seconds,
-            vp['hop_seconds'] or bundle.hop_seconds,
-            AudioStreamBuffer(vp['buffer_seconds'], vp['gap_tolerance'], vp['max_gap_fill']),
-            vad, vp['min_speech_fraction'],
-            speaker_half_life_seconds=(vp['speaker_half_life_seconds']
-                                       if vp['speaker_adaptation'] else None))
-        self.engines = {name: FusionEngine(self.cfg, bundle, voice_window_s=bundle.window_seconds)
-                        for name in ('fused', 'vision_only', 'voice_only')}
-        self.preds: dict[str, list[Prediction]] = {k: [] for k in self.engines}
+        self.faces = build_face_pipeline(fp, bundle, scan_thread=False)
+        self.voice = build_voice_pipeline(vp, bundle)
+        self.runners = {name: FusionRunner(self.cfg, bundle, voice_window_s=bundle.window_seconds)
+                        for name in self.NAMES}
+        self.engines = {name: r.engine for name, r in self.runners.items()}
+        self.preds: dict[str, list[Prediction]] = {k: [] for k in self.NAMES}
         self.latest: dict[str, Prediction] = {}       # fused, per face id
-        self.period_ns = int(round(NS / self.cfg.output_rate_hz))
+        self.period_ns = self.runners['fused'].timer_period_ns
         self.next_tick: Optional[int] = None          # the fallback timer's next tick
-        # fusion_node's step rules, one schedule (and one-shot timer) per engine
-        self.schedules = {name: StepSchedule(self.cfg.step_on_vision,
-                                             int(round(NS / self.cfg.max_step_rate_hz)),
-                                             self.period_ns)
-                          for name in self.engines}
-        self.deferred_at: dict[str, Optional[int]] = {name: None for name in self.engines}
-        self.steps: dict[str, list[tuple[int, str]]] = {name: [] for name in self.engines}
+        self.steps: dict[str, list[tuple[int, str]]] = {name: [] for name in self.NAMES}
         self._audio_q: list = []        # (end, seq, stamp, frame_id, rate, mono): pushed at end
         self._seq = 0
         self.vision_head: list[tuple[int, str]] = []  # (stamp, argmax label) per face per frame
@@ -289,15 +316,15 @@ class OfflinePipeline:
         self.frames = 0
 
     def advance(self, now_ns: int) -> None:
-        """Run every event due at or before `now_ns` in time order: timer ticks, one-shot
-        (deferred vision) steps and queued audio chunks, in that order at one instant."""
+        """Run every event due at or before `now_ns` in time order: timer ticks, one-shots and
+        queued audio chunks, in that order at one instant."""
         if self.next_tick is None:
             self.next_tick = now_ns
         while True:
             t, name = self.next_tick, None
-            for n, due in self.deferred_at.items():
-                if due is not None and due < t:
-                    t, name = due, n
+            for n, r in self.runners.items():
+                if r.deferred_due_ns is not None and r.deferred_due_ns < t:
+                    t, name = r.deferred_due_ns, n
             if self._audio_q and self._audio_q[0][0] < t:
                 t, name = self._audio_q[0][0], ''
             if t > now_ns:
@@ -305,67 +332,49 @@ class OfflinePipeline:
             if name == '':                    # an audio chunk complete: the vocal node's input
                 _, _, stamp, frame_id, rate, mono = heapq.heappop(self._audio_q)
                 self._push_audio(stamp, t, frame_id, rate, mono)
-            elif name is None:                # the output_rate_hz fallback timer of every node
-                for n, sched in self.schedules.items():
-                    if sched.timer(t):
-                        self._step(n, t, 'timer')
+            elif name is None:                # the output_rate_hz timer of every fusion node
+                for n, r in self.runners.items():
+                    self._call(n, r.on_timer, t)
                 self.next_tick += self.period_ns
-            else:                             # fusion_node._on_deferred_step
-                self.deferred_at[name] = None
-                if self.schedules[name].deferred(t):
-                    self._step(name, t, 'deferred')
-                else:
-                    self._arm_deferred(name, t)
+            else:                             # that node's one-shot
+                self._call(name, self.runners[name].on_deferred, t)
 
-    def _arm_deferred(self, name: str, now_ns: int) -> None:
-        """fusion_node._arm_deferred: the one-shot at the pending feature's due time (no-op when
-        nothing is pending or it is armed already)."""
-        due = self.schedules[name].due_ns
-        if due is None or self.deferred_at[name] is not None:
-            return
-        self.deferred_at[name] = now_ns + max(due - now_ns, 1000)
+    def _call(self, name: str, entry: Any, *args: Any) -> None:
+        t0 = time.perf_counter()
+        step = entry(*args)
+        if isinstance(step, tuple):           # on_vision: (reason, step)
+            step = step[1]
+        if step is not None:
+            self._record(name, step, (time.perf_counter() - t0) * 1e3)
 
     def _add_vision(self, f: Any, now_ns: int) -> None:
         """One face's feature arrives (one message per face, as the node receives them: this
         face's arrival may step before the next face's feature is in)."""
         for name in ('fused', 'vision_only'):
-            if self.engines[name].add_vision(f, now_ns) is None:
-                self._vision_arrived(name, now_ns)
+            self._call(name, self.runners[name].on_vision, f, now_ns)
 
-    def _vision_arrived(self, name: str, now_ns: int) -> None:
-        """fusion_node._on_vision after an accepted feature: step now or defer."""
-        if not self.cfg.step_on_vision:
-            return
-        if self.schedules[name].vision(now_ns):
-            self._step(name, now_ns, 'vision')
-        else:
-            self._arm_deferred(name, now_ns)
-
-    def _step(self, name: str, t: int, kind: str) -> None:
-        """One fusion step of engine `name` at `t` (kind: 'vision', 'deferred' or 'timer')."""
-        self.schedules[name].ran(t, by_vision=kind != 'timer')
-        self.steps[name].append((t, kind))
-        t0 = time.perf_counter()
-        res = self.engines[name].step(t)
+    def _record(self, name: str, step: Any, ms: float) -> None:
+        """What fusion_node would publish for `step`, as predictions."""
+        self.steps[name].append((step.t_ns, step.kind))
         if name == 'fused':
-            self.step_ms.append((time.perf_counter() - t0) * 1e3)
-        for e in res.estimates:
+            self.step_ms.append(ms)
+        for e in step.estimates:
             p = Prediction(e.stamp_ns, e.face_id, e.expression, e.confidence,
-                           e.modalities, [float(x) for x in e.probabilities], t)
+                           e.modalities, [float(x) for x in e.probabilities], step.t_ns)
             self.preds[name].append(p)
             if name == 'fused':
                 self.latest[e.face_id] = p
-                self.output_age_ms.append((t - e.stamp_ns) / 1e6)
-        for fid in res.removed:
-            if name == 'fused':
+                self.output_age_ms.append((step.t_ns - e.stamp_ns) / 1e6)
+        if name == 'fused':
+            for fid in step.removed:
                 self.latest.pop(fid, None)
 
     def step_counts(self) -> dict:
-        """Per engine: steps by trigger, and the schedule's skipped timer ticks / deferrals."""
+        """Per runner: steps by trigger, and the schedule's skipped timer ticks / deferrals."""
         out = {}
         for name, steps in self.steps.items():
             kinds = [k for _, k in steps]
-            sched = self.schedules[name]
+            sched = self.runners[name].schedule
             out[name] = {'vision': kinds.count('vision'), 'deferred': kinds.count('deferred'),
                          'timer': kinds.count('timer'), 'timer_skipped': sched.timer_skips,
                          'vision_deferrals': sched.deferrals}
@@ -373,8 +382,6 @@ class OfflinePipeline:
 
     def on_image(self, stamp: int, frame_id: str, bgr: np.ndarray) -> list:
         """Detect, track, encode one frame; feed vision features; returns the visible tracks."""
-        from emotion_fusion.fusion_engine import FaceBox
-        from emotion_fusion.features import MODALITY_VISION, Feature
         self.advance(stamp)
         t0 = time.perf_counter()
         res = self.faces.process(bgr, stamp / NS)
@@ -382,7 +389,7 @@ class OfflinePipeline:
         self.faces_seen += len(res.tracks)
         boxes = [FaceBox(t.id, float(t.w * t.h)) for t in res.tracks]
         for name in ('fused', 'vision_only'):
-            self.engines[name].set_faces(boxes, stamp)
+            self.runners[name].on_faces(boxes, stamp)
         if res.embeddings is not None:
             for k, tr in enumerate(res.tracks):
                 f = Feature(stamp, tr.id, MODALITY_VISION, res.embeddings[k],
@@ -409,7 +416,6 @@ class OfflinePipeline:
     def _push_audio(self, stamp: int, end: int, frame_id: str, rate: int,
                     mono: np.ndarray) -> None:
         """Push one chunk at its end time; feed every completed window as a voice feature."""
-        from emotion_fusion.features import MODALITY_VOICE, Feature
         t0 = time.perf_counter()
         _, windows = self.voice.push(stamp / NS, rate, mono)
         if windows:
@@ -424,18 +430,24 @@ class OfflinePipeline:
                         quality=float(w.speech_probability), speech=bool(w.speech),
                         frame_id=frame_id, received_ns=end)
             for name in ('fused', 'voice_only'):
-                self.engines[name].add_voice(f, end)
+                self.runners[name].on_voice(f, end)
             if w.speech and w.logits is not None:
                 centre = ws + int(self.bundle.window_seconds * NS / 2)
                 self.voice_head.append((centre, self.bundle.labels[int(np.argmax(w.logits))]))
 
 
-def node_params(node: str, overrides: Optional[dict] = None) -> dict:
-    """A perception node's parameters: its PARAMS table's defaults, overridden and validated."""
-    import importlib
+# The nodes' parameter tables (rclpy-free), by node name.
+PARAM_TABLES = {'face_node': 'FACE_PARAMS', 'vocal_node': 'VOCAL_PARAMS'}
 
-    from emotion_runtime.params import validate
-    specs = importlib.import_module(f'emotion_perception.{node}').PARAMS
+
+def param_specs(node: str) -> list:
+    """A pipeline node's ParamSpec table (emotion_perception.node_params; no rclpy)."""
+    return getattr(param_tables, PARAM_TABLES[node])
+
+
+def node_params(node: str, overrides: Optional[dict] = None) -> dict:
+    """A perception node's parameters: its spec table's defaults, overridden and validated."""
+    specs = param_specs(node)
     values = {s.name: s.default for s in specs}
     unknown = sorted(set(overrides or {}) - set(values))
     if unknown:
@@ -445,7 +457,7 @@ def node_params(node: str, overrides: Optional[dict] = None) -> dict:
 
 
 def _warm_up(bundle: Any) -> None:
-    """Create the ONNX sessions and librosa's caches before timing, so the first frame's and the
+    """Create the ONNX sessions and the log-mel caches before timing, so the first frame's and the
     first window's processing time measure inference, not one-off session creation."""
     bundle.encode_faces([np.zeros((48, 48), np.uint8)])
     bundle.encode_voice_window(np.zeros(bundle.window_samples, np.float32), bundle.sample_rate)
@@ -471,7 +483,7 @@ class VideoOut:
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
-        import cv2
+        import cv2  # noqa: PLC0415 - cv2: only when a video is written
         if self.writer is None:
             h, w = frame.shape[:2]
             for ext, fourcc in (('mp4', 'mp4v'), ('avi', 'MJPG')):
@@ -499,7 +511,7 @@ def annotate(frame: np.ndarray, ov: FrameOverlay, labels: Sequence[str],
 
     Green when the fused prediction equals the truth, red when it differs, grey when unknown.
     """
-    import cv2
+    import cv2  # noqa: PLC0415 - cv2: only when a video is written
     out = frame.copy()
     for fid, x, y, w, h in ov.boxes:
         p = per_face.get(fid)
@@ -532,8 +544,8 @@ def annotate(frame: np.ndarray, ov: FrameOverlay, labels: Sequence[str],
 
 
 def _frame_bgr(msg: Any) -> np.ndarray:
-    from emotion_perception.image_conversion import image_to_numpy, to_bgr8
-    return to_bgr8(image_to_numpy(msg), str(msg.encoding))
+    """An Image or a CompressedImage (JPEG/PNG) of the bag as bgr8."""
+    return decode_image(msg)
 
 
 def _pick(per_face: dict[str, Prediction]) -> Optional[Prediction]:
@@ -542,19 +554,40 @@ def _pick(per_face: dict[str, Prediction]) -> Optional[Prediction]:
 
 
 # --------------------------------------------------------------------------- offline mode
+def play(pipe: OfflinePipeline, reader: Any, bag: Any, img_conns: list, aud_conns: list,
+         on_frame: Any = None, progress: bool = False) -> None:
+    """Feed the bag's images and audio to `pipe` in header-stamp order (its clock), then run
+    what is left (``finish``).  ``on_frame(stamp, bgr, tracks)`` is called after each image."""
+    from emotion_perception.audio_format import decode_pcm, to_mono  # noqa: PLC0415 - cv2
+    bar = tqdm(total=sum(c.msgcount for c in img_conns + aud_conns), desc='offline eval',
+               unit='msg', disable=not progress, leave=False)
+    image_ids = {c.id for c in img_conns}
+    for s, _, conn, msg in ordered(reader, img_conns + aud_conns, bag):
+        bar.update(1)
+        if conn.id in image_ids:
+            bgr = _frame_bgr(msg)
+            tracks = pipe.on_image(s, str(msg.header.frame_id), bgr)
+            if on_frame is not None:
+                on_frame(s, bgr, tracks)
+        else:
+            x = to_mono(decode_pcm(bytes(msg.data), str(msg.encoding), int(msg.channels)))
+            pipe.on_audio(s, str(msg.header.frame_id), int(msg.sample_rate), x)
+    bar.close()
+    pipe.finish(reader.end_time)
+
+
 def evaluate_offline(bag: pathlib.Path, out_dir: pathlib.Path, bundle_path: Optional[str] = None,
                      fusion_cfg: Any = None, video: bool = True, progress: bool = True,
                      image_topic: str = IMAGE_TOPIC, audio_topic: str = AUDIO_TOPIC,
                      truth_topic: str = TRUTH_TOPIC, face_params: Optional[dict] = None,
                      vocal_params: Optional[dict] = None) -> dict:
     """Run the pipeline on `bag`, score it, write the report files; returns the metrics dict."""
-    from emotion_perception.audio_format import decode_pcm, to_mono
-    from emotion_runtime.model_bundle import ModelBundle
+    from emotion_runtime.model_bundle import ModelBundle  # noqa: PLC0415 - onnxruntime
     reader = open_bag(bag)
     try:
         truth = read_truth(reader, bag, truth_topic)
         bundle = ModelBundle.load(bundle_path)
-        img_conns = find_topic(reader, image_topic)
+        img_conns = image_connections(reader, image_topic)   # raw or compressed
         aud_conns = find_topic(reader, audio_topic)
         if not img_conns and not aud_conns:
             require_topics(reader, [image_topic, audio_topic], bag)
@@ -566,30 +599,18 @@ def evaluate_offline(bag: pathlib.Path, out_dir: pathlib.Path, bundle_path: Opti
         _warm_up(bundle)
         fps = image_fps(reader, img_conns) if img_conns else 30.0
         vid = VideoOut(out_dir, fps) if video and img_conns else None
-        overlays_truth: list = []
-        total = sum(c.msgcount for c in img_conns + aud_conns)
         t0_ns = reader.start_time
-        bar = tqdm(total=total, desc='offline eval', unit='msg', disable=not progress,
-                   leave=False)
+
+        def on_frame(s: int, bgr: np.ndarray, tracks: list) -> None:
+            if vid is not None:
+                shown = {t.id: pipe.latest[t.id] for t in tracks if t.id in pipe.latest}
+                ov = FrameOverlay(s, [(t.id, *t.box) for t in tracks],
+                                  _pick(shown) or _pick(pipe.latest), truth.at(s))
+                vid.write(annotate(bgr, ov, bundle.labels, shown, t0_ns))
+
         wall0 = time.perf_counter()
-        image_ids = {c.id for c in img_conns}
-        for s, _, conn, msg in ordered(reader, img_conns + aud_conns, bag):
-            bar.update(1)
-            if conn.id in image_ids:
-                bgr = _frame_bgr(msg)
-                tracks = pipe.on_image(s, str(msg.header.frame_id), bgr)
-                if vid is not None:
-                    shown = {t.id: pipe.latest[t.id] for t in tracks if t.id in pipe.latest}
-                    ov = FrameOverlay(s, [(t.id, *t.box) for t in tracks],
-                                      _pick(shown) or _pick(pipe.latest), truth.at(s))
-                    overlays_truth.append(ov.truth)
-                    vid.write(annotate(bgr, ov, bundle.labels, shown, t0_ns))
-            else:
-                x = to_mono(decode_pcm(bytes(msg.data), str(msg.encoding), int(msg.channels)))
-                pipe.on_audio(s, str(msg.header.frame_id), int(msg.sample_rate), x)
-        bar.close()
+        play(pipe, reader, bag, img_conns, aud_conns, on_frame, progress)
         end_ns = reader.end_time
-        pipe.finish(end_ns)
         wall = time.perf_counter() - wall0
     finally:
         reader.close()
@@ -607,6 +628,7 @@ def evaluate_offline(bag: pathlib.Path, out_dir: pathlib.Path, bundle_path: Opti
                      for k, v in ablation.items()},
         'encoder_heads': {'vision': _head_score(pipe.vision_head, truth, labels),
                           'voice': _head_score(pipe.voice_head, truth, labels)},
+        'follow': {k: follow_times(p, truth) for k, p in pipe.preds.items()},
         'latency_ms': {'frame_processing': latency_stats(pipe.frame_ms),
                        'voice_window_processing': latency_stats(pipe.window_ms),
                        'fusion_step': latency_stats(pipe.step_ms),
@@ -622,7 +644,7 @@ def evaluate_offline(bag: pathlib.Path, out_dir: pathlib.Path, bundle_path: Opti
         'video': str(video_path) if video_path else None,
         'video_frames': vid.frames if vid is not None else 0,
     }
-    from .report import write_report
+    from .report import write_report  # noqa: PLC0415 - matplotlib: only when a report is written
     files = write_report(out_dir, result, truth, {k: v for k, v in pipe.preds.items()},
                          latency_values=pipe.frame_ms, latency_title='processing time per frame',
                          t0_ns=t0_ns)
@@ -700,7 +722,7 @@ def evaluate_live(bag: pathlib.Path, out_dir: pathlib.Path,
         video_path = None
         if video:
             src_reader, src, offset = reader, bag, 0
-            if not find_topic(reader, image_topic) and truth_bag is not None:
+            if not image_connections(reader, image_topic) and truth_bag is not None:
                 src_reader, src = open_bag(truth_bag), truth_bag
                 if truth_src == str(bag):   # restamped replay: find its shift from the truths
                     orig = read_truth(src_reader, src, truth_topic)
@@ -721,12 +743,13 @@ def evaluate_live(bag: pathlib.Path, out_dir: pathlib.Path,
         'macro_f1': overall['macro_f1'], 'coverage': round(coverage(preds, truth), 4),
         'per_class_recall': overall['per_class_recall'], 'confusion': overall['confusion'],
         'ablation': ablation,
+        'follow': {'published': follow_times(preds, truth)},
         'latency_ms': {'end_to_end': latency_stats(lat)},
         'counts': {'estimates': len(preds), 'faces': len({p.face_id for p in preds}),
                    'truth_samples': len(truth), 'unscored': overall['unscored']},
         'video': str(video_path) if video_path else None, 'video_frames': vid_frames,
     }
-    from .report import write_report
+    from .report import write_report  # noqa: PLC0415 - matplotlib: only when a report is written
     result['files'] = write_report(out_dir, result, truth, {'published': preds},
                                    latency_values=lat, latency_title='end-to-end latency '
                                    '(receive time - header stamp)', t0_ns=t0_ns)
@@ -741,7 +764,7 @@ def _live_video(src_reader: Any, src: Any, out_dir: pathlib.Path, preds: list[Pr
 
     `offset_ns` maps the image bag's stamps onto the recording's (a --restamp replay).
     """
-    conns = find_topic(src_reader, image_topic)
+    conns = image_connections(src_reader, image_topic)
     if not conns:
         log.warning('no %s in %s: no annotated video', image_topic, src)
         return None, 0
@@ -797,43 +820,77 @@ def truth_offset(recorded: Sequence[tuple[int, str]], original: Sequence[tuple[i
     return best if hits(best) >= len(recorded) / 2 else 0
 
 
-def load_params(paths: Sequence[pathlib.Path] = ()) -> tuple[Any, dict, dict]:
-    """(FusionConfig, face_node overrides, vocal_node overrides) from ROS parameter YAML files.
+PIPELINE_NODES = ('face_node', 'vocal_node', 'fusion_node')
 
-    Each file is read like the nodes read it (any node key, e.g. "/**" or "fusion", with
-    ros__parameters); a parameter goes to whichever node declares it (face_node, vocal_node or
-    fusion_node), so the launch's own config files can be passed unchanged.  model_bundle and the
-    thread counts are ignored (the bundle is --bundle; threads do not change results).
+
+def default_param_files() -> list[pathlib.Path]:
+    """The parameter files every pipeline node loads first: each package's own defaults
+    (emotion_perception's perception.yaml, emotion_fusion's fusion.yaml), from the colcon
+    install, else from the source tree; missing ones are skipped (the spec tables hold the same
+    defaults)."""
+    out = []
+    for package, name in (('emotion_perception', 'perception.yaml'),
+                          ('emotion_fusion', 'fusion.yaml')):
+        path = None
+        try:
+            from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415
+            path = pathlib.Path(get_package_share_directory(package)) / 'config' / name
+        except Exception:  # noqa: BLE001 - not installed or no ament index: the source tree
+            pass
+        if path is None or not path.exists():
+            path = pathlib.Path(__file__).resolve().parents[2] / 'src' / package / 'config' / name
+        if path.exists():
+            out.append(path)
+    return out
+
+
+def load_params(paths: Sequence[pathlib.Path] = (), defaults: bool = True
+                ) -> tuple[Any, dict, dict]:
+    """(FusionConfig, face_node values, vocal_node values) from ROS parameter YAML files.
+
+    The nodes' own way: the spec tables' defaults, then (``defaults``) the packages' default
+    files (``default_param_files``), then each of ``paths`` in turn, later values winning.  A
+    section keyed by a node name applies to that node only (``face_node``, ``vocal_node``,
+    ``fusion_node``; sections of other nodes, e.g. camera_node or tracker_node in robot.yaml, are
+    skipped); a wildcard section ("/**") gives each parameter to whichever pipeline node declares
+    it.  So the launch's own config files can be passed unchanged.  model_bundle and the thread
+    counts are ignored (the bundle is --bundle; threads do not change results).
     """
-    import yaml
-    from emotion_fusion.config import FusionConfig
-    face_names = set(node_params('face_node'))
-    vocal_names = set(node_params('vocal_node'))
-    fusion_names = {f.name for f in dataclasses.fields(FusionConfig)}
-    fusion: dict = {}
-    face: dict = {}
-    vocal: dict = {}
-    for path in paths or ():
-        path = pathlib.Path(path)
+    import yaml  # noqa: PLC0415 - only the CLI reads YAML
+    names = {'face_node': set(node_params('face_node')),
+             'vocal_node': set(node_params('vocal_node')),
+             'fusion_node': {f.name for f in dataclasses.fields(FusionConfig)}}
+    values: dict[str, dict] = {n: {} for n in PIPELINE_NODES}
+    files = [(p, True) for p in (default_param_files() if defaults else [])]
+    files += [(pathlib.Path(p), False) for p in paths or ()]
+    for path, is_default in files:
         try:
             data = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
             raise ValueError(f'--params {path}: cannot read it as YAML: {exc}') from exc
-        for node in (data or {}).values():
-            if not isinstance(node, dict) or 'ros__parameters' not in node:
+        for key, section in (data or {}).items():
+            if not isinstance(section, dict) or 'ros__parameters' not in section:
                 continue
-            for k, v in (node['ros__parameters'] or {}).items():
+            node = str(key).rstrip('/').rsplit('/', 1)[-1]
+            if node == 'fusion':
+                node = 'fusion_node'
+            if node in names:
+                targets = [node]
+            elif '*' in node:
+                targets = list(PIPELINE_NODES)
+            else:
+                continue                     # another node's section (camera_node, ...)
+            for k, v in (section['ros__parameters'] or {}).items():
                 if k in ('model_bundle', 'encoder_threads', 'onnx_threads'):
                     continue
-                hit = False
-                for names, out in ((face_names, face), (vocal_names, vocal),
-                                   (fusion_names, fusion)):
-                    if k in names:
-                        out[k], hit = v, True
-                if not hit:
-                    log.warning('--params %s: parameter %s belongs to no node of the pipeline; '
-                                'ignored', path, k)
-    return FusionConfig.from_mapping(fusion), face, vocal
+                hit = [n for n in targets if k in names[n]]
+                for n in hit:
+                    values[n][k] = v
+                if not hit and not is_default:
+                    log.warning('--params %s: parameter %s belongs to no node of the pipeline '
+                                '(%s); ignored', path, k, ', '.join(targets))
+    return (FusionConfig.from_mapping(values['fusion_node']), values['face_node'],
+            values['vocal_node'])
 
 
 # --------------------------------------------------------------------------- CLI glue
@@ -859,8 +916,9 @@ def add_parser(sub: Any) -> None:
                    help='live: the evaluation bag (ground truth and images) when the recorded '
                         'bag lacks them')
     p.add_argument('--params', type=pathlib.Path, nargs='+', default=[], metavar='YAML',
-                   help='offline: ROS parameter files of the face, vocal and fusion nodes (e.g. '
-                        'src/emotion_fusion/config/fusion.yaml); default: the nodes\' defaults')
+                   help='offline: ROS parameter files of the face, vocal and fusion nodes, '
+                        'applied after the packages\' defaults, later files winning (e.g. '
+                        'launch/config/robot.yaml); default: the nodes\' defaults')
     p.add_argument('--no-video', action='store_true', help='skip the annotated video')
     p.add_argument('--image-topic', default=IMAGE_TOPIC)
     p.add_argument('--audio-topic', default=AUDIO_TOPIC)
@@ -871,7 +929,6 @@ def add_parser(sub: Any) -> None:
 
 def evaluate(args: Any) -> dict:
     """Run `emotion-eval bag` from parsed arguments; returns the full metrics dict."""
-    import sys
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     progress = sys.stderr.isatty()
@@ -893,10 +950,8 @@ def summary_line(res: dict) -> dict:
 
 def run(args: Any) -> int:
     """emotion-eval's entry for `bag`: one JSON line on stdout, exit 2 with a clear error."""
-    import json
-    import sys
 
-    from emotion_runtime.model_bundle import BundleError
+    from emotion_runtime.model_bundle import BundleError  # noqa: PLC0415 - onnxruntime: only when the CLI runs
     logging.basicConfig(level=logging.INFO, format='[emotion-eval] %(levelname)s: %(message)s')
     try:
         res = evaluate(args)
@@ -910,8 +965,6 @@ def run(args: Any) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Stand-alone entry (`python -m emotion_training.eval_bag BAG ...` = emotion-eval bag)."""
-    import argparse
-    import sys
     parser = argparse.ArgumentParser(prog='emotion-eval')
     sub = parser.add_subparsers(dest='command', required=True)
     add_parser(sub)

@@ -37,6 +37,7 @@ SUBCOMMANDS: dict[str, str] = {
     'speech': 'emotion_training.evaluate',
     'fused': 'emotion_training.evaluate',
     'bag': 'emotion_training.eval_bag',
+    'stream': 'emotion_training.stream_bench',
 }
 
 

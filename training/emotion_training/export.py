@@ -17,17 +17,19 @@ import warnings
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
-from emotion_training.models.fusion_model import FUSION_INPUTS, FUSION_OUTPUTS, FusionModel, FusionStep
 from emotion_runtime.model_bundle import BUNDLE_FORMAT, ModelBundle, sha256_of
+from emotion_runtime.preprocess import logmel_frames
+from emotion_training.models.fusion_model import FUSION_INPUTS, FUSION_OUTPUTS, FusionModel, FusionStep
 from emotion_training.models.vision_encoder import VisionEncoder, VisionEnsemble
 from emotion_training.models.vocal_encoder import VocalEncoder, VocalEnsemble
-from emotion_runtime.preprocess import logmel_frames
 
+from .encoder_checkpoint import load_vision, load_vocal
 from .engine import load_checkpoint
 from .labels import VA_SOURCE, va_table
-from .encoder_checkpoint import load_vision, load_vocal
+from .quantize import calibration_faces, quantize_vision_graph
 
 VISION_FILE, VOCAL_FILE, FUSION_FILE = 'vision_encoder.onnx', 'vocal_encoder.onnx', 'fusion_step.onnx'
 OPSET = 17
@@ -48,7 +50,6 @@ def _export(module: torch.nn.Module, args: tuple, path: pathlib.Path, inputs: li
 def _check(module: torch.nn.Module, path: pathlib.Path, feeds: dict[str, np.ndarray],
            outputs: list[str]) -> float:
     """Max |torch - onnxruntime| over all outputs; raises if above TOLERANCE."""
-    import onnxruntime as ort  # noqa: PLC0415
     sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     got = sess.run(outputs, feeds)
     with torch.no_grad():
@@ -91,7 +92,6 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
         (3, 1, size, size)).astype(np.float32)}, ['embedding', 'logits'])
     quantization = None
     if vision_int8_faces is not None:
-        from .quantize import quantize_vision_graph  # noqa: PLC0415
         quantization = quantize_vision_graph(vision, out / VISION_FILE, vision_int8_faces)
     frames = logmel_frames(vocal_pre)
     a = rng.standard_normal((2, 1, int(vocal_pre['n_mels']), frames)).astype(np.float32)
@@ -235,7 +235,6 @@ def main(argv: list[str] | None = None) -> int:
         metrics.update(json.loads(pathlib.Path(f).read_text()))
     faces = None
     if args.int8_faces:
-        from .quantize import calibration_faces  # noqa: PLC0415
         faces = calibration_faces(args.int8_faces, labels, vpre, args.int8_count)
         training['int8_calibration_faces'] = f'{len(faces)} drawn from {args.int8_faces}'
     out = export_bundle(args.out, labels, vision, vpre, vocal, apre, fusion, training, metrics,

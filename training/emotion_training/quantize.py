@@ -22,8 +22,14 @@ import tempfile
 from typing import Iterator, Sequence
 
 import numpy as np
+import onnxruntime as ort
 import torch
 from tqdm import tqdm
+
+from emotion_runtime.preprocess import face_to_input
+
+from .datasets.common import UnreadableImageError, read_face
+from .datasets.folders import load_image_folders
 
 #: the least top-1 agreement with the float model an exported int8 vision graph may have
 MIN_AGREEMENT = 0.95
@@ -36,10 +42,6 @@ def calibration_faces(faces_dir: str | pathlib.Path, labels: Sequence[str], visi
     """Up to ``n`` faces drawn at random from a class-folder tree, preprocessed as the robot
     does ([n, 1, S, S] float32).  Use training faces: the held-out ones are for measuring.
     Unreadable files are skipped with a message (they cannot calibrate anything)."""
-    from emotion_runtime.preprocess import face_to_input  # noqa: PLC0415
-
-    from .datasets.common import UnreadableImageError, read_face  # noqa: PLC0415
-    from .datasets.folders import load_image_folders  # noqa: PLC0415
     samples = load_image_folders(faces_dir, labels)
     rng = random.Random(seed)
     picked = rng.sample(samples, min(n, len(samples)))
@@ -65,9 +67,8 @@ def quantize_onnx(src: pathlib.Path, dst: pathlib.Path, input_name: str,
                   calibration: np.ndarray) -> None:
     """Write ``dst``: ``src`` with int8 weights (per channel) and uint8 activations in QDQ form,
     activation ranges from ``calibration`` (MinMax)."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat,  # noqa: PLC0415
-                                          QuantType, quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static  # noqa: PLC0415 - loads onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: PLC0415 - loads onnx
 
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -88,7 +89,6 @@ def quantize_onnx(src: pathlib.Path, dst: pathlib.Path, input_name: str,
 def agreement(model: torch.nn.Module, onnx_path: pathlib.Path, x: np.ndarray) -> dict:
     """Top-1 agreement and largest logit difference of the ONNX graph against the float torch
     ``model`` on faces ``x``."""
-    import onnxruntime as ort  # noqa: PLC0415
     sess = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
     got = np.concatenate([sess.run(['logits'], {'image': x[i:i + 256]})[0]
                           for i in range(0, len(x), 256)])

@@ -29,8 +29,8 @@ from emotion_runtime.voice_windows import active_mask, windows
 
 from .audio_io import read_mono
 from .datasets.common import Sample
-from .voice_data import normalise_windows, raw_vocal_section
 from .pairing import SeqBatch
+from .voice_data import normalise_windows, raw_vocal_section
 
 _CASCADE: Optional[cv2.CascadeClassifier] = None
 

@@ -17,9 +17,9 @@ NS = 1_000_000_000
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - matplotlib: only when a report is drawn
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - after use('Agg')
     return plt
 
 
@@ -127,6 +127,12 @@ def markdown(result: dict, files: dict) -> str:
     for k, v in result.get('encoder_heads', {}).items():
         lines += [f'| {k} encoder head | {v.get("n")} | {_fmt(v.get("accuracy"))} | '
                   f'{_fmt(v.get("uar"))} | {_fmt(v.get("macro_f1"))} | - |']
+    if result.get('follow'):
+        lines += ['', '## Following a change of the true label [s]', '',
+                  '(publish time of the first estimate with the new label - change time)', '',
+                  '| predictor | changes | followed | median | p90 |', '|---|---:|---:|---:|---:|']
+        lines += [f'| {k} | {v["changes"]} | {v["followed"]} | {_fmt(v["median_s"])} | '
+                  f'{_fmt(v["p90_s"])} |' for k, v in result['follow'].items()]
     lines += ['', '## Latency [ms]', '', '| measure | n | mean | p50 | p95 | max |',
               '|---|---:|---:|---:|---:|---:|']
     for k, v in result.get('latency_ms', {}).items():

@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 import soundfile as sf
 
+from .labels import VALENCE_AROUSAL
+
 EMODB_LETTER = {'angry': 'W', 'disgust': 'E', 'fear': 'A', 'happy': 'F', 'neutral': 'N', 'sad': 'T'}
 
 
@@ -140,7 +142,6 @@ def write_semaine(root: str | pathlib.Path, labels: Sequence[str], sessions: Seq
     arousal traces (``R<k>S<id>TUDV.txt`` / ``TUDA.txt``, ``time value`` rows).  Each session
     shows every label in turn for ``seconds_per_label``; the traces follow the label's point of
     the valence/arousal table plus rater noise."""
-    from .labels import VALENCE_AROUSAL
     root = pathlib.Path(root)
     rng = np.random.default_rng(seed)
     for sid in sessions:

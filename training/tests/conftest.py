@@ -1,17 +1,15 @@
 """Shared fixtures: synthetic data in the real layouts, a tiny bundle, the real-data path."""
 from __future__ import annotations
 
-import os
 import pathlib
 
 import pytest
 import torch
+from emotion_training_helpers import LABELS3, TINY_VISION, TINY_VOCAL
 
 from emotion_training.config import default_data_root
 from emotion_training.synthetic import write_emodb, write_face_folders
 from emotion_training.testing import make_test_bundle
-
-from emotion_training_helpers import LABELS3, TINY_VISION, TINY_VOCAL
 
 torch.set_num_threads(1)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from emotion_training import media
-from emotion_training.bag_io import BagError, decode, open_bag, ros_class, stamp_ns
+from emotion_training.bag_io import BagError, decode, decode_image, open_bag, ros_class, stamp_ns
 from emotion_training.bag_make import write_clip
 from emotion_training.labels import DEFAULT_LABELS
 
@@ -25,9 +25,13 @@ START_NS = 1_700_000_000 * 1_000_000_000
 N_FRAMES, N_CHUNKS, N_TRUTH = 20, 100, 10      # 2 s: 10 fps, 20 ms chunks, 5 Hz ground truth
 
 
-def _make_demo(out: pathlib.Path, storage: str = 'mcap', speech: bool = True) -> dict:
+def _make_demo(out: pathlib.Path, storage: str = 'mcap', speech: bool = True,
+               raw_images: bool = True) -> dict:
+    """The demo clip as a bag; raw bgr8 images here unless asked (the tests of raw timing and
+    replay); ``emotion-bag make``'s default, JPEG on image_raw/compressed, has its own tests."""
     clip = media.demo_source(SECONDS, ('happy', 'sad'), SIZE, FPS, 16000, 'sweep', speech)
-    return write_clip(clip, out, DEFAULT_LABELS, storage, 20.0, 5.0, START_NS, progress=False)
+    return write_clip(clip, out, DEFAULT_LABELS, storage, 20.0, 5.0, START_NS, progress=False,
+                      raw_images=raw_images)
 
 
 @pytest.fixture(scope='module')
@@ -136,9 +140,10 @@ def test_make_from_faces_and_emodb_speech(tmp_path):
     # segments pair labels in turn (happy, sad, happy); each lasts utterance + 0.5 s = 1.3 s
     runs = [lab for i, lab in enumerate(labels) if i == 0 or labels[i - 1] != lab]
     assert runs == ['happy', 'sad', 'happy']
-    assert len(msgs['/image_raw']) == int(3 * 1.3 * 10)
-    img = decode(msgs['/image_raw'][0][2], 'sensor_msgs/msg/Image')
-    assert (img.width, img.height) == (160, 120)
+    assert len(msgs['/image_raw/compressed']) == int(3 * 1.3 * 10)   # JPEG by default
+    img = decode_image(decode(msgs['/image_raw/compressed'][0][2],
+                              'sensor_msgs/msg/CompressedImage'))
+    assert img.shape == (120, 160, 3)
 
 
 def test_make_from_video_and_wav(tmp_path):
@@ -155,7 +160,7 @@ def test_make_from_video_and_wav(tmp_path):
                str(tmp_path / 'clip.wav'), '--label', 'anger', '--storage', 'sqlite3'])
     assert rc == 0
     msgs = _read_all(tmp_path / 'b')
-    assert len(msgs['/image_raw']) == 15
+    assert len(msgs['/image_raw/compressed']) == 15
     assert sum(len(decode(r, mt).data) for _, mt, r in msgs['/audio']) == int(1.5 * 16000) * 2
     assert {decode(r, mt).expression for _, mt, r in msgs['/emotion/ground_truth']} == {'angry'}
 

@@ -5,9 +5,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emotion_training.datasets import (load_audio_folders, load_cremad, load_csv_manifest,
-                                       load_emodb, load_image_folders, load_semaine,
-                                       parse_cremad_name, parse_emodb_name)
+from emotion_training.datasets import (
+    load_audio_folders,
+    load_cremad,
+    load_csv_manifest,
+    load_emodb,
+    load_image_folders,
+    load_semaine,
+    parse_cremad_name,
+    parse_emodb_name,
+)
 from emotion_training.datasets.cremad import split_actors
 from emotion_training.datasets.semaine import semaine_samples
 from emotion_training.labels import DEFAULT_LABELS, canonical, parse_labels

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from emotion_training.diagnose import EXIT_COLLAPSE, main as diagnose_main
+from emotion_training.diagnose import EXIT_COLLAPSE
+from emotion_training.diagnose import main as diagnose_main
 from emotion_training.diagnostics import FeatureCollapseError, check_collapse
 from emotion_training.export import export_bundle
 
@@ -52,9 +53,10 @@ def test_diagnose_command_flags_zeroed_encoder(tmp_path, capsys, trained, traine
 
 def test_training_stops_on_collapse(syn_data, tmp_path):
     """A vision stage whose embedding layer is zeroed and frozen trips --stop-on-collapse."""
+    from emotion_training_helpers import LABELS3, TINY_VISION
+
     from emotion_training import train
     from emotion_training.stages import vision as vision_stage
-    from emotion_training_helpers import LABELS3, TINY_VISION
     orig = vision_stage.build_model
 
     def zeroed(args, n):
@@ -81,6 +83,7 @@ def test_training_stops_on_collapse(syn_data, tmp_path):
 
 def test_training_curves_drawn_from_metrics(tmp_path, trained):
     import matplotlib.image as mpimg
+
     from emotion_training.curves import plot_curves
     png = trained['out'] / 'vision' / 'curves.png'      # drawn by every emotion-train run
     img = mpimg.imread(png)

@@ -169,6 +169,7 @@ def test_export_takes_encoders_from_args_not_fusion_checkpoint(trained, tmp_path
 
 def test_eval_speech_any_rate_and_length_in_class_folders(trained_bundle, tmp_path, capsys):
     import soundfile as sf
+
     from emotion_training.synthetic import tone
     rng = np.random.default_rng(5)
     for lab, rate, secs in (('happiness', 8000, 3.3), ('sadness', 44100, 0.4),
@@ -191,9 +192,10 @@ def test_speaker_normalised_vocal_stage_matches_emotion_eval_and_ignores_gain(
     import csv
 
     import soundfile as sf
+    from emotion_training_helpers import LABELS3, TINY_VOCAL
+
     from emotion_training.audio_io import read_mono
     from emotion_training.train import main as train_main
-    from emotion_training_helpers import LABELS3, TINY_VOCAL
     out = trained['out']
     assert train_main(['vocal', *trained['common'], *TINY_VOCAL, '--epochs', '6',
                        '--batch-size', '16', '--optimizer', 'adamw', '--lr', '0.01',

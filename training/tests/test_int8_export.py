@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-
 from emotion_training_helpers import LABELS3
 
 from emotion_runtime.model_bundle import ModelBundle
@@ -69,6 +68,7 @@ def test_int8_export_names_a_folder_without_faces(trained, tmp_path):
 
 def test_int8_export_skips_corrupt_calibration_faces(trained, syn_data, tmp_path, capfd):
     import shutil
+
     from emotion_training.export import main as export_main
     faces = tmp_path / 'faces'
     shutil.copytree(syn_data / 'fer2013' / 'train', faces)
@@ -82,9 +82,9 @@ def test_int8_export_skips_corrupt_calibration_faces(trained, syn_data, tmp_path
 
 
 def test_export_refuses_a_fusion_head_trained_on_other_encoders(tmp_path):
-    from emotion_training.models.vision_encoder import VisionEnsemble
     from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
     from emotion_training.export import export_bundle
+    from emotion_training.models.vision_encoder import VisionEnsemble
     from emotion_training.testing import tiny_models
     vision, vocal, fusion = tiny_models(LABELS3)
     pair = VisionEnsemble([vision.config, vision.config])   # 2 x 16-d: the head takes 16

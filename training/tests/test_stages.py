@@ -39,6 +39,7 @@ def test_fusion_stage_learns(trained):
 
 def test_end2end_runs_and_freezes(trained, tmp_path):
     import torch
+
     from emotion_training.engine import load_checkpoint
     from emotion_training.train import main
     out = trained['out']
@@ -84,6 +85,7 @@ def test_vocal_cross_validation_reports_pooled(syn_data, tmp_path, capsys):
 
 def test_train_help(capsys):
     import pytest
+
     from emotion_training.train import main
     with pytest.raises(SystemExit):
         main(['--help'])
@@ -108,6 +110,7 @@ def test_fusion_trains_on_real_pairs(trained, syn_data, tmp_path):
 
 def test_real_pair_clip_sequence(tmp_path):
     import numpy as np
+
     from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
     from emotion_training.datasets import load_cremad
     from emotion_training.real_pairs import clip_sequence
@@ -125,6 +128,7 @@ def test_real_pairs_are_calibrated_per_actor(tmp_path):
     that actor's own statistics (per band mean 0), whatever its recording level."""
     import numpy as np
     import soundfile as sf
+
     from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
     from emotion_training.datasets import load_cremad
     from emotion_training.real_pairs import load_real_sequences
@@ -179,6 +183,7 @@ def test_vocal_training_normalisation_matches_the_node_preprocessing():
     preprocess.logmel with the manifest section the stage writes (all normalisation kinds; for
     'speaker', once the node's calibration has heard the same windows)."""
     import numpy as np
+
     from emotion_runtime.preprocess import logmel, normalise_logmel
     from emotion_runtime.speaker_calibration import SpeakerCalibration
     from emotion_training.config import VOCAL_PREPROCESS
@@ -213,6 +218,7 @@ def test_vocal_training_normalisation_matches_the_node_preprocessing():
 
 def test_mixup_mixes_inputs_and_labels_with_one_lambda():
     import torch
+
     from emotion_training.stages.common import mix_batch
     x = torch.randn(6, 1, 3, 3)
     y = torch.tensor([0, 1, 2, 0, 1, 2])
@@ -242,6 +248,7 @@ def test_vision_stage_learns_with_mixup(syn_data, tmp_path):
 def test_device_names_resolve_and_a_missing_gpu_is_a_clear_error():
     import pytest
     import torch
+
     from emotion_training.train import resolve_device
     assert resolve_device('cpu') == torch.device('cpu')
     assert resolve_device('auto').type == ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -258,6 +265,7 @@ def test_learning_rate_schedule_survives_runs_of_any_length():
     import argparse
 
     import torch
+
     from emotion_training.train import make_optimizer
     for steps in range(1, 31):
         model = torch.nn.Linear(2, 2)
@@ -276,6 +284,7 @@ def test_learning_rate_schedule_survives_runs_of_any_length():
 
 def test_vocal_mel_parameters_reach_the_checkpoint_and_the_bundle(syn_data, trained, tmp_path):
     import pytest
+
     from emotion_runtime.model_bundle import ModelBundle
     from emotion_runtime.voice_windows import utterance_logits
     from emotion_training.audio_io import read_mono
@@ -303,6 +312,7 @@ def test_vocal_mel_parameters_reach_the_checkpoint_and_the_bundle(syn_data, trai
 
 def test_semaine_segments_carry_offsets_and_valence_arousal_targets(tmp_path):
     import numpy as np
+
     from emotion_runtime.preprocess import logmel
     from emotion_training.audio_io import read_mono
     from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
@@ -334,7 +344,9 @@ def test_fusion_learns_valence_arousal_from_semaine(trained, tmp_path, capfd):
     """SEMAINE segments (no categorical labels) train the head's valence/arousal output: with
     the trace loss the validation V/A error ends lower than in the same run without it."""
     import re
+
     import pytest
+
     from emotion_training.synthetic import write_semaine
     from emotion_training.train import main
     root = write_semaine(tmp_path / 'semaine', LABELS3, ['1', '2', '3', '4', '5'],
@@ -365,6 +377,7 @@ def test_vision_stage_learns_under_bf16_autocast(syn_data, tmp_path, capsys, mon
     """--bf16 (for the GPU route) autocasts the forward pass; the weights stay float32 and the
     stage still learns.  Runs here with CPU autocast, which takes the same code path."""
     import torch
+
     from emotion_training.engine import load_checkpoint
     from emotion_training.stages.vision import VisionStage
     from emotion_training.train import main

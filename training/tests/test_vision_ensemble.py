@@ -6,13 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from emotion_training_helpers import LABELS3, TINY_VISION
 
 from emotion_runtime.model_bundle import ModelBundle
-from emotion_training.models.vision_encoder import (VisionEncoder, VisionEnsemble,
-                                                     build_vision_encoder)
 from emotion_runtime.preprocess import face_to_input
+from emotion_training.models.vision_encoder import VisionEncoder, VisionEnsemble, build_vision_encoder
 
 
 def _member(seed: int) -> VisionEncoder:
@@ -73,9 +71,9 @@ def test_holdout_seed_keeps_the_split_while_the_seed_changes_the_weights(trained
 
 def test_fusion_and_export_join_members_into_one_graph(trained, second_member, tmp_path,
                                                        capfd):
+    from emotion_training.encoder_checkpoint import load_vision
     from emotion_training.export import main as export_main
     from emotion_training.train import main
-    from emotion_training.encoder_checkpoint import load_vision
     out, common = trained['out'], trained['common']
     members = f"{out / 'vision' / 'best.pt'},{second_member}"
     capfd.readouterr()
@@ -114,9 +112,9 @@ def test_fusion_and_export_join_members_into_one_graph(trained, second_member, t
 
 def test_members_with_other_labels_or_a_vision_stage_ensemble_are_refused(
         trained, second_member, tmp_path):
+    from emotion_training.encoder_checkpoint import load_vision
     from emotion_training.engine import load_checkpoint, save_checkpoint
     from emotion_training.train import main
-    from emotion_training.encoder_checkpoint import load_vision
     ck = load_checkpoint(second_member)
     ck['labels'] = list(reversed(ck['labels']))
     save_checkpoint(tmp_path / 'reordered.pt', ck)

@@ -6,12 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from emotion_training_helpers import LABELS3, TINY_VOCAL
 
 from emotion_runtime.model_bundle import ModelBundle
-from emotion_training.models.vocal_encoder import (VocalEncoder, VocalEnsemble,
-                                                    build_vocal_encoder)
+from emotion_training.models.vocal_encoder import VocalEncoder, VocalEnsemble, build_vocal_encoder
 
 _VOCAL_RUN = [*TINY_VOCAL, '--epochs', '3', '--batch-size', '16', '--optimizer', 'adamw',
               '--lr', '0.01']

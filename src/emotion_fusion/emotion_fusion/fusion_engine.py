@@ -151,7 +151,8 @@ class FusionEngine:
     def _add(self, feature: Feature, now_ns: int, modality: int, size: Optional[int],
              push) -> Optional[str]:
         reason = check_feature(feature.source_id, feature.modality, feature.embedding, modality,
-                               size)
+                               size, feature.labels, self.labels if self.model is not None
+                               else None, feature.quality, feature.logits)
         if reason is not None:
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
             return reason

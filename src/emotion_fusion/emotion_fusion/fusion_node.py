@@ -1,14 +1,17 @@
-"""fusion_node: ROS adapter around FusionEngine (messages in, Emotion per face out, diagnostics).
+"""fusion_node: ROS adapter around FusionRunner (messages in, Emotion per face out, diagnostics).
 
-Why so thin: every decision (alignment, voice assignment, tracks, hysteresis, input checks) lives
-in rclpy-free modules that are tested with a fake clock; this file only converts messages, owns
-the timers and publishers, throttles the log and reports diagnostics.
+Why so thin: every decision (alignment, voice assignment, tracks, hysteresis, input checks, when
+a step runs) lives in rclpy-free modules that are tested with a fake clock, and the offline replay
+(``emotion-eval bag``) drives the same ``fusion_runner.FusionRunner`` on a bag's clock; this file
+only converts messages, owns the timers and publishers, throttles the log and reports diagnostics.
 
 Subscribes: vision/features, voice/features (EmotionFeature, sensor-data QoS), faces (FaceArray,
-reliable), tracker/state (TrackerState, reliable).  Publishes: emotion (Emotion, reliable, depth
-10, one per face per output step), optionally <per_face_prefix>/<id>/emotion, and /diagnostics.
+reliable; or <hri_prefix>/faces/tracked + roi with face_source hri), tracker/state (TrackerState,
+reliable).  Publishes: emotion (Emotion, reliable, depth 10, one per face per output step),
+optionally <per_face_prefix>/<id>/emotion, the REP-155 topics under <hri_prefix> (hri_output.py:
+faces/tracked, faces/<id>/roi, faces/<id>/expression, voices/...), and /diagnostics.
 
-Output steps (``step_schedule.StepSchedule`` decides): with ``step_on_vision`` a step runs in the
+Output steps (the runner's ``StepSchedule`` decides): with ``step_on_vision`` a step runs in the
 vision callback as soon as a feature is accepted (at most ``max_step_rate_hz``; a feature that
 arrives sooner is fused by a one-shot timer at the end of the spacing, or by an earlier step), and
 the ``output_rate_hz`` timer is the fallback that skips while vision steps keep coming; without
@@ -17,24 +20,25 @@ it, the timer alone steps, as before.
 from __future__ import annotations
 
 import re
-import sys
 import time
 from typing import Dict, Optional
 
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from emotion_msgs.msg import Emotion, EmotionFeature, FaceArray, TrackerState
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 
-from .config import PARAMETERS, ConfigError, FusionConfig
+from emotion_msgs.msg import Emotion, EmotionFeature, FaceArray, TrackerState
+from emotion_runtime.face_boxes import BOX_REJECT_REASONS, face_box_problem
+from emotion_runtime.labels import parse_labels
+from emotion_runtime.node_kit import ConfigureError, KitNode, run_node
+from emotion_runtime.stats import ERROR, OK, WARN, RateMeter, StatusReport
+
+from .config import PARAMS, FusionConfig, check_across
 from .features import MODALITY_VISION, MODALITY_VOICE, Feature, RejectReason
 from .fusion_engine import EmotionEstimate, FaceBox, FusionEngine
-from .stats import LogThrottle, RateMeter, RecentSamples
+from .fusion_runner import FusionRunner, Step
+from .hri_output import HriOutput, subscribe_hri_faces
+from .stats import LogThrottle, RecentSamples
 from .step_schedule import StepSchedule
 from .time_alignment import DropReason
 
@@ -52,48 +56,50 @@ def face_topic_token(face_id: str) -> str:
     return 'id_' + token if token[0].isdigit() else token
 
 
-class FusionNode(Node):
-    """Fuses vision and voice features per face, on vision arrival and/or at a fixed rate."""
+class FusionNode(KitNode):
+    """Fuses vision and voice features per face, on vision arrival and/or at a fixed rate.
+
+    Lifecycle: configure loads the bundle and checks its fusion step (FAILURE without a valid
+    bundle), builds the engine and creates the lifecycle publisher; activate subscribes and starts
+    the timers; deactivate stops them (per-face publishers go); cleanup releases the model.
+    Live: voice_assignment, target_timeout, require_speech, hysteresis_steps/margin, log_throttle.
+    """
 
     def __init__(self, **node_kwargs) -> None:
-        super().__init__('fusion_node', **node_kwargs)
-        for p in PARAMETERS:
-            self.declare_parameter(p.name, p.default, ParameterDescriptor(
-                description=p.description, dynamic_typing=True, read_only=True))
-        self.cfg = FusionConfig.from_mapping(
-            {p.name: self.get_parameter(p.name).value for p in PARAMETERS})
-        cfg = self.cfg
-
+        super().__init__('fusion_node', PARAMS, 'emotion_fusion', **node_kwargs)
+        self.cfg = FusionConfig.from_mapping(self.p)
         self.model_status = 'not loaded'
         self.model_ok = False
-        self.bundle_path = cfg.model_bundle or '(default)'
-        model, window_s = self._load_model()
-        self.engine = FusionEngine(cfg, model, voice_window_s=window_s)
-
-        self._throttle = LogThrottle(cfg.log_throttle)
+        self.bundle_path = self.cfg.model_bundle or '(default)'
+        self.runner: Optional[FusionRunner] = None
+        self.engine: Optional[FusionEngine] = None        # the runner's (diagnostics, tests)
+        self.schedule: Optional[StepSchedule] = None      # the runner's
+        self._throttle = LogThrottle(self.cfg.log_throttle)
         self._rates = {k: RateMeter() for k in ('vision', 'voice', 'emotion', 'steps')}
         self._step_ms = RecentSamples()
         self._latency_ms = RecentSamples()
         self._last_error: Optional[str] = None
-        self._first_use: Dict[str, int] = {}
-
-        self.emotion_pub = self.create_publisher(Emotion, 'emotion', RELIABLE_10)
         self.face_pubs: Dict[str, object] = {}
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE_10)
-        self.create_subscription(EmotionFeature, 'vision/features', self._on_vision,
-                                 qos_profile_sensor_data)
-        self.create_subscription(EmotionFeature, 'voice/features', self._on_voice,
-                                 qos_profile_sensor_data)
-        self.create_subscription(FaceArray, 'faces', self._on_faces, RELIABLE_10)
-        self.create_subscription(TrackerState, 'tracker/state', self._on_tracker, RELIABLE_10)
-        self.schedule = StepSchedule(cfg.step_on_vision, int(round(NS / cfg.max_step_rate_hz)),
-                                     int(round(NS / cfg.output_rate_hz)))
-        self.create_timer(1.0 / cfg.output_rate_hz, self._on_step)
-        # one-shot (re-armed per deferral): fuses a vision feature that came within the spacing
-        self._deferred_timer = (self.create_timer(1.0 / cfg.max_step_rate_hz,
-                                                  self._on_deferred_step, autostart=False)
-                                if cfg.step_on_vision else None)
-        self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        self.hri: Optional[HriOutput] = None     # REP-155 output (hri_output)
+        self._hri_faces = None                   # REP-155 face input (face_source hri)
+        self._deferred_timer = None
+
+    def check_parameters(self, values: dict) -> None:
+        check_across(values)
+
+    # ------------------------------------------------------------------ lifecycle
+    def configure(self) -> None:
+        cfg = self.cfg = FusionConfig.from_mapping(self.p)
+        with self.warming_up('loading the model bundle and its fusion step'):
+            model, window_s = self._load_model()
+        if model is None:
+            raise ConfigureError(f'model bundle {self.bundle_path} unusable: '
+                                 f'{self.model_status}')
+        self.runner = FusionRunner(cfg, model, voice_window_s=window_s)
+        self.engine, self.schedule = self.runner.engine, self.runner.schedule
+        self.emotion_pub = self.lifecycle_publisher(Emotion, 'emotion', RELIABLE_10)
+        self.hri = (HriOutput(self, cfg.hri_prefix, faces=cfg.face_source == 'faces')
+                    if cfg.hri_output else None)
         timing = (f'on vision (at most {cfg.max_step_rate_hz:g} Hz) + fallback timer '
                   f'{cfg.output_rate_hz:g} Hz' if cfg.step_on_vision
                   else f'at {cfg.output_rate_hz:g} Hz')
@@ -101,20 +107,64 @@ class FusionNode(Node):
             f'fusion {timing}, voice_assignment={cfg.voice_assignment}, '
             f'slop={cfg.slop:g}s, model: {self.model_status}')
 
+    def activate(self) -> None:
+        cfg = self.cfg
+        self.active_subscription(EmotionFeature, 'vision/features', self._on_vision,
+                                 qos_profile_sensor_data)
+        self.active_subscription(EmotionFeature, 'voice/features', self._on_voice,
+                                 qos_profile_sensor_data)
+        if cfg.face_source == 'hri':     # a ROS4HRI detector's /humans/faces/tracked + roi
+            self._hri_faces = subscribe_hri_faces(self, cfg.hri_prefix, self._on_hri_faces)
+        else:
+            self.active_subscription(FaceArray, 'faces', self._on_faces, RELIABLE_10)
+        self.active_subscription(TrackerState, 'tracker/state', self._on_tracker, RELIABLE_10)
+        self.active_timer(1.0 / cfg.output_rate_hz, self._on_step)
+        # one-shot (re-armed per deferral): fuses a vision feature that came within the spacing
+        self._deferred_timer = (self.active_timer(1.0 / cfg.max_step_rate_hz,
+                                                  self._on_deferred_step, autostart=False)
+                                if cfg.step_on_vision else None)
+
+    def deactivate(self) -> None:
+        self._deferred_timer = None
+        if self._hri_faces is not None:
+            self._hri_faces.close()
+            self._hri_faces = None
+        if self.hri is not None:
+            self.hri.close()
+        for fid in list(self.face_pubs):
+            self.destroy_publisher(self.face_pubs.pop(fid))
+
+    def cleanup(self) -> None:
+        self.runner = self.engine = self.schedule = None
+        self.hri = None
+        self.model_ok, self.model_status = False, 'not loaded'
+
+    def on_parameters(self, changed: dict) -> None:
+        """Assignment policy, freshness, speech gate, label hysteresis, log throttle: at once."""
+        self.cfg = FusionConfig.from_mapping({**self.p, **changed})
+        self._throttle.period_s = float(self.cfg.log_throttle)
+        engine = self.engine
+        if engine is None:
+            return
+        engine.cfg = self.runner.cfg = self.cfg
+        if 'hysteresis_steps' in changed or 'hysteresis_margin' in changed:
+            for fid in engine.tracks.ids():
+                smoother = engine.tracks.get(fid).state.smoother
+                smoother.steps, smoother.margin = (self.cfg.hysteresis_steps,
+                                                   self.cfg.hysteresis_margin)
+
     # ------------------------------------------------------------------ model
     def _load_model(self):
-        """Load the bundle; on failure log why and keep running without output (diagnostics say)."""
+        """Load the bundle and create its fusion session: (bundle, window_s) or (None, 0.0)."""
         try:
-            from emotion_runtime.model_bundle import ModelBundle, default_bundle_path
+            from emotion_runtime.model_bundle import ModelBundle, default_bundle_path  # noqa: PLC0415 - onnxruntime loads at configure
             path = self.cfg.model_bundle or None
             self.bundle_path = str(path or default_bundle_path())
-            bundle = ModelBundle.load(path, threads=self.cfg.onnx_threads)
+            bundle = ModelBundle.load(path, threads=self.cfg.onnx_threads,
+                                      expected_labels=parse_labels(self.cfg.expected_labels))
             bundle.session('fusion')   # fail now, not at the first step
         except Exception as exc:  # noqa: BLE001 - BundleError, ImportError, onnxruntime errors
             self.model_status = f'ERROR: {exc}'
-            self.get_logger().error(
-                f'model bundle {self.bundle_path} unusable, no emotion will be published until '
-                f'the node is restarted with a valid bundle: {exc}')
             return None, 0.0
         self.model_ok = True
         self.model_status = f'loaded {len(bundle.labels)} labels from {bundle.path}'
@@ -126,25 +176,27 @@ class FusionNode(Node):
                        modality=int(msg.modality),
                        embedding=np.asarray(msg.embedding, dtype=np.float32),
                        quality=float(msg.quality), speech=bool(msg.speech),
-                       frame_id=msg.header.frame_id, received_ns=now_ns)
+                       frame_id=msg.header.frame_id, received_ns=now_ns,
+                       labels=tuple(msg.labels),
+                       logits=np.asarray(msg.logits, dtype=np.float32))
 
     def _on_vision(self, msg: EmotionFeature) -> None:
         now = self.get_clock().now().nanoseconds
         self._rates['vision'].tick()
         f = self._feature(msg, now)
-        reason = self.engine.add_vision(f, now)
+        reason, step = self.runner.on_vision(f, now)
         self._report(reason, 'vision/features', f, now)
-        if reason is None and self.cfg.step_on_vision:
-            if self.schedule.vision(now):
-                self._step(now, by_vision=True)
-            else:
-                self._arm_deferred(now)
+        self._publish(step)
+        self._arm_deferred(now)
 
     def _on_voice(self, msg: EmotionFeature) -> None:
         now = self.get_clock().now().nanoseconds
         self._rates['voice'].tick()
         f = self._feature(msg, now)
-        self._report(self.engine.add_voice(f, now), 'voice/features', f, now)
+        reason = self.runner.on_voice(f, now)
+        self._report(reason, 'voice/features', f, now)
+        if self.hri is not None and reason not in RejectReason.ALL:
+            self.hri.on_voice(msg)
 
     def _report(self, reason: Optional[str], topic: str, f: Feature, now_ns: int) -> None:
         """One throttled log line per (topic, reason): what was wrong and what was expected."""
@@ -159,6 +211,8 @@ class FusionNode(Node):
             size = (model.vision_embedding_size if topic.startswith('vision')
                     else model.voice_embedding_size)
             expected = f' (got {f.embedding.size}, bundle expects {size})'
+        elif reason == RejectReason.LABEL_MISMATCH:
+            expected = f' (labels {list(f.labels)}, bundle has {self.engine.labels})'
         elif reason == RejectReason.WRONG_MODALITY:
             expected = (f' (modality {f.modality}, expected '
                         f'{MODALITY_VISION if topic.startswith("vision") else MODALITY_VOICE})')
@@ -174,63 +228,84 @@ class FusionNode(Node):
             self.get_logger().warn(text)
 
     def _on_faces(self, msg: FaceArray) -> None:
-        boxes = [FaceBox(f.id, float(f.width) * float(f.height)) for f in msg.faces if f.id]
-        self.engine.set_faces(boxes, self.get_clock().now().nanoseconds)
+        boxes = []
+        for f in msg.faces:
+            # an inf/NaN/negative box or one outside its image must not win "largest"
+            reason = face_box_problem(f.x, f.y, f.width, f.height, f.image_width,
+                                      f.image_height)
+            if reason is None:
+                boxes.append(FaceBox(f.id, float(f.width) * float(f.height)))
+                continue
+            self.engine.rejected[reason] = self.engine.rejected.get(reason, 0) + 1
+            suppressed = self._throttle.allow(f'faces:{reason}', time.monotonic())
+            if suppressed is not None:
+                self.get_logger().warn(
+                    f'faces: box of "{f.id}" rejected: {reason} ({f.x}, {f.y}, {f.width}x'
+                    f'{f.height} in {f.image_width}x{f.image_height})'
+                    + (f'; {suppressed} more since the last report' if suppressed else ''))
+        self.runner.on_faces(boxes, self.get_clock().now().nanoseconds)
+        if self.hri is not None:
+            self.hri.on_faces(msg)
+
+    def _on_hri_faces(self, faces, stamp_ns: int) -> None:
+        """face_source hri: the tracked faces with a ROI (normalised areas for 'largest')."""
+        self.runner.on_faces([FaceBox(f.id, f.width * f.height) for f in faces],
+                             self.get_clock().now().nanoseconds)
 
     def _on_tracker(self, msg: TrackerState) -> None:
-        self.engine.set_target(msg.target_id, self.get_clock().now().nanoseconds)
+        self.runner.on_tracker(msg.target_id, self.get_clock().now().nanoseconds)
 
     # ------------------------------------------------------------------ output
     def _on_step(self) -> None:
         """The output_rate_hz timer: a step, unless a vision-triggered one ran within a period."""
-        now = self.get_clock().now().nanoseconds
-        if self.schedule.timer(now):
-            self._step(now, by_vision=False)
+        self._publish(self.runner.on_timer(self.get_clock().now().nanoseconds))
 
     def _arm_deferred(self, now: int) -> None:
-        """Start the one-shot timer for the pending vision feature (no-op if armed or none)."""
-        due = self.schedule.due_ns
+        """Start the one-shot timer at the runner's due time (no-op if armed or none due)."""
+        due = self.runner.deferred_due_ns
         timer = self._deferred_timer
         if due is None or timer is None or not timer.is_canceled():
             return
-        timer.timer_period_ns = max(due - now, 1000)
+        timer.timer_period_ns = max(due - now, 1)
         timer.reset()
 
     def _on_deferred_step(self) -> None:
-        """The one-shot timer: fuse the pending vision feature if no step has done it yet."""
+        """The one-shot timer: the runner fuses the pending vision feature (or re-arms)."""
         self._deferred_timer.cancel()
         now = self.get_clock().now().nanoseconds
-        if self.schedule.deferred(now):
-            self._step(now, by_vision=True)
-        else:
-            self._arm_deferred(now)     # a newer step moved the due time: wait for that
+        self._publish(self.runner.on_deferred(now))
+        self._arm_deferred(now)
 
-    def _step(self, now: int, by_vision: bool) -> None:
-        """One fusion step at ``now``: publish one Emotion per face (see the engine)."""
-        self.schedule.ran(now, by_vision)
-        result = self.engine.step(now)
+    def _publish(self, step: Optional[Step]) -> None:
+        """Publish a step's Emotion per face; drop the publishers of removed tracks."""
+        if step is None:
+            return
         self._rates['steps'].tick()
-        for fid in result.removed:
-            self._first_use.pop(fid, None)
+        if self.hri is not None and step.removed:
+            self.hri.drop(step.removed)
+        for fid in step.removed:
             pub = self.face_pubs.pop(fid, None)
             if pub is not None:
                 self.destroy_publisher(pub)
-        if result.error:
-            self._last_error = result.error
+        if step.error:
+            self._last_error = step.error
             if self._throttle.allow('model_error', time.monotonic()) is not None:
-                self.get_logger().error(result.error)
-        if result.estimates:
-            self._step_ms.add(result.compute_s * 1e3 / len(result.estimates))
-        for est in result.estimates:
+                self.get_logger().error(step.error)
+        if step.estimates:
+            self._step_ms.add(step.compute_s * 1e3 / len(step.estimates))
+        for est in step.estimates:
             msg = self.to_msg(est)
             self.emotion_pub.publish(msg)
+            if self.hri is not None and est.face_id != self.cfg.voice_only_id:
+                self.hri.on_emotion(msg)
             if self.cfg.per_face_topics:
                 self._face_publisher(est.face_id).publish(msg)
             self._rates['emotion'].tick()
-            # latency of an input's first use only (a held input's age is not pipeline latency)
-            if est.received_ns and self._first_use.get(est.face_id) != est.received_ns:
-                self._first_use[est.face_id] = est.received_ns
-                self._latency_ms.add((self.get_clock().now().nanoseconds - est.received_ns) / 1e6)
+        # latency of an input's first use only (a held input's age is not pipeline latency)
+        if step.first_use:
+            now = self.get_clock().now().nanoseconds
+            for est in step.first_use:
+                self._latency_ms.add((now - est.received_ns) / 1e6)
 
     @staticmethod
     def to_msg(est: EmotionEstimate) -> Emotion:
@@ -255,23 +330,23 @@ class FusionNode(Node):
         return pub
 
     # ------------------------------------------------------------------ diagnostics
-    def _publish_diagnostics(self) -> None:
-        now_s = time.monotonic()
+    def report(self) -> StatusReport:
         eng = self.engine
-        rejected = {r: eng.rejected.get(r, 0) for r in RejectReason.ALL}
+        r = StatusReport()
+        if eng is None:
+            return r
+        rejected = {k: eng.rejected.get(k, 0) for k in RejectReason.ALL + BOX_REJECT_REASONS}
         drops = eng.drops()
-        status = DiagnosticStatus()
-        status.name = f'{self.get_name()}: emotion fusion'
-        status.hardware_id = 'emotion_fusion'
         if not self.model_ok:
-            status.level, status.message = DiagnosticStatus.ERROR, f'model {self.model_status}'
+            r.raise_level(ERROR, f'model {self.model_status}')
         elif self._last_error:
-            status.level, status.message = DiagnosticStatus.ERROR, self._last_error
-        elif sum(rejected.values()) or sum(drops[r] for r in DropReason.ALL):
-            status.level = DiagnosticStatus.WARN
-            status.message = f'{len(eng.tracks)} tracks; some inputs rejected or dropped'
+            r.raise_level(ERROR, self._last_error)
+        elif self.recent('rejected_or_dropped', sum(rejected.values())
+                         + sum(drops[k] for k in DropReason.ALL)):
+            # WARN while it happens (totals stay in the values), OK again once it stops
+            r.raise_level(WARN, f'{len(eng.tracks)} tracks; inputs rejected or dropped lately')
         else:
-            status.level, status.message = DiagnosticStatus.OK, f'{len(eng.tracks)} tracks'
+            r.raise_level(OK, f'{len(eng.tracks)} tracks')
         self._last_error = None
         step = self._step_ms.summary()
         lat = self._latency_ms.summary()
@@ -284,14 +359,14 @@ class FusionNode(Node):
             'tracks_expired': eng.tracks.expired,
             'tracks_evicted': eng.tracks.evicted,
             'per_face_publishers': len(self.face_pubs),
-            'output_rate_hz': round(self._rates['steps'].rate(now_s), 2),
+            'output_rate_hz': round(self._rates['steps'].rate(), 2),
             'steps_on_vision': self.schedule.vision_steps,
             'steps_on_timer': self.schedule.timer_steps,
             'timer_steps_skipped': self.schedule.timer_skips,
             'vision_steps_deferred': self.schedule.deferrals,
-            'emotion_rate_hz': round(self._rates['emotion'].rate(now_s), 2),
-            'vision_rate_hz': round(self._rates['vision'].rate(now_s), 2),
-            'voice_rate_hz': round(self._rates['voice'].rate(now_s), 2),
+            'emotion_rate_hz': round(self._rates['emotion'].rate(), 2),
+            'vision_rate_hz': round(self._rates['vision'].rate(), 2),
+            'voice_rate_hz': round(self._rates['voice'].rate(), 2),
             'fusion_step_ms_per_face_mean': round(step['mean'], 3),
             'fusion_step_ms_per_face_max': round(step['max'], 3),
             'input_to_publish_ms_p95': round(lat['p95'], 2),
@@ -302,32 +377,15 @@ class FusionNode(Node):
         }
         values.update({f'dropped.{k}': v for k, v in drops.items()})
         values.update({f'rejected.{k}': v for k, v in rejected.items()})
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        arr = DiagnosticArray()
-        arr.header.stamp = self.get_clock().now().to_msg()
-        arr.status = [status]
-        self.diag_pub.publish(arr)
+        for k, v in values.items():
+            r.values[k] = str(v)
+        return r
 
 
 def main(args: Optional[list] = None) -> int:
-    """Run the node until Ctrl-C; a bad parameter ends it at once with code 2 and says which."""
-    rclpy.init(args=args)
-    node: Optional[FusionNode] = None
-    code = 0
-    try:
-        node = FusionNode()
-        rclpy.spin(node)
-    except ConfigError as exc:
-        rclpy.logging.get_logger('fusion_node').fatal(f'invalid parameter: {exc}')
-        code = 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    """Run the node (emotion_runtime.node_kit.run_node: autostart, exit codes)."""
+    return run_node(FusionNode, args)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Small bookkeeping for diagnostics and logs: rates, recent timings, per-kind log throttling.
+"""Small bookkeeping for diagnostics and logs: recent timings, per-kind log throttling.
 
 Why per-kind throttling instead of rclpy's ``throttle_duration_sec``: rclpy throttles per call
 site, so one "input rejected" line would hide a different reason (a NaN flood would mask a wrong
@@ -11,7 +11,7 @@ from typing import Deque, Dict, Optional
 
 import numpy as np
 
-__all__ = ['LogThrottle', 'RateMeter', 'RecentSamples']
+__all__ = ['LogThrottle', 'RecentSamples']   # rates: emotion_runtime.stats.RateMeter
 
 
 class LogThrottle:
@@ -30,26 +30,6 @@ class LogThrottle:
             return None
         self._last[key] = now_s
         return self._suppressed.pop(key, 0)
-
-
-class RateMeter:
-    """Events per second over the interval between two ``rate`` calls (diagnostics period)."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self._mark_total = 0
-        self._mark_s: Optional[float] = None
-
-    def tick(self, n: int = 1) -> None:
-        self.total += n
-
-    def rate(self, now_s: float) -> float:
-        if self._mark_s is None or now_s <= self._mark_s:
-            hz = 0.0
-        else:
-            hz = (self.total - self._mark_total) / (now_s - self._mark_s)
-        self._mark_s, self._mark_total = now_s, self.total
-        return hz
 
 
 class RecentSamples:

@@ -1,4 +1,4 @@
-"""fusion_node over real DDS, with the real ONNX fusion step of a make_test_bundle bundle.
+"""fusion_node over real DDS, with the real ONNX fusion step of a tiny test bundle (no torch).
 
 How the expected labels are made predictable with random weights: before starting the node the
 test runs the *same bundle's* ``fusion_step`` on constant inputs (what the node will see) and
@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from emotion_test_tools.dds import NodeProcess, RosHarness, isolated_domain, ros_env
+from emotion_test_tools.tiny_bundle import make_tiny_bundle
 
 ROS = pytest.importorskip('rclpy')
 
@@ -31,8 +32,7 @@ COLLECT = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 
 @pytest.fixture(scope='module')
 def bundle_path(tmp_path_factory):
-    training = pytest.importorskip('emotion_training.testing')
-    return training.make_test_bundle(tmp_path_factory.mktemp('bundle'))
+    return make_tiny_bundle(tmp_path_factory.mktemp('bundle'))
 
 
 def _run(bundle, ve, vp, ae, ap, steps, state=None):
@@ -187,22 +187,40 @@ def test_two_faces_labels_and_voice_stop_switches_to_vision_only(bundle_path, st
     assert 'rejected: non_finite_embedding' in node.output()
 
 
-def test_missing_bundle_keeps_running_and_reports_error(tmp_path):
+def test_missing_bundle_fails_configure_and_reports_error(tmp_path):
+    """Lifecycle: no valid bundle = configure FAILURE; the node stays unconfigured and says why
+    on /diagnostics (started with autostart:=false); with autostart it exits with code 1."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
     with isolated_domain() as domain:
         node = NodeProcess('emotion_fusion', 'fusion_node',
-                           params=dict(model_bundle=str(tmp_path / 'nope')), env=ros_env(domain))
+                           params=dict(model_bundle=str(tmp_path / 'nope'), autostart=False),
+                           env=ros_env(domain))
         try:
             with RosHarness('fusion_node_test_nobundle') as ros:
                 diags = ros.collect(DiagnosticArray, '/diagnostics', COLLECT)
+                client = ros.node.create_client(ChangeState, '/fusion_node/change_state')
+                assert client.wait_for_service(timeout_sec=30), node.output()
+                req = ChangeState.Request()
+                req.transition.id = Transition.TRANSITION_CONFIGURE
+                future = client.call_async(req)
+                assert ros.wait_for(future.done, 30) and not future.result().success
                 ok = ros.wait_for(lambda: any(s.level == DiagnosticStatus.ERROR
                                               for d in list(diags) for s in d.status), 30)
                 assert ok, node.output()
                 assert node.alive(), node.output()
-                assert 'does not exist' in diag_values(diags[-1])['model_status']
+                last = diags[-1].status[0]
+                assert 'does not exist' in last.message
+                assert diag_values(diags[-1])['lifecycle_state'] == 'unconfigured'
         finally:
             code = node.close()
         assert code == 0, node.output()
         assert 'nope' in node.output() and 'does not exist' in node.output()
+        node = NodeProcess('emotion_fusion', 'fusion_node',
+                           params=dict(model_bundle=str(tmp_path / 'nope')), env=ros_env(domain))
+        assert node.proc.wait(30) == 1, node.output()
+        node.close()
+        assert 'configure failed' in node.output() and 'does not exist' in node.output()
 
 
 def test_bad_parameter_is_a_clear_startup_error():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from emotion_test_tools.dds import isolated_domain
+from emotion_test_tools.tiny_bundle import make_tiny_bundle
 
 rclpy = pytest.importorskip('rclpy')
 
@@ -22,14 +23,14 @@ from emotion_msgs.msg import EmotionFeature  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from emotion_fusion.fusion_node import FusionNode, face_topic_token  # noqa: E402
+from emotion_runtime.node_kit import bring_up as kit_bring_up  # noqa: E402
 
 NS = 1_000_000_000
 
 
 @pytest.fixture(scope='module')
 def bundle_path(tmp_path_factory):
-    training = pytest.importorskip('emotion_training.testing')
-    return training.make_test_bundle(tmp_path_factory.mktemp('bundle'))
+    return make_tiny_bundle(tmp_path_factory.mktemp('bundle'))
 
 
 @pytest.fixture
@@ -39,13 +40,16 @@ def make_node(bundle_path):
         ctx = rclpy.Context()
         rclpy.init(context=ctx)
 
-        def make(**params):
+        def make(bring_up=True, **params):
             params.setdefault('model_bundle', str(bundle_path))
             node = FusionNode(context=ctx, parameter_overrides=[
                 Parameter(k, value=v) for k, v in params.items()])
+            made.append(node)
+            if not bring_up:
+                return node, []
+            kit_bring_up(node)                        # configure + activate (lifecycle)
             sent = []
             node.emotion_pub.publish = sent.append   # capture instead of sending
-            made.append(node)
             return node, sent
         yield make
         for node in made:
@@ -113,18 +117,36 @@ def test_face_topic_token(face_id, token):
     assert face_topic_token(face_id) == token
 
 
-def test_corrupt_bundle_reported_node_keeps_running(make_node, bundle_path, tmp_path):
+def test_corrupt_bundle_fails_configure_and_is_reported(make_node, bundle_path, tmp_path):
     import shutil
     bad = tmp_path / 'bad'
     shutil.copytree(bundle_path, bad)
     onnx = next(bad.glob('fusion*.onnx'))
     onnx.write_bytes(onnx.read_bytes()[:100])
-    node, sent = make_node(model_bundle=str(bad))
-    assert not node.model_ok and 'sha256' in node.model_status
-    node._on_vision(feature(node, 'f1', 1, np.ones(16)))
+    node, _ = make_node(bring_up=False, model_bundle=str(bad))
+    from rclpy.lifecycle import TransitionCallbackReturn
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert node.state_label == 'unconfigured' and 'sha256' in node.failure
+    report = node._diagnostic_report()
+    assert report.level == 2 and 'sha256' in report.message
+    assert report.values['lifecycle_state'] == 'unconfigured'
+
+
+def test_live_parameters_apply_at_once_and_bad_ones_are_refused(make_node):
+    node, _ = make_node(hysteresis_steps=3)
+    size = node.engine.model.vision_embedding_size
+    node._on_vision(feature(node, 'f1', 1, np.ones(size)))
     node._on_step()
-    node._publish_diagnostics()
-    assert sent == []
+    result = node.set_parameters([Parameter('hysteresis_steps', value=1),
+                                  Parameter('hysteresis_margin', value=1)])   # int for a double
+    assert all(r.successful for r in result), result
+    assert node.engine.cfg.hysteresis_steps == 1 and node.cfg.hysteresis_margin == 1.0
+    smoother = node.engine.tracks.get('f1').state.smoother
+    assert (smoother.steps, smoother.margin) == (1, 1.0)
+    bad = node.set_parameters([Parameter('hysteresis_margin', value=1.5)])[0]
+    assert not bad.successful and 'hysteresis_margin' in bad.reason and '(0, 1]' in bad.reason
+    ro = node.set_parameters([Parameter('slop', value=2.0)])[0]
+    assert not ro.successful and 'read-only' in ro.reason
 
 
 # ---------------------------------------------------------------- output timing

@@ -1,7 +1,7 @@
-"""Log throttling per kind, rates, recent-sample summaries."""
+"""Log throttling per kind, recent-sample summaries (rates: emotion_runtime.stats)."""
 import math
 
-from emotion_fusion.stats import LogThrottle, RateMeter, RecentSamples
+from emotion_fusion.stats import LogThrottle, RecentSamples
 
 
 def test_throttle_is_per_key_and_counts_suppressed():
@@ -11,14 +11,6 @@ def test_throttle_is_per_key_and_counts_suppressed():
     assert t.allow('nan', 2.0) is None
     assert t.allow('size', 2.0) == 0          # another kind is not hidden by the first
     assert t.allow('nan', 5.0) == 2           # reports how many were swallowed
-
-
-def test_rate_meter():
-    r = RateMeter()
-    assert r.rate(0.0) == 0.0
-    r.tick(10)
-    assert r.rate(2.0) == 5.0
-    assert r.rate(3.0) == 0.0
 
 
 def test_recent_samples_bounded():

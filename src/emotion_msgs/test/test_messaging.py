@@ -48,10 +48,20 @@ def test_every_type_crosses_fast_dds_between_processes():
             proc.wait(10)
 
 
+def typestore():
+    """rosbags' Jazzy type store plus this package's .msg files (what the bag tools register)."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+    store = get_typestore(Stores.ROS2_JAZZY)
+    types: dict = {}
+    for path in sorted((HERE.parent / 'msg').glob('*.msg')):
+        types.update(get_types_from_msg(path.read_text(), f'emotion_msgs/msg/{path.stem}'))
+    store.register(types)
+    return store
+
+
 @pytest.mark.parametrize('name', list(samples()))
 def test_rosbags_cdr_matches_rclpy(name):
     from rclpy.serialization import serialize_message
-    from emotion_training.bag_types import typestore
     store = typestore()
     msg = samples()[name]
     type_name = f'emotion_msgs/msg/{name}'

@@ -14,7 +14,14 @@ Policy (documented in the README):
 - a chunk that starts earlier than expected: an exact repeat of a recent stamp is a duplicate and
   dropped; one that ends before the expected time is late (reordered) and dropped, its slot
   having been filled already; one that partly overlaps has its old part trimmed;
+- a chunk that starts more than ``max_backstep`` seconds before the expected time (a clock that
+  stepped back: NTP, a replayed bag that loops): the stream is reset at the new stamp, instead of
+  calling every chunk of the jump "reordered";
 - another sample rate: the stream is reset at the new rate.
+
+Bounds (a single message must not wedge the node): the sample rate must lie in
+[MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] and the stamp must be finite (else AudioFormatError, nothing
+changed), and silence is never filled beyond the buffer's capacity (a longer gap resets).
 """
 from __future__ import annotations
 
@@ -24,6 +31,8 @@ from enum import Enum
 from typing import Optional
 
 import numpy as np
+
+from .audio_format import check_sample_rate, check_stamp
 
 __all__ = ['ChunkEvent', 'PushResult', 'AudioStreamBuffer']
 
@@ -37,6 +46,7 @@ class ChunkEvent(str, Enum):
     DUPLICATE = 'duplicate'
     REORDERED = 'reordered'
     RATE_CHANGED = 'rate_changed'
+    BACKSTEP_RESET = 'backstep_reset'
 
 
 @dataclass
@@ -48,17 +58,25 @@ class PushResult:
     @property
     def reset(self) -> bool:
         """True when the stream restarted: windows and VAD state must restart too."""
-        return self.event in (ChunkEvent.FIRST, ChunkEvent.GAP_RESET, ChunkEvent.RATE_CHANGED)
+        return self.event in (ChunkEvent.FIRST, ChunkEvent.GAP_RESET, ChunkEvent.RATE_CHANGED,
+                              ChunkEvent.BACKSTEP_RESET)
 
 
 class AudioStreamBuffer:
     """Mono float32 samples with absolute indices; index i was captured at ``time_of(i)``."""
 
     def __init__(self, capacity_seconds: float = 10.0, tolerance: float = 0.02,
-                 max_fill: float = 0.5) -> None:
-        if capacity_seconds <= 0 or tolerance < 0 or max_fill < 0:
-            raise ValueError('capacity_seconds must be > 0, tolerance and max_fill >= 0')
+                 max_fill: float = 0.5, max_backstep: Optional[float] = None) -> None:
+        """``max_backstep``: a chunk this much earlier than expected [s] resets the stream
+        (default: 1 s, or twice ``tolerance`` if that is more)."""
+        if max_backstep is None:
+            max_backstep = max(1.0, 2.0 * tolerance)
+        if not (capacity_seconds > 0 and tolerance >= 0 and max_fill >= 0 and
+                max_backstep > tolerance):
+            raise ValueError('capacity_seconds must be > 0, tolerance and max_fill >= 0, '
+                             'max_backstep > tolerance')
         self.capacity_seconds, self.tolerance, self.max_fill = capacity_seconds, tolerance, max_fill
+        self.max_backstep = max_backstep
         self.sample_rate: Optional[int] = None
         self._origin = 0.0          # capture time of absolute index 0
         self._data = np.zeros(0, np.float32)
@@ -103,8 +121,8 @@ class AudioStreamBuffer:
     def push(self, stamp: float, sample_rate: int, samples: np.ndarray) -> PushResult:
         """Place one chunk (mono float32, first sample captured at ``stamp`` seconds)."""
         x = np.asarray(samples, np.float32).reshape(-1)
-        if sample_rate <= 0:
-            raise ValueError(f'sample_rate must be > 0, got {sample_rate}')
+        sample_rate = check_sample_rate(sample_rate)      # AudioFormatError: nothing changed
+        stamp = check_stamp(stamp)
         key = round(stamp, 6)
         if self.sample_rate is None or sample_rate != self.sample_rate:
             event = ChunkEvent.FIRST if self.sample_rate is None else ChunkEvent.RATE_CHANGED
@@ -121,7 +139,8 @@ class AudioStreamBuffer:
             return self._count(PushResult(ChunkEvent.OK, x.size, offset))
         if offset > 0:
             self._recent.append(key)
-            if offset <= self.max_fill:
+            # never fill more silence than the ring holds (it would only push itself out)
+            if offset <= min(self.max_fill, self.capacity_seconds):
                 fill = int(round(offset * rate))
                 self._append(np.zeros(fill, np.float32))
                 self._append(x)
@@ -131,6 +150,12 @@ class AudioStreamBuffer:
             return self._count(PushResult(ChunkEvent.GAP_RESET, x.size, offset))
         if key in self._recent:
             return self._count(PushResult(ChunkEvent.DUPLICATE, 0, offset))
+        if offset < -self.max_backstep:             # the clock stepped back: a new stream
+            self._recent.clear()
+            self._recent.append(key)
+            self._restart(stamp, self.sample_rate)
+            self._append(x)
+            return self._count(PushResult(ChunkEvent.BACKSTEP_RESET, x.size, offset))
         new = int(round((stamp + x.size / rate - self.time_of(self.end_index)) * rate))
         if new <= int(round(self.tolerance * rate)):
             return self._count(PushResult(ChunkEvent.REORDERED, 0, offset))

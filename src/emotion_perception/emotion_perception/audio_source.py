@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from .audio_format import check_finite
+from .audio_format import clean_non_finite
 
 __all__ = ['AudioSourceError', 'AudioBlock', 'FileAudioSource', 'DeviceAudioSource',
            'parse_device']
@@ -49,21 +49,24 @@ def parse_device(device: Union[str, int, None]) -> Union[int, str, None]:
 class FileAudioSource:
     """A sound file cut into fixed-size blocks, optionally looped and paced in real time.
 
-    The file is decoded once (soundfile: WAV, FLAC, OGG) into float32; ``channels`` > 0 mixes
+    The file is decoded once (soundfile: WAV, FLAC, OGG) into float32, NaN/inf samples replaced
+    by 0 (counted in ``non_finite_samples``); ``channels`` > 0 mixes
     down or up to that count, 0 keeps the file's.  With ``realtime`` the caller sleeps until each
     block's capture time (``wait_time``), so downstream sees the rate a microphone would give.
     """
 
     def __init__(self, path: str, chunk_seconds: float, loop: bool = False, channels: int = 0,
                  clock: Callable[[], float] = time.time) -> None:
-        import soundfile as sf
+        import soundfile as sf  # noqa: PLC0415 - libsndfile only for the file source
         try:
             data, rate = sf.read(path, dtype='float32', always_2d=True)
         except Exception as exc:  # noqa: BLE001 - soundfile raises LibsndfileError, OSError...
             raise AudioSourceError(f'cannot read audio file {path!r}: {exc}') from exc
         if data.shape[0] == 0:
             raise AudioSourceError(f'audio file {path!r} has no samples')
-        check_finite(data)
+        # A float WAV with NaN/inf samples (a broken recorder): play it with 0 in their place
+        # and say how many, instead of refusing every chunk that holds one.
+        data, self.non_finite_samples = clean_non_finite(data)
         if channels > 0 and channels != data.shape[1]:
             mono = data.mean(axis=1, keepdims=True, dtype=np.float32)
             data = np.repeat(mono, channels, axis=1)
@@ -118,7 +121,7 @@ class FileAudioSource:
 
 def _import_sounddevice() -> Any:
     try:
-        import sounddevice as sd
+        import sounddevice as sd  # noqa: PLC0415 - PortAudio is optional: a clear error
     except (ImportError, OSError) as exc:
         raise AudioSourceError(f'sounddevice/PortAudio is not available: {exc}') from exc
     return sd

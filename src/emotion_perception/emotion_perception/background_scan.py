@@ -18,7 +18,7 @@ import numpy as np
 
 from .face_detection import Detection, HaarFaceDetector
 
-__all__ = ['BackgroundScan']
+__all__ = ['BackgroundScan', 'DeferredScan']
 
 
 class BackgroundScan:
@@ -45,7 +45,13 @@ class BackgroundScan:
             return False
         if self._future is not None:        # finished but not taken: superseded by this one
             self.take()
-        self._future = self._pool.submit(self._detector.detect, image)
+        try:
+            self._future = self._pool.submit(self._detector.detect, image)
+        except Exception as exc:  # noqa: BLE001 - a dead pool: counted, replaced, next scan retries
+            self.failures += 1
+            self.error = f'cannot start a scan: {type(exc).__name__}: {exc}'
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='face_scan')
+            return False
         self.scans += 1
         return True
 
@@ -72,3 +78,41 @@ class BackgroundScan:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DeferredScan:
+    """``BackgroundScan``'s timing without the thread, for reproducible replays.
+
+    The scan runs at ``submit`` and its faces are handed out by the next ``take``, i.e. in the
+    next frame: what face_node does whenever its worker finishes a scan within one frame period.
+    So ``emotion-eval bag`` serves the frame that is due a whole-frame scan with its windows, as
+    the node does, instead of with an in-line whole-frame scan.
+    """
+
+    busy = False
+
+    def __init__(self, detector: HaarFaceDetector) -> None:
+        self._detector = detector
+        self._found: Optional[list[Detection]] = None
+        self.scans = self.skipped = self.failures = 0
+        self.error = ''
+
+    def submit(self, image: np.ndarray) -> bool:
+        try:
+            self._found = self._detector.detect(image)
+        except Exception as exc:  # noqa: BLE001 - as BackgroundScan: counted, never raised
+            self._found = []
+            self.failures += 1
+            self.error = f'{type(exc).__name__}: {exc}'
+        self.scans += 1
+        return True
+
+    def take(self) -> list[Detection]:
+        found, self._found = self._found, None
+        return found or []
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

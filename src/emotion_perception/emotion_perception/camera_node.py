@@ -9,63 +9,74 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
+
+from emotion_runtime.node_kit import KitNode, run_node
+from emotion_runtime.params import ParameterError
+from emotion_runtime.stats import ERROR, OK, WARN, LatencyMeter, RateMeter, StatusReport
 
 from .camera_source import Backoff, CameraError, CameraSource, load_calibration, parse_source
 from .image_conversion import numpy_to_image
-from emotion_runtime.stats import ERROR, OK, WARN, LatencyMeter, RateMeter, StatusReport
-from emotion_runtime.params import ParamSpec, ParameterError, any_value, non_negative, positive
-from .ros_common import DiagnosticsPublisher, declare_parameters, run_node, sensor_qos
-
-PARAMS = [
-    ParamSpec('source', '0', 'Camera: device index ("0", "/dev/video0"), video file path or '
-              'stream URL (rtsp://, http://).', any_value),
-    ParamSpec('frame_id', 'camera_optical_frame', 'header.frame_id of image_raw/camera_info.',
-              any_value),
-    ParamSpec('rate', 30.0, 'Publish rate [Hz] (also the pace at which a video file is played).',
-              positive),
-    ParamSpec('width', 640, 'Requested width [px] (devices); files are resized to it when '
-              'width and height are > 0. 0 = keep.', non_negative),
-    ParamSpec('height', 480, 'Requested height [px]; 0 = keep.', non_negative),
-    ParamSpec('loop', True, 'Restart a video file at its end.'),
-    ParamSpec('calibration_file', '', 'camera_calibration YAML; when set, camera_info is '
-              'published with every image.', any_value),
-    ParamSpec('reconnect_initial', 0.5, 'First reconnect delay [s] after the camera is lost.',
-              positive),
-    ParamSpec('reconnect_max', 10.0, 'Longest reconnect delay [s] (doubling backoff).', positive),
-]
+from .node_params import CAMERA_PARAMS
+from .ros_common import reliable_qos
 
 
-class CameraNode(Node):
-    """Publishes camera frames as sensor_msgs/Image (bgr8) with sensor-data QoS."""
+class CameraNode(KitNode):
+    """Publishes camera frames as sensor_msgs/Image (bgr8), reliable (REP-2003).
 
-    def __init__(self) -> None:
-        super().__init__('camera_node')
-        p = declare_parameters(self, PARAMS)
+    Lifecycle: configure checks the source and loads the calibration; activate opens the camera
+    and starts the capture timer; deactivate stops it and releases the camera.
+    """
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__('camera_node', CAMERA_PARAMS, lambda p: f'camera {p["source"]}',
+                         **node_kwargs)
+        self.source: Optional[CameraSource] = None
+        self.calibration = None
+        self.rate_meter, self.read_latency = RateMeter(), LatencyMeter()
+        self.reconnects = 0
+        self.failures = 0
+
+    def check_parameters(self, p: dict) -> None:
         if p['reconnect_max'] < p['reconnect_initial']:
-            raise ParameterError('reconnect_max must be >= reconnect_initial')
+            raise ParameterError('invalid parameter(s): reconnect_max must be >= '
+                                 'reconnect_initial')
         try:
             parse_source(p['source'])
+        except CameraError as exc:
+            raise ParameterError(f'invalid parameter(s): source={p["source"]!r}: {exc}') from exc
+
+    def configure(self) -> None:
+        p = self.p
+        try:
             self.calibration = load_calibration(p['calibration_file']) \
                 if p['calibration_file'] else None
         except CameraError as exc:
-            raise ParameterError(str(exc)) from exc
-        self.p = p
-        self.source = CameraSource(p['source'], p['width'], p['height'], p['rate'], p['loop'])
-        self.backoff = Backoff(p['reconnect_initial'], p['reconnect_max'])
-        self._next_attempt = 0.0
-        self.image_pub = self.create_publisher(Image, 'image_raw', sensor_qos(5))
-        self.info_pub = (self.create_publisher(CameraInfo, 'camera_info', sensor_qos(5))
+            raise ParameterError(f'calibration_file={p["calibration_file"]!r}: {exc}') from exc
+        # Reliable publishers (REP-2003): default-QoS tools (rviz, ros2 topic echo, rosbag2) see
+        # them; the project's own subscribers are best-effort.
+        self.image_pub = self.lifecycle_publisher(Image, 'image_raw', reliable_qos(5))
+        self.info_pub = (self.lifecycle_publisher(CameraInfo, 'camera_info', reliable_qos(5))
                          if self.calibration else None)
-        self.rate_meter, self.read_latency = RateMeter(), LatencyMeter()
-        self.reconnects = 0
-        self._ended_logged = False
-        self.timer = self.create_timer(1.0 / p['rate'], self._tick)
-        self.diagnostics = DiagnosticsPublisher(self, f'camera {p["source"]}', self._report)
         self.get_logger().info(f'camera source {p["source"]!r} at {p["rate"]} Hz, frame_id '
                                f'{p["frame_id"]!r}, calibration '
                                f'{p["calibration_file"] or "none"}')
+
+    def activate(self) -> None:
+        p = self.p
+        self.source = CameraSource(p['source'], p['width'], p['height'], p['rate'], p['loop'])
+        self.backoff = Backoff(p['reconnect_initial'], p['reconnect_max'])
+        self._next_attempt = 0.0
+        self._ended_logged = False
+        self._try_open()
+        self.active_timer(1.0 / p['rate'], self._tick)
+
+    def deactivate(self) -> None:
+        if self.source is not None:
+            self.source.close()
+
+    def cleanup(self) -> None:
+        self.calibration = None
 
     def _try_open(self) -> None:
         now = time.monotonic()
@@ -84,6 +95,20 @@ class CameraNode(Node):
         self.get_logger().info(f'camera {self.p["source"]!r} opened')
 
     def _tick(self) -> None:
+        """The capture timer: one frame; any failure is reported and retried, never raised
+        into the executor (which would end the process)."""
+        try:
+            self._capture()
+        except Exception as exc:  # noqa: BLE001 - a camera fault must not take the node down
+            self.failures += 1
+            self.source.last_error = f'capture failed: {type(exc).__name__}: {exc}'
+            self.source.close()
+            delay = self.backoff.next_delay()
+            self._next_attempt = time.monotonic() + delay
+            self.get_logger().error(f'{self.source.last_error}; retrying in {delay:.1f} s',
+                                    throttle_duration_sec=5.0)
+
+    def _capture(self) -> None:
         if self.source.ended:
             if not self._ended_logged:
                 self.get_logger().info('video file finished (loop is false); no more images')
@@ -122,13 +147,14 @@ class CameraNode(Node):
                                    f'{image.width}x{image.height}', throttle_duration_sec=10.0)
         return info
 
-    def _report(self) -> StatusReport:
+    def report(self) -> StatusReport:
         r = StatusReport()
         r.add('source', self.p['source'])
         r.add('rate_hz', self.rate_meter.rate())
         r.add('target_rate_hz', self.p['rate'])
         r.add('frames', self.rate_meter.total)
         r.add('reconnects', self.reconnects)
+        r.add('capture_failures', self.failures)
         r.add('file_loops', self.source.loops)
         r.latency('read', self.read_latency)
         if self.source.ended:
@@ -138,9 +164,6 @@ class CameraNode(Node):
         elif self.rate_meter.rate() < 0.5 * self.p['rate']:
             r.raise_level(WARN, 'frame rate below half the target')
         return r
-
-    def close(self) -> None:
-        self.source.close()
 
 
 def main(args: Optional[list] = None) -> None:

@@ -97,8 +97,13 @@ class CameraSource:
         if self.is_file and not os.path.isfile(self.source):
             self.last_error = f'video file {self.source!r} does not exist'
             raise CameraError(self.last_error)
-        cap = self._factory(self.source)
-        if cap is None or not cap.isOpened():
+        try:
+            cap = self._factory(self.source)
+            opened = cap is not None and cap.isOpened()
+        except Exception as exc:  # noqa: BLE001 - cv2.error, OSError from a backend
+            self.last_error = f'cannot open {self.source!r}: {type(exc).__name__}: {exc}'
+            raise CameraError(self.last_error) from exc
+        if not opened:
             kind = 'video file' if self.is_file else ('stream' if isinstance(self.source, str)
                                                       else 'camera device')
             self.last_error = f'cannot open {kind} {self.source!r}'
@@ -115,9 +120,20 @@ class CameraSource:
         self.last_error = ''
 
     def read(self) -> Optional[np.ndarray]:
-        """Next frame (uint8 BGR HxWx3), or None when the source failed or a file ended."""
+        """Next frame (uint8 BGR HxWx3), or None when the source failed or a file ended.
+
+        Any exception of the backend or of the conversion (a corrupt frame, a driver error) is a
+        failure like a lost camera: ``last_error`` names it, the capture is closed, None."""
         if self._cap is None:
             return None
+        try:
+            return self._read()
+        except Exception as exc:  # noqa: BLE001 - never raised into the capture loop
+            self.last_error = f'reading {self.source!r} failed: {type(exc).__name__}: {exc}'
+            self.close()
+            return None
+
+    def _read(self) -> Optional[np.ndarray]:
         ok, frame = self._cap.read()
         if (not ok or frame is None) and self.is_file and self.loop and self.frames_read > 0:
             # End of file: rewind (seeking is unreliable for some containers, so reopen).
@@ -145,9 +161,12 @@ class CameraSource:
         return frame
 
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            try:
+                cap.release()
+            except Exception:  # noqa: BLE001 - a broken capture is dropped all the same
+                pass
 
 
 @dataclass

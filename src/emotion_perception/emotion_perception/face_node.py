@@ -1,9 +1,10 @@
-"""face_node: image_raw -> faces (FaceArray) + vision/features (EmotionFeature per face).
+"""face_node: image_raw (or image_raw/compressed) -> faces + vision/features (per face).
 
 Thin adapter over vision_pipeline.FacePipeline.  The subscription callback only stores the newest
 image in a one-slot mailbox; a worker thread processes it.  So when processing is slower than the
-camera, old frames are dropped (and counted) instead of queueing latency.  Without a model bundle
-the node still publishes faces and reports the model error on /diagnostics.
+camera, old frames are dropped (and counted) instead of queueing latency.  Without a valid model
+bundle the node does not configure: it stays unconfigured and says why on /diagnostics and in the
+log (run alone with autostart, it exits with code 1).
 """
 from __future__ import annotations
 
@@ -11,92 +12,35 @@ import threading
 import time
 from typing import Optional
 
-from emotion_msgs.msg import EmotionFeature, Face, FaceArray
-from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
-from .face_detection import CASCADES
-from .image_conversion import ImageConversionError, image_to_numpy, numpy_to_image, to_bgr8
+from emotion_msgs.msg import EmotionFeature, Face, FaceArray
+from emotion_runtime.labels import parse_labels
 from emotion_runtime.model_loading import load_bundle_or_error, warm_up
-from emotion_runtime.stats import WARN, LatencyMeter, RateMeter, StatusReport
-from emotion_runtime.params import ParamSpec, ParameterError, any_value, in_range, non_negative
-from .ros_common import (DiagnosticsPublisher, declare_parameters, reliable_qos, run_node,
-                         sensor_qos, stamp_to_seconds)
+from emotion_runtime.node_kit import ConfigureError, KitNode, run_node
+from emotion_runtime.params import ParameterError
+from emotion_runtime.stats import ERROR, WARN, LatencyMeter, RateMeter, StatusReport
+
+from .compressed_image import compressed_to_bgr8
+from .image_conversion import ImageConversionError, image_to_numpy, numpy_to_image, to_bgr8
+from .node_params import FACE_PARAMS
+from .ros_common import reliable_qos, sensor_qos, stamp_to_seconds
 from .vision_pipeline import build_face_pipeline, draw_debug
 
-PARAMS = [
-    ParamSpec('model_bundle', '', 'Model bundle directory; "" = the shipped default bundle.',
-              any_value),
-    ParamSpec('encoder_threads', 1, 'onnxruntime intra-op threads of the vision encoder.',
-              in_range(1, 16)),
-    ParamSpec('cascade', CASCADES[0], 'Haar cascade file name (in cv2.data.haarcascades) or an '
-              'absolute path.', any_value),
-    ParamSpec('detection_scale', 0.5, 'Image scale the detector runs at (speed vs smallest '
-              'face).', in_range(0.1, 1.0)),
-    ParamSpec('scale_factor', 1.15, 'Cascade pyramid step (> 1; larger = faster, fewer hits).',
-              in_range(1.01, 2.0)),
-    ParamSpec('min_neighbors', 3, 'Cascade votes needed for a face (higher = fewer false '
-              'positives).', in_range(1, 50)),
-    ParamSpec('min_face_size', 48, 'Smallest face side [px, full resolution].',
-              in_range(8, 4096)),
-    ParamSpec('full_scan_every', 5, 'Scan the whole frame for faces every N frames; in between '
-              'only around the faces of the previous frame (a face missed there: whole at once). '
-              '1 = every frame whole (slowest).', in_range(1, 300)),
-    ParamSpec('track_search_margin', 1.0, 'Between whole-frame scans: the search window around '
-              'a known face, in face sizes per side (larger follows faster motion, costs more).',
-              in_range(0.1, 5.0)),
-    ParamSpec('background_scan', True, 'While faces are in view, run the periodic whole-frame '
-              'scan on a worker thread so no frame waits for it (false: in line, as offline '
-              'replay does).'),
-    ParamSpec('max_faces', 8, 'At most this many faces per frame (largest first).',
-              in_range(1, 64)),
-    ParamSpec('iou_threshold', 0.2, 'Tracking: IoU above which a detection continues a track.',
-              in_range(0.0, 0.99)),
-    ParamSpec('max_center_shift', 0.75, 'Tracking: centre shift (in box sizes) still accepted '
-              'without overlap.', non_negative),
-    ParamSpec('lost_timeout', 1.0, 'Tracking: seconds a face may be unseen before its id is '
-              'dropped.', non_negative),
-    ParamSpec('min_hits', 2, 'Tracking: frames in a row a new face must be seen before it gets '
-              'an id and is published (suppresses one-frame false positives).', in_range(1, 30)),
-    ParamSpec('crop_margin', 0.1, 'Face crop margin (fraction of the box per side) for the '
-              'encoder.', in_range(0.0, 1.0)),
-    ParamSpec('publish_debug_image', False, 'Publish debug_image (boxes, ids, latest label).'),
-]
 
+class FaceNode(KitNode):
+    """Detects, tracks and encodes faces in each processed camera frame.
 
-class FaceNode(Node):
-    """Detects, tracks and encodes faces in each processed camera frame."""
+    Lifecycle: configure builds the pipeline, loads and warms up the vision encoder (FAILURE
+    without a valid bundle) and creates the lifecycle publishers; activate subscribes and starts
+    the worker thread; deactivate stops both; cleanup releases the pipeline and the model.
+    """
 
-    def __init__(self) -> None:
-        super().__init__('face_node')
-        self.p = p = declare_parameters(self, PARAMS)
-        try:
-            self.pipeline = build_face_pipeline(p)
-        except ValueError as exc:
-            raise ParameterError(str(exc)) from exc
-        self.bundle, self.model_error = load_bundle_or_error(
-            p['model_bundle'], p['encoder_threads'], self.get_logger().error)
-        if self.bundle is not None:
-            try:
-                warm_up(self.bundle, vision=True)
-                self.get_logger().info(f'model {self.bundle.summary}')
-            except Exception as exc:  # noqa: BLE001 - reported, faces are still published
-                self.model_error = f'warm-up failed: {exc}'
-                self.get_logger().error(self.model_error)
-                self.bundle = None
-        self.pipeline.bundle = self.bundle
-        every = p['full_scan_every']
-        self.get_logger().info(
-            f"faces: Haar {p['cascade']} at scale {p['detection_scale']}; "
-            + ('whole frame every frame' if every == 1 else
-               f"windows around known faces, whole frame every {every} frames "
-               f"({'on a worker thread' if p['background_scan'] else 'in line'} while faces "
-               'are in view)'))
-        self.faces_pub = self.create_publisher(FaceArray, 'faces', reliable_qos(5))
-        self.features_pub = self.create_publisher(EmotionFeature, 'vision/features',
-                                                  sensor_qos(10))
-        self.debug_pub = (self.create_publisher(Image, 'debug_image', sensor_qos(1))
-                          if p['publish_debug_image'] else None)
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__('face_node', FACE_PARAMS, 'face detection', **node_kwargs)
+        self.pipeline = None
+        self.bundle = None
+        self.model_error = ''
         self.rate_meter, self.in_meter = RateMeter(), RateMeter()
         self.latency, self.age = LatencyMeter(), LatencyMeter()
         self.dropped = self.bad_images = self.errors = 0
@@ -104,10 +48,89 @@ class FaceNode(Node):
         self._lock = threading.Lock()
         self._event = threading.Event()
         self._stop = threading.Event()
-        self.create_subscription(Image, 'image_raw', self._on_image, sensor_qos(1))
+        self._worker: Optional[threading.Thread] = None
+
+    def configure(self) -> None:
+        p = self.p
+        try:
+            pipeline = build_face_pipeline(p)
+        except ValueError as exc:
+            raise ParameterError(str(exc)) from exc
+        self.pipeline = pipeline
+        with self.warming_up('loading the model bundle'):
+            self.bundle, self.model_error = load_bundle_or_error(
+                p['model_bundle'], p['encoder_threads'], lambda _msg: None,
+                expected_labels=parse_labels(p['expected_labels']))
+        if self.bundle is None:
+            raise ConfigureError(f'model bundle not loaded: {self.model_error}')
+        try:
+            with self.warming_up('vision encoder warm-up'):
+                warm_up(self.bundle, vision=True)
+        except Exception as exc:  # noqa: BLE001 - reported as the configure failure
+            self.bundle = None
+            raise ConfigureError(f'warm-up failed: {type(exc).__name__}: {exc}') from exc
+        self.get_logger().info(f'model {self.bundle.summary}')
+        pipeline.bundle = self.bundle
+        every = p['full_scan_every']
+        self.get_logger().info(
+            f"faces: Haar {p['cascade']} at scale {p['detection_scale']}; "
+            + ('whole frame every frame' if every == 1 else
+               f"windows around known faces, whole frame every {every} frames "
+               f"({'on a worker thread' if p['background_scan'] else 'in line'} while faces "
+               'are in view)'))
+        self.faces_pub = self.lifecycle_publisher(FaceArray, 'faces', reliable_qos(5))
+        self.features_pub = self.lifecycle_publisher(EmotionFeature, 'vision/features',
+                                                     sensor_qos(10))
+        self.debug_pub = (self.lifecycle_publisher(Image, 'debug_image', reliable_qos(1))
+                          if p['publish_debug_image'] else None)
+
+    def activate(self) -> None:
+        self._slot = None
+        self._stop.clear()
         self._worker = threading.Thread(target=self._run, daemon=True)
         self._worker.start()
-        self.diagnostics = DiagnosticsPublisher(self, 'face detection', self._report)
+        # Best-effort subscriptions (REP-2003): they match reliable and best-effort cameras.
+        if self.p['image_input'] in ('raw', 'both'):
+            self.active_subscription(Image, 'image_raw', self._on_image, sensor_qos(1))
+        if self.p['image_input'] in ('compressed', 'both'):
+            self.active_subscription(CompressedImage, 'image_raw/compressed', self._on_image,
+                                     sensor_qos(1))
+
+    def deactivate(self) -> None:
+        self._stop.set()
+        self._event.set()
+        if self._worker is not None:
+            self._worker.join(2.0)
+            self._worker = None
+
+    def cleanup(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.close()
+        self.pipeline = None
+        self.bundle = None
+
+    def on_parameters(self, changed: dict) -> None:
+        """Detector and tracking thresholds, face count and crop margin: at once."""
+        pipe = self.pipeline
+        if pipe is None:
+            return
+        det = pipe.detector
+        if 'min_neighbors' in changed:
+            det.min_neighbors = int(changed['min_neighbors'])
+        if 'min_face_size' in changed:
+            det.min_face_size = int(changed['min_face_size'])
+        background = getattr(pipe.background, '_detector', None)
+        if background is not None:
+            background.min_neighbors, background.min_face_size = det.min_neighbors, \
+                det.min_face_size
+        if 'iou_threshold' in changed:
+            pipe.tracker.iou_threshold = changed['iou_threshold']
+        if 'max_center_shift' in changed:
+            pipe.tracker.max_center_shift = changed['max_center_shift']
+        if 'max_faces' in changed:
+            pipe.max_faces = changed['max_faces']
+        if 'crop_margin' in changed:
+            pipe.crop_margin = changed['crop_margin']
 
     def _on_image(self, msg: Image) -> None:
         self.in_meter.tick()
@@ -136,7 +159,10 @@ class FaceNode(Node):
     def _process(self, msg: Image) -> None:
         t0 = time.perf_counter()
         try:
-            image = to_bgr8(image_to_numpy(msg), msg.encoding)
+            if isinstance(msg, CompressedImage):
+                image = compressed_to_bgr8(msg.format, msg.data)
+            else:
+                image = to_bgr8(image_to_numpy(msg), msg.encoding)
         except ImageConversionError as exc:
             self.bad_images += 1
             self.get_logger().error(f'image rejected: {exc}', throttle_duration_sec=2.0)
@@ -171,37 +197,43 @@ class FaceNode(Node):
         self.age.add(max(0.0, self.get_clock().now().nanoseconds * 1e-9 - stamp))
         self.rate_meter.tick()
 
-    def _report(self) -> StatusReport:
+    def report(self) -> StatusReport:
         r = StatusReport()
         r.add('input_rate_hz', self.in_meter.rate())
         r.add('processed_rate_hz', self.rate_meter.rate())
         r.add('frames_processed', self.rate_meter.total)
         r.add('frames_dropped', self.dropped)
         r.add('images_rejected', self.bad_images)
-        r.add('active_tracks', len(self.pipeline.tracker.confirmed()))
-        if self.pipeline.schedule is not None:
-            r.add('full_scan_fraction', round(self.pipeline.schedule.full_scan_fraction, 3))
-        background = self.pipeline.background
+        pipe = self.pipeline
+        if pipe is None:
+            return r
+        r.add('active_tracks', len(pipe.tracker.confirmed()))
+        if pipe.schedule is not None:
+            r.add('full_scan_fraction', round(pipe.schedule.full_scan_fraction, 3))
+        background = pipe.background
         if background is not None:
             r.add('background_scans', background.scans)
+            r.add('background_scan_failures', background.failures)
             if background.failures:
                 r.add('background_scan_error', f'{background.failures} failed, last: '
                       f'{background.error}')
+            if self.recent('background_scan_failures', background.failures):
+                # the next due scan retries; ERROR while failures keep coming
+                r.raise_level(ERROR, f'background face scan failed: {background.error}')
         r.latency('processing', self.latency)
         r.latency('latency_from_capture', self.age)
-        r.model(self.model_error or (f'{self.pipeline.model_failures} encoder failures'
-                                     if self.pipeline.model_failures else ''))
-        if self.bad_images or self.errors:
-            r.raise_level(WARN, 'some images could not be processed')
-        if self.dropped and self.in_meter.total and self.dropped > 0.2 * self.in_meter.total:
+        # Levels follow the last RECENT_WINDOW_S seconds (a WARN clears when its cause stops);
+        # the totals stay in the values.
+        r.add('encoder_failures', pipe.model_failures)
+        failures = self.recent('encoder_failures', pipe.model_failures)
+        r.model(self.model_error or (f'{failures:g} encoder failures lately' if failures else ''))
+        if self.recent('bad_images', self.bad_images + self.errors):
+            r.raise_level(WARN, 'some images could not be processed lately')
+        dropped = self.recent('dropped', self.dropped)
+        received = self.recent('received', self.in_meter.total)
+        if dropped and received and dropped > 0.2 * received:
             r.raise_level(WARN, 'dropping more than 20% of frames (cannot keep up)')
         return r
-
-    def close(self) -> None:
-        self._stop.set()
-        self._event.set()
-        self._worker.join(2.0)
-        self.pipeline.close()
 
 
 def main(args: Optional[list] = None) -> None:

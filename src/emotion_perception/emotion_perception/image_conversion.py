@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import cv2
@@ -62,7 +63,7 @@ PREFER_CV_BRIDGE = True
 def cv_bridge_available() -> bool:
     """True when the real cv_bridge can be imported (a ROS install from Debian packages)."""
     try:
-        import cv_bridge  # noqa: F401
+        import cv_bridge  # noqa: F401, PLC0415 - optional ROS package, probed here
     except Exception:  # noqa: BLE001 - ImportError or a broken binary module
         return False
     return True
@@ -100,7 +101,7 @@ def image_to_numpy(msg: Any, use_cv_bridge: Optional[bool] = None) -> np.ndarray
         raise ImageConversionError(f'image data has {n} bytes, expected step*height = '
                                    f'{step}*{height} = {step * height} ({msg.encoding} {width}x{height})')
     if _use_bridge(use_cv_bridge):
-        from cv_bridge import CvBridge
+        from cv_bridge import CvBridge  # noqa: PLC0415 - optional ROS package
         return np.array(CvBridge().imgmsg_to_cv2(msg, desired_encoding='passthrough'))
     buf = np.frombuffer(bytes(data) if not isinstance(data, (bytes, bytearray, memoryview,
                                                              np.ndarray)) else data, np.uint8)
@@ -130,10 +131,9 @@ def numpy_to_image(array: np.ndarray, encoding: str, msg: Any = None,
         raise ImageConversionError(f'array {array.dtype} with {array.shape[2]} channel(s) does not '
                                    f'match encoding {encoding!r} ({dtype}, {channels} channel(s))')
     if msg is None:
-        from types import SimpleNamespace
         msg = SimpleNamespace(header=None)
     if _use_bridge(use_cv_bridge):
-        from cv_bridge import CvBridge
+        from cv_bridge import CvBridge  # noqa: PLC0415 - optional ROS package
         out = CvBridge().cv2_to_imgmsg(np.ascontiguousarray(array.squeeze(-1) if channels == 1
                                                             else array), encoding=encoding)
         for f in ('height', 'width', 'encoding', 'is_bigendian', 'step', 'data'):

@@ -12,64 +12,62 @@ import time
 from typing import Optional
 
 from emotion_msgs.msg import AudioChunk
-from rclpy.node import Node
+from emotion_runtime.node_kit import KitNode, run_node
+from emotion_runtime.stats import ERROR, OK, WARN, LatencyMeter, RateMeter, StatusReport
 
-from .audio_format import AudioFormatError, encode_pcm
+from .audio_format import AudioFormatError, clean_non_finite, encode_pcm
 from .audio_source import AudioSourceError, DeviceAudioSource, FileAudioSource
 from .camera_source import Backoff
-from emotion_runtime.stats import ERROR, OK, WARN, LatencyMeter, RateMeter, StatusReport
-from emotion_runtime.params import ParamSpec, any_value, in_range, one_of, positive
-from .ros_common import DiagnosticsPublisher, declare_parameters, run_node, seconds_to_stamp, \
-    sensor_qos
-
-PARAMS = [
-    ParamSpec('device', '', 'sounddevice input device: "" = default, an index, or a name '
-              'substring. Ignored when `file` is set.', any_value),
-    ParamSpec('file', '', 'WAV/FLAC/OGG file to publish instead of a device (tests, replays); '
-              'its own sample rate is used.', any_value),
-    ParamSpec('loop', False, 'Restart the file at its end (file source only).'),
-    ParamSpec('realtime', True, 'Pace the file at its real-time rate (false: as fast as '
-              'possible, stamps still advance by the sample count).'),
-    ParamSpec('file_wait_subscribers', 0, 'File source: hold the first chunk until this many '
-              'subscribers are matched on `audio` (0 = start at once), so DDS discovery does '
-              'not eat the start of a replayed file.', in_range(0, 100)),
-    ParamSpec('file_wait_timeout', 10.0, 'Longest hold for `file_wait_subscribers` [s]; then '
-              'the file starts anyway, with a warning.', positive),
-    ParamSpec('sample_rate', 16000, 'Device sample rate [Hz].', in_range(8000, 192000)),
-    ParamSpec('channels', 1, 'Channels to capture (device) or to mix the file to (0 = the '
-              "file's own).", in_range(0, 8)),
-    ParamSpec('chunk_seconds', 0.1, 'Duration of one AudioChunk [s].', in_range(0.005, 2.0)),
-    ParamSpec('encoding', 'S16LE', 'Sample encoding of AudioChunk.data.', one_of('S16LE', 'F32LE')),
-    ParamSpec('frame_id', 'microphone_link', 'header.frame_id of the chunks.', any_value),
-    ParamSpec('reconnect_initial', 0.5, 'First retry delay [s] when the device is missing.',
-              positive),
-    ParamSpec('reconnect_max', 10.0, 'Longest retry delay [s].', positive),
-]
+from .node_params import MICROPHONE_PARAMS
+from .ros_common import reliable_qos, seconds_to_stamp
 
 
-class MicrophoneNode(Node):
-    """Publishes contiguous AudioChunks with sensor-data QoS."""
+class MicrophoneNode(KitNode):
+    """Publishes contiguous AudioChunks, reliable (REP-2003).
 
-    def __init__(self) -> None:
-        super().__init__('microphone_node')
-        self.p = p = declare_parameters(self, PARAMS)
+    Lifecycle: configure creates the (lifecycle) publisher; activate starts the worker thread that
+    opens the device or file (retrying with backoff); deactivate stops it and releases the device.
+    """
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__('microphone_node', MICROPHONE_PARAMS,
+                         lambda p: f'microphone {p["file"] or p["device"] or "default"}',
+                         **node_kwargs)
+        p = self.p
         if p['channels'] == 0 and not p['file']:
             p['channels'] = 1
-        self.pub = self.create_publisher(AudioChunk, 'audio', sensor_qos(10))
         self.rate_meter, self.publish_latency = RateMeter(), LatencyMeter()
+        self.state = 'stopped'
+        self.last_error = ''
+        self.rejected = 0
+        self.non_finite = 0          # NaN/inf samples replaced by 0 (file at load, device blocks)
+        self.failures = 0            # exceptions caught in the worker (each followed by a retry)
+        self.source: Optional[object] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def configure(self) -> None:
+        # Reliable publisher, best-effort subscribers (REP-2003): default-QoS tools see it.
+        self.pub = self.lifecycle_publisher(AudioChunk, 'audio', reliable_qos(10))
+
+    def activate(self) -> None:
+        p = self.p
         self.backoff = Backoff(p['reconnect_initial'], max(p['reconnect_max'],
                                                            p['reconnect_initial']))
         self.state = 'starting'
-        self.last_error = ''
-        self.rejected = 0
-        self.source: Optional[object] = None
         self._hold_since: Optional[float] = None   # when the file began waiting for subscribers
         self._file_started = False
-        self._stop = threading.Event()
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self.diagnostics = DiagnosticsPublisher(
-            self, f'microphone {p["file"] or p["device"] or "default"}', self._report)
         self._thread.start()
+
+    def deactivate(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+        self._close_source()
+        self.state = 'stopped'
 
     # ------------------------------------------------------------------ sources
     def _open(self) -> object:
@@ -79,6 +77,10 @@ class MicrophoneNode(Node):
             self.get_logger().info(f'publishing {p["file"]!r} ({src.sample_rate} Hz, '
                                    f'{src.channels} ch, {src.data.shape[0] / src.sample_rate:.2f}'
                                    f' s, loop={p["loop"]}, realtime={p["realtime"]})')
+            if src.non_finite_samples:
+                self.non_finite += src.non_finite_samples
+                self.get_logger().warning(f'{src.non_finite_samples} NaN/inf samples in '
+                                          f'{p["file"]!r} replaced by 0')
             return src
         frames = max(1, int(round(p['chunk_seconds'] * p['sample_rate'])))
         src = DeviceAudioSource(p['device'], p['sample_rate'], p['channels'], frames)
@@ -88,24 +90,32 @@ class MicrophoneNode(Node):
         return src
 
     def _run(self) -> None:
+        """The worker: open (retrying with backoff), then publish block after block.  Every
+        exception is caught here: the cause goes to the log and, as ERROR, to /diagnostics, the
+        source is closed and reopened after the backoff delay; the thread never dies."""
         while not self._stop.is_set():
-            if self.source is None:
-                try:
+            try:
+                if self.source is None:
                     self.source = self._open()
                     self.backoff.reset()
                     self.state = 'running'
-                except AudioSourceError as exc:
-                    delay = self.backoff.next_delay()
-                    self.state, self.last_error = 'error', str(exc)
-                    self.get_logger().error(f'{exc}; retrying in {delay:.1f} s')
-                    self._stop.wait(delay)
-                    continue
-            try:
                 self._step()
             except Exception as exc:  # noqa: BLE001 - keep the node up, reopen the source
-                self.get_logger().error(f'audio source failed: {exc}; reopening')
-                self.last_error = str(exc)
-                self._close_source()
+                self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        delay = self.backoff.next_delay()
+        cause = str(exc) if isinstance(exc, AudioSourceError) else \
+            f'audio source failed: {type(exc).__name__}: {exc}'
+        self.state, self.last_error = 'error', cause
+        if not isinstance(exc, AudioSourceError):
+            self.failures += 1
+        self.get_logger().error(f'{cause}; retrying in {delay:.1f} s')
+        try:
+            self._close_source()
+        except Exception:  # noqa: BLE001 - a broken device is dropped all the same
+            self.source = None
+        self._stop.wait(delay)
 
     def _step(self) -> None:
         src = self.source
@@ -131,10 +141,12 @@ class MicrophoneNode(Node):
         if block is None or self._stop.is_set():
             return
         t0 = time.perf_counter()
-        msg = AudioChunk(sample_rate=block.sample_rate, channels=block.samples.shape[1],
+        samples, bad = clean_non_finite(block.samples)
+        self.non_finite += bad
+        msg = AudioChunk(sample_rate=block.sample_rate, channels=samples.shape[1],
                          encoding=self.p['encoding'])
         try:
-            msg.data = encode_pcm(block.samples, self.p['encoding'])
+            msg.data = encode_pcm(samples, self.p['encoding'])
         except AudioFormatError as exc:
             self.rejected += 1
             self.get_logger().error(f'{exc}', throttle_duration_sec=1.0)
@@ -173,12 +185,14 @@ class MicrophoneNode(Node):
         if src is not None:
             src.close()
 
-    def _report(self) -> StatusReport:
+    def report(self) -> StatusReport:
         r = StatusReport()
         r.add('state', self.state)
         r.add('chunk_rate_hz', self.rate_meter.rate())
         r.add('chunks', self.rate_meter.total)
         r.add('rejected_chunks', self.rejected)
+        r.add('non_finite_samples_replaced', self.non_finite)
+        r.add('worker_failures', self.failures)
         r.latency('encode_publish', self.publish_latency)
         if isinstance(self.source, DeviceAudioSource):
             r.add('overflows', self.source.overflows)
@@ -187,14 +201,11 @@ class MicrophoneNode(Node):
             r.raise_level(ERROR, self.last_error)
         elif self.state == 'finished':
             r.raise_level(OK, 'file finished')
-        elif self.rejected:
-            r.raise_level(WARN, 'chunks rejected (NaN/inf)')
+        elif self.recent('rejected', self.rejected):     # WARN while it happens, total above
+            r.raise_level(WARN, 'chunks rejected lately')
+        elif self.recent('non_finite', self.non_finite):
+            r.raise_level(WARN, 'NaN/inf samples replaced by 0 lately')
         return r
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2.0)
-        self._close_source()
 
 
 def main(args: Optional[list] = None) -> None:

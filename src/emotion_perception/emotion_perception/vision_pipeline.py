@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional
 import cv2
 import numpy as np
 
-from .background_scan import BackgroundScan
+from .background_scan import BackgroundScan, DeferredScan
 from .face_detection import HaarFaceDetector, iou
 from .face_tracking import FaceTracker
 from .scan_schedule import ScanSchedule
@@ -47,16 +47,19 @@ class FacePipeline:
     With a ``ScanSchedule`` the detector searches most frames only around the faces of the
     previous frame; without one (None) it scans every whole frame.  With ``background`` as well,
     a whole-frame scan that falls due while faces are in view runs on a worker thread instead of
-    in line (``background_scan``).  ``close()`` stops that thread.
+    in line (``background_scan``).  ``close()`` stops that thread.  ``scan_thread=False`` runs
+    that scan at once instead and hands its faces to the next frame (``DeferredScan``: the node's
+    timing when the worker keeps up, reproducibly; what ``emotion-eval bag`` runs).
     """
 
     def __init__(self, detector: HaarFaceDetector, tracker: FaceTracker,
                  bundle: Any = None, crop_margin: float = 0.1, max_faces: int = 8,
-                 schedule: Optional[ScanSchedule] = None, background: bool = False) -> None:
+                 schedule: Optional[ScanSchedule] = None, background: bool = False,
+                 scan_thread: bool = True) -> None:
         self.detector, self.tracker, self.bundle = detector, tracker, bundle
         self.crop_margin, self.max_faces = crop_margin, max_faces
         self.schedule = schedule
-        self.background = (BackgroundScan(detector)
+        self.background = ((BackgroundScan if scan_thread else DeferredScan)(detector)
                            if background and schedule is not None else None)
         self.model_failures = 0
 
@@ -109,9 +112,11 @@ class FacePipeline:
             self.background.close()
 
 
-def build_face_pipeline(p: Mapping[str, Any], bundle: Any = None) -> FacePipeline:
-    """The pipeline face_node runs, from its parameter table (``face_node.PARAMS`` names);
-    ``emotion-eval bag`` builds it the same way so offline numbers are the robot's.  Raises
+def build_face_pipeline(p: Mapping[str, Any], bundle: Any = None,
+                        scan_thread: bool = True) -> FacePipeline:
+    """The pipeline face_node runs, from its parameter table (``node_params.FACE_PARAMS`` names);
+    ``emotion-eval bag`` builds it the same way so offline numbers are the robot's (with
+    ``scan_thread=False``: the background scan's timing without its thread).  Raises
     ValueError naming a bad value."""
     detector = HaarFaceDetector(p['cascade'], p['detection_scale'], p['scale_factor'],
                                 p['min_neighbors'], p['min_face_size'])
@@ -119,7 +124,7 @@ def build_face_pipeline(p: Mapping[str, Any], bundle: Any = None) -> FacePipelin
                           min_hits=p['min_hits'])
     schedule = ScanSchedule(p['full_scan_every'], p['track_search_margin'])
     return FacePipeline(detector, tracker, bundle, p['crop_margin'], p['max_faces'], schedule,
-                        background=p['background_scan'])
+                        background=p['background_scan'], scan_thread=scan_thread)
 
 
 def draw_debug(image: np.ndarray, tracks: list, labels: Optional[list] = None,

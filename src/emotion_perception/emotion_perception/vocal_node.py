@@ -3,7 +3,8 @@
 Thin adapter over voice_pipeline.VoicePipeline: decode, reject NaN/inf, mix to mono, place the
 chunk by its stamp (gaps, duplicates, reordering and rate changes are counted and logged), and
 publish one feature per sliding window with the VAD's speech flag and probability.  Without a
-model bundle no features are published (there is no embedding to give) and /diagnostics says why.
+valid model bundle there is no embedding to give: the node does not configure, stays unconfigured
+and says why on /diagnostics and in the log (run alone with autostart, it exits with code 1).
 """
 from __future__ import annotations
 
@@ -11,124 +12,109 @@ import time
 from typing import Optional
 
 from emotion_msgs.msg import AudioChunk, EmotionFeature
-from rclpy.node import Node
-
-from .audio_buffer import AudioStreamBuffer, ChunkEvent
-from .audio_format import AudioFormatError, decode_pcm, to_mono
+from emotion_runtime.labels import parse_labels
 from emotion_runtime.model_loading import load_bundle_or_error, warm_up
+from emotion_runtime.node_kit import ConfigureError, KitNode, run_node
+from emotion_runtime.params import ParameterError
 from emotion_runtime.stats import WARN, LatencyMeter, RateMeter, StatusReport
-from emotion_runtime.params import ParamSpec, ParameterError, any_value, in_range, non_negative
-from .ros_common import (DiagnosticsPublisher, declare_parameters, run_node, seconds_to_stamp,
-                         sensor_qos, stamp_to_seconds)
-from .voice_pipeline import VoicePipeline
 
-# Used only when there is no bundle to take them from (the node then publishes no features but
-# still runs the VAD and the stream checks, which /diagnostics reports).
-FALLBACK_WINDOW_SECONDS, FALLBACK_HOP_SECONDS = 2.0, 0.5
+from .audio_buffer import ChunkEvent
+from .audio_format import AudioFormatError, check_sample_rate, decode_pcm, to_mono
+from .node_params import VOCAL_PARAMS
+from .ros_common import seconds_to_stamp, sensor_qos, stamp_to_seconds
+from .voice_pipeline import build_voice_pipeline
 
-PARAMS = [
-    ParamSpec('model_bundle', '', 'Model bundle directory; "" = the shipped default bundle.',
-              any_value),
-    ParamSpec('encoder_threads', 1, 'onnxruntime intra-op threads of the vocal encoder.',
-              in_range(1, 16)),
-    ParamSpec('window_seconds', 0.0, 'Analysis window [s]; 0 = the bundle manifest\'s.',
-              in_range(0.0, 30.0)),
-    ParamSpec('hop_seconds', 0.0, 'Window hop [s]; 0 = the bundle manifest\'s.',
-              in_range(0.0, 30.0)),
-    ParamSpec('buffer_seconds', 10.0, 'Ring buffer length [s] (must exceed window + hop).',
-              in_range(1.0, 120.0)),
-    ParamSpec('gap_tolerance', 0.02, 'Stamp jitter [s] still treated as contiguous.',
-              in_range(0.0, 1.0)),
-    ParamSpec('max_gap_fill', 0.5, 'Gaps up to this [s] are filled with silence; longer ones '
-              'reset the stream.', non_negative),
-    ParamSpec('vad_frame_seconds', 0.02, 'VAD frame length [s].', in_range(0.005, 0.1)),
-    ParamSpec('vad_margin_db', 10.0, 'VAD: speech is this many dB above the noise floor.',
-              in_range(0.0, 60.0)),
-    ParamSpec('vad_min_level_db', -50.0, 'VAD: frames quieter than this [dBFS] are never '
-              'speech.', in_range(-120.0, 0.0)),
-    ParamSpec('vad_hangover_seconds', 0.3, 'VAD: speech is held this long after the last loud '
-              'frame.', in_range(0.0, 5.0)),
-    ParamSpec('vad_noise_window_seconds', 5.0, 'VAD: history [s] for the noise-floor '
-              'percentile.', in_range(0.1, 60.0)),
-    ParamSpec('vad_noise_percentile', 10.0, 'VAD: percentile of frame levels taken as noise '
-              'floor.', in_range(0.0, 50.0)),
-    ParamSpec('min_speech_fraction', 0.2, 'A window is speech when at least this fraction of '
-              'its VAD frames are.', in_range(0.0, 1.0)),
-    ParamSpec('speaker_adaptation', True, 'Speaker-normalised bundles: calibrate the log-mel '
-              'statistics online to the person talking (false = training population\'s).',
-              any_value),
-    ParamSpec('speaker_half_life_seconds', 300.0, 'Speaker adaptation: speech this many seconds '
-              'old counts half (shorter follows a new speaker sooner).', in_range(1.0, 36000.0)),
-]
+#: Why a chunk was refused: AudioFormatError.reason values, and an unexpected failure.
+REJECT_REASONS = ('sample_rate', 'channels', 'encoding', 'data_length', 'non_finite_samples',
+                  'processing_error')
 
 
-class VocalNode(Node):
-    """Voice-activity detection and vocal embeddings for the microphone stream."""
+class VocalNode(KitNode):
+    """Voice-activity detection and vocal embeddings for the microphone stream.
 
-    def __init__(self) -> None:
-        super().__init__('vocal_node')
-        self.p = p = declare_parameters(self, PARAMS)
-        self.bundle, self.model_error = load_bundle_or_error(
-            p['model_bundle'], p['encoder_threads'], self.get_logger().error)
-        window = p['window_seconds'] or (self.bundle.window_seconds if self.bundle
-                                         else FALLBACK_WINDOW_SECONDS)
-        hop = p['hop_seconds'] or (self.bundle.hop_seconds if self.bundle
-                                   else FALLBACK_HOP_SECONDS)
-        vad = {'frame_seconds': p['vad_frame_seconds'], 'margin_db': p['vad_margin_db'],
-               'min_level_db': p['vad_min_level_db'],
-               'hangover_seconds': p['vad_hangover_seconds'],
-               'noise_window_seconds': p['vad_noise_window_seconds'],
-               'noise_percentile': p['vad_noise_percentile']}
-        try:
-            buffer = AudioStreamBuffer(p['buffer_seconds'], p['gap_tolerance'], p['max_gap_fill'])
-            self.pipeline = VoicePipeline(
-                self.bundle, window, hop, buffer, vad, p['min_speech_fraction'],
-                speaker_half_life_seconds=(p['speaker_half_life_seconds']
-                                           if p['speaker_adaptation'] else None))
-        except ValueError as exc:
-            raise ParameterError(str(exc)) from exc
-        self.get_logger().info(f'voice windows {window:.2f} s every {hop:.2f} s'
-                               + (f', bundle rate {self.bundle.sample_rate} Hz' if self.bundle
-                                  else ', no model'))
-        if self.bundle is not None:
-            try:
-                warm_up(self.bundle, voice=True)
-                self.get_logger().info(f'model {self.bundle.summary}')
-            except Exception as exc:  # noqa: BLE001 - reported, the node runs without the model
-                self.model_error = f'warm-up failed: {exc}'
-                self.get_logger().error(self.model_error)
-                self.bundle = self.pipeline.bundle = None
-        self.pub = self.create_publisher(EmotionFeature, 'voice/features', sensor_qos(10))
-        # Audio chunks are small: a deep queue rides out a slow window without losing audio.
-        self.create_subscription(AudioChunk, 'audio', self._on_audio, sensor_qos(50))
+    Lifecycle: configure loads and warms up the vocal encoder (FAILURE without a valid bundle),
+    builds the pipeline and creates the lifecycle publisher; activate subscribes to audio;
+    deactivate unsubscribes; cleanup releases the pipeline and the model.
+    """
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__('vocal_node', VOCAL_PARAMS, 'voice analysis', **node_kwargs)
+        self.bundle = None
+        self.pipeline = None
+        self.model_error = ''
         self.chunk_meter, self.window_meter = RateMeter(), RateMeter()
         self.latency = LatencyMeter()
         self.rejected = 0
+        self.rejected_by: dict[str, int] = dict.fromkeys(REJECT_REASONS, 0)
         self.frame_id = ''
         self.cpu_seconds = 0.0
         self.audio_seconds = 0.0
-        self.diagnostics = DiagnosticsPublisher(self, 'voice analysis', self._report)
+
+    def configure(self) -> None:
+        p = self.p
+        with self.warming_up('loading the model bundle'):
+            self.bundle, self.model_error = load_bundle_or_error(
+                p['model_bundle'], p['encoder_threads'], lambda _msg: None,
+                expected_labels=parse_labels(p['expected_labels']))
+        if self.bundle is None:
+            raise ConfigureError(f'model bundle not loaded: {self.model_error}')
+        try:
+            self.pipeline = build_voice_pipeline(p, self.bundle)
+        except ValueError as exc:
+            raise ParameterError(str(exc)) from exc
+        self.get_logger().info(f'voice windows {self.pipeline.window_seconds:.2f} s every '
+                               f'{self.pipeline.hop_seconds:.2f} s, bundle rate '
+                               f'{self.bundle.sample_rate} Hz')
+        try:
+            with self.warming_up('vocal encoder warm-up'):
+                warm_up(self.bundle, voice=True)
+        except Exception as exc:  # noqa: BLE001 - reported as the configure failure
+            raise ConfigureError(f'warm-up failed: {type(exc).__name__}: {exc}') from exc
+        self.get_logger().info(f'model {self.bundle.summary}')
+        self.pub = self.lifecycle_publisher(EmotionFeature, 'voice/features', sensor_qos(10))
+
+    def activate(self) -> None:
+        # Audio chunks are small: a deep queue rides out a slow window without losing audio.
+        self.active_subscription(AudioChunk, 'audio', self._on_audio, sensor_qos(50))
+
+    def cleanup(self) -> None:
+        self.pipeline = None
+        self.bundle = None
+
+    def on_parameters(self, changed: dict) -> None:
+        """VAD margins and the speech fraction: at once (the running VAD and its settings)."""
+        pipe = self.pipeline
+        if pipe is None:
+            return
+        names = {'vad_margin_db': 'margin_db', 'vad_min_level_db': 'min_level_db',
+                 'vad_noise_percentile': 'noise_percentile'}
+        for name, attr in names.items():
+            if name in changed:
+                pipe.vad_params[attr] = float(changed[name])
+                if pipe.vad is not None:
+                    setattr(pipe.vad, attr, float(changed[name]))
+        if 'min_speech_fraction' in changed:
+            pipe.min_speech_fraction = float(changed['min_speech_fraction'])
 
     def _on_audio(self, msg: AudioChunk) -> None:
         t0 = time.perf_counter()
         self.chunk_meter.tick()
         try:
+            check_sample_rate(msg.sample_rate)    # before decoding: bounds every later size
             frames = decode_pcm(msg.data, msg.encoding, int(msg.channels))
-            if msg.sample_rate <= 0:
-                raise AudioFormatError(f'sample_rate must be > 0, got {msg.sample_rate}')
         except AudioFormatError as exc:
-            self.rejected += 1
+            self._reject(exc.reason)
             self.get_logger().error(f'audio chunk rejected: {exc}', throttle_duration_sec=1.0)
             return
         try:
             result, windows = self.pipeline.push(stamp_to_seconds(msg.header.stamp),
                                                  int(msg.sample_rate), to_mono(frames))
         except AudioFormatError as exc:      # NaN/inf samples (own line: own log throttle)
-            self.rejected += 1
+            self._reject(exc.reason)
             self.get_logger().error(f'audio chunk rejected: {exc}', throttle_duration_sec=1.0)
             return
         except Exception as exc:  # noqa: BLE001 - never crash on one chunk
-            self.rejected += 1
+            self._reject('processing_error')
             self.get_logger().error(f'audio chunk failed: {type(exc).__name__}: {exc}',
                                     throttle_duration_sec=1.0)
             return
@@ -158,16 +144,24 @@ class VocalNode(Node):
             self.get_logger().error(f'vocal encoder failed: {self.pipeline.model_error}',
                                     throttle_duration_sec=5.0)
 
+    def _reject(self, reason: str) -> None:
+        self.rejected += 1
+        self.rejected_by[reason] = self.rejected_by.get(reason, 0) + 1
+
     def _irregular(self) -> dict:
         return {k: v for k, v in self.pipeline.buffer.counts.items()
                 if v and k not in ('ok', 'first')}
 
-    def _report(self) -> StatusReport:
+    def report(self) -> StatusReport:
         r = StatusReport()
+        if self.pipeline is None:
+            return r
         r.add('chunk_rate_hz', self.chunk_meter.rate())
         r.add('window_rate_hz', self.window_meter.rate())
         r.add('windows', self.pipeline.windows_emitted)
         r.add('chunks_rejected', self.rejected)
+        for k, v in self.rejected_by.items():
+            r.add(f'rejected_{k}', v)
         for k, v in self.pipeline.buffer.counts.items():
             r.add(f'chunks_{k}', v)
         if self.audio_seconds:
@@ -178,8 +172,9 @@ class VocalNode(Node):
         if self.pipeline.calibration is not None:
             r.add('speaker_calibration_seconds', self.pipeline.calibration_seconds())
         r.model(self.model_error or self.pipeline.model_error)
-        if self.rejected or self._irregular():
-            r.raise_level(WARN, 'irregular or rejected audio chunks')
+        # WARN while it happens (the totals are the values above), OK again once it stops
+        if self.recent('irregular_or_rejected', self.rejected + sum(self._irregular().values())):
+            r.raise_level(WARN, 'irregular or rejected audio chunks lately')
         return r
 
 

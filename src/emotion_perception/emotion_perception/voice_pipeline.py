@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from .audio_buffer import AudioStreamBuffer, PushResult
-from .audio_format import check_finite
-from .voice_activity import EnergyVad
 from emotion_runtime.voice_windows import stream_ready
 
-__all__ = ['VoiceWindow', 'VoicePipeline']
+from .audio_buffer import AudioStreamBuffer, PushResult
+from .audio_format import check_finite, check_sample_rate, check_stamp
+from .voice_activity import EnergyVad
+
+__all__ = ['VoiceWindow', 'VoicePipeline', 'build_voice_pipeline', 'FALLBACK_WINDOW_SECONDS',
+           'FALLBACK_HOP_SECONDS']
+
+# Used only when there is no bundle to take them from (vocal_node then publishes no features but
+# still runs the VAD and the stream checks, which /diagnostics reports).
+FALLBACK_WINDOW_SECONDS, FALLBACK_HOP_SECONDS = 2.0, 0.5
 
 
 @dataclass
@@ -85,9 +91,13 @@ class VoicePipeline:
 
     def push(self, stamp: float, sample_rate: int,
              samples: np.ndarray) -> tuple[PushResult, list[VoiceWindow]]:
-        """Add one chunk; NaN/inf raises AudioFormatError before anything is changed."""
+        """Add one chunk; NaN/inf samples, a sample rate outside the bounds of
+        ``audio_format`` or a non-finite stamp raise AudioFormatError before anything is
+        changed."""
         x = np.asarray(samples, np.float32).reshape(-1)
         check_finite(x)
+        check_sample_rate(sample_rate)
+        check_stamp(stamp)
         result = self.buffer.push(stamp, int(sample_rate), x)
         if result.reset:
             self._restart(self.buffer.sample_rate)
@@ -106,8 +116,9 @@ class VoicePipeline:
             self._flags = self._flags[buf.start_index - self._flags_start:]
             self._flags_start = buf.start_index
         rate = buf.sample_rate or 1
-        win = int(round(self.window_seconds * rate))
-        hop = int(round(self.hop_seconds * rate))
+        # at least one sample each (as stream_ready), so the loop below always advances
+        win = max(1, int(round(self.window_seconds * rate)))
+        hop = max(1, int(round(self.hop_seconds * rate)))
         ready_end = min(buf.end_index, self._flags_start + self._flags.size)
         windows = []
         # voice_windows.stream_ready is the windowing rule shared with offline evaluation:
@@ -138,3 +149,24 @@ class VoicePipeline:
             self.encode_seconds += time.perf_counter() - t0
         self.windows_emitted += len(windows)
         return result, windows
+
+
+def build_voice_pipeline(p: Mapping[str, Any], bundle: Any = None) -> VoicePipeline:
+    """The pipeline vocal_node runs, from its parameter values (``VOCAL_PARAMS`` names):
+    window and hop from the parameters, else the bundle's manifest (else the fallbacks without a
+    bundle), the stream buffer, the VAD settings and the online speaker adaptation.
+    ``emotion-eval bag`` builds it the same way, so offline numbers are the robot's.  Raises
+    ValueError naming a bad value."""
+    window = p['window_seconds'] or (bundle.window_seconds if bundle is not None
+                                     else FALLBACK_WINDOW_SECONDS)
+    hop = p['hop_seconds'] or (bundle.hop_seconds if bundle is not None
+                               else FALLBACK_HOP_SECONDS)
+    vad = {'frame_seconds': p['vad_frame_seconds'], 'margin_db': p['vad_margin_db'],
+           'min_level_db': p['vad_min_level_db'],
+           'hangover_seconds': p['vad_hangover_seconds'],
+           'noise_window_seconds': p['vad_noise_window_seconds'],
+           'noise_percentile': p['vad_noise_percentile']}
+    buffer = AudioStreamBuffer(p['buffer_seconds'], p['gap_tolerance'], p['max_gap_fill'])
+    return VoicePipeline(bundle, window, hop, buffer, vad, p['min_speech_fraction'],
+                         speaker_half_life_seconds=(p['speaker_half_life_seconds']
+                                                    if p['speaker_adaptation'] else None))

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-
 from perception_media import speech_wav
+
+from emotion_test_tools.tiny_bundle import make_tiny_bundle
 
 
 @pytest.fixture(scope='session')
@@ -20,15 +21,12 @@ def speech_file(tmp_path_factory) -> tuple[pathlib.Path, float, float]:
 
 @pytest.fixture(scope='session')
 def test_bundle(tmp_path_factory) -> pathlib.Path:
-    """A small random-weight bundle (emotion_training.testing.make_test_bundle)."""
-    testing = pytest.importorskip('emotion_training.testing')
-    return testing.make_test_bundle(tmp_path_factory.mktemp('bundle') / 'bundle')
+    """A small random-weight bundle built without torch (emotion_test_tools.tiny_bundle)."""
+    return make_tiny_bundle(tmp_path_factory.mktemp('bundle') / 'bundle')
 
 
 @pytest.fixture(scope='session')
 def speaker_bundle(tmp_path_factory) -> pathlib.Path:
     """A small random-weight bundle whose voice is speaker-normalised (calibrated per speaker)."""
-    testing = pytest.importorskip('emotion_training.testing')
     norm = {'type': 'speaker', 'mean': [-6.0] * 64, 'std': [4.0] * 64, 'prior_frames': 100.0}
-    return testing.make_test_bundle(tmp_path_factory.mktemp('sb') / 'bundle',
-                                    vocal_normalisation=norm)
+    return make_tiny_bundle(tmp_path_factory.mktemp('sb') / 'bundle', vocal_normalisation=norm)

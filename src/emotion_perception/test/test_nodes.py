@@ -99,26 +99,16 @@ def test_face_node_tracks_the_moving_photo_with_one_id(test_bundle):
         assert node.stop() == 0, node.output()        # Ctrl-C: clean exit
 
 
-def test_face_node_without_model_still_publishes_faces(tmp_path):
-    frame = moving_face_frames(3)[1]
-    with isolated_domain() as d, \
-            NodeProcess(PKG, 'face_node', params={'model_bundle': str(tmp_path / 'none')},
-                        env=ros_env(d)) as node, RosHarness() as ros:
-        faces = ros.collect(FaceArray, 'faces', reliable_qos(10))
-        diags = ros.collect(DiagnosticArray, '/diagnostics', 10)
-        pub = ros.publisher(Image, 'image_raw', sensor_qos(1))
-        assert ros.wait_for_subscribers(pub) and _wait_publishers(ros, 'faces'), node.output()
-        msg = numpy_to_image(frame, 'bgr8', Image())
-        assert ros.wait_for(lambda: pub.publish(msg) or any(f.faces for f in faces), 20.0,
-                            interval=0.5), node.output()
-        assert ros.wait_for(lambda: _diag_values(diags, 'face_node')[1] is not None, 5.0)
-        values, status = _diag_values(diags, 'face_node')
-        assert values['model'].startswith('error:') and 'does not exist' in values['model']
-        assert status.level == b'\x02'
-        assert 0.0 < float(values['full_scan_fraction']) <= 1.0     # the detector's scan plan
-        assert 'model bundle not loaded' in node.output()
-        assert 'whole frame every 5 frames (on a worker thread' in node.output()
-        assert node.alive()
+def test_face_node_without_model_does_not_configure(tmp_path):
+    """Lifecycle: no valid bundle = configure FAILURE; the reason is logged and, with autostart,
+    the node exits with code 1 instead of running half-configured."""
+    with isolated_domain() as d:
+        node = NodeProcess(PKG, 'face_node', params={'model_bundle': str(tmp_path / 'none')},
+                           env=ros_env(d))
+        assert node.proc.wait(30) == 1, node.output()
+        node.close()
+    assert 'configure failed: model bundle not loaded' in node.output()
+    assert 'does not exist' in node.output()
 
 
 def test_camera_node_publishes_a_video_file(tmp_path):

@@ -127,7 +127,7 @@ def test_a_second_face_entering_is_found_by_the_next_whole_scan(detector):
 
 
 def test_node_parameters_build_the_windowed_pipeline():
-    from emotion_perception.face_node import PARAMS
+    from emotion_perception.node_params import FACE_PARAMS as PARAMS
     p = {s.name: s.default for s in PARAMS}
     pipe = build_face_pipeline(p)
     assert pipe.schedule.full_scan_every == p['full_scan_every'] == 5

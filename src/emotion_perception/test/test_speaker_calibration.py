@@ -93,13 +93,14 @@ def test_a_speaker_bundle_is_refused_when_its_statistics_do_not_fit(speaker_bund
 
 
 def test_the_pipeline_calibrates_on_speech_only(speaker_bundle, speech_file):
-    from emotion_runtime.model_bundle import ModelBundle
+    import soundfile as sf
+
     from emotion_perception.voice_pipeline import VoicePipeline
-    from emotion_training.audio_io import read_mono
+    from emotion_runtime.model_bundle import ModelBundle
     bundle = ModelBundle.load(speaker_bundle)
     assert bundle.speaker_normalised
     path, _, _ = speech_file
-    audio, rate = read_mono(path)
+    audio, rate = sf.read(str(path), dtype='float32')     # mono (perception_media.speech_wav)
     silence = np.zeros(rate * 3, np.float32)
     pipe = VoicePipeline(bundle, bundle.window_seconds, bundle.hop_seconds,
                          speaker_half_life_seconds=300.0)

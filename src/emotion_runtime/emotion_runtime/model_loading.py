@@ -6,18 +6,21 @@ same for both.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
 
 __all__ = ['load_bundle_or_error', 'warm_up']
 
 
-def load_bundle_or_error(path: str, threads: int,
-                         log_error: Callable[[str], None]) -> tuple[Any, str]:
-    """(bundle, '') on success, (None, reason) on failure; '' means default_bundle_path()."""
+def load_bundle_or_error(path: str, threads: int, log_error: Callable[[str], None],
+                         expected_labels: Optional[Sequence[str]] = None) -> tuple[Any, str]:
+    """(bundle, '') on success, (None, reason) on failure; '' means default_bundle_path().
+    ``expected_labels``: refuse a bundle whose manifest has other labels or another order."""
     try:
-        from .model_bundle import ModelBundle, default_bundle_path
+        from .model_bundle import ModelBundle, default_bundle_path  # noqa: PLC0415 - onnxruntime only when a node loads a bundle
         where = path or str(default_bundle_path())
-        return ModelBundle.load(where, threads=threads), ''
+        return ModelBundle.load(where, expected_labels=expected_labels, threads=threads), ''
     except Exception as exc:  # noqa: BLE001 - BundleError, ImportError, onnxruntime errors
         reason = f'{type(exc).__name__}: {exc}'
         log_error(f'model bundle not loaded ({reason}); running without the encoder')
@@ -27,11 +30,11 @@ def load_bundle_or_error(path: str, threads: int,
 def warm_up(bundle: Any, vision: bool = False, voice: bool = False) -> None:
     """Run the encoders once on dummy input before subscribing.
 
-    Why: the first call creates the onnxruntime session and (voice) compiles librosa's numba mel
-    code, which takes from hundreds of ms to ~20 s; done inside the first callback it stalls the
-    subscription and best-effort input is lost meanwhile.
+    Why: the first call creates the onnxruntime session (and, for voice, the cached STFT window
+    and mel filterbank), which takes hundreds of ms; done inside the first callback it stalls the
+    subscription and best-effort input is lost meanwhile.  (The log-mel is plain numpy since
+    librosa's numba code, compiled at the first call for up to ~50 s, left the node path.)
     """
-    import numpy as np
     if vision:
         bundle.encode_faces([np.zeros((64, 64), np.uint8)])
     if voice:

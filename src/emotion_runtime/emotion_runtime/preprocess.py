@@ -3,15 +3,19 @@
 Why one module: a model only works when the pixels and samples it sees at run time are
 transformed exactly as during training.  Training (``emotion_training``) imports these same
 functions, and every parameter comes from the bundle's ``manifest.json`` so a bundle carries its
-own preprocessing recipe.  Only numpy, OpenCV, scipy and librosa are used (no torch, no rclpy).
+own preprocessing recipe.  Only numpy, OpenCV and scipy are used (no torch, no rclpy, and no
+librosa/numba: the log-mel is plain numpy so a node's first window needs no JIT compilation; it
+reproduces ``librosa.feature.melspectrogram`` to float rounding, tested in ``test_logmel.py``).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from math import gcd
 from typing import Any, Mapping, Optional
 
 import cv2
 import numpy as np
+from scipy import fft as sp_fft
 from scipy.signal import resample_poly
 
 from .speaker_calibration import SpeakerCalibration
@@ -85,15 +89,80 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return resample_poly(samples, to_rate // g, from_rate // g).astype(np.float32)
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's auditory-toolbox mel scale (librosa's ``htk=False``): linear below 1 kHz
+    (200/3 Hz per mel), logarithmic above (27 mels per factor 6.4)."""
+    hz = np.asarray(hz, np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(hz >= min_log_hz,
+                    min_log_mel + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep,
+                    hz / f_sp)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Inverse of ``_hz_to_mel``."""
+    mel = np.asarray(mel, np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)),
+                    f_sp * mel)
+
+
+@lru_cache(maxsize=16)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
+                   fmax: float) -> np.ndarray:
+    """Slaney-normalised triangular mel filters float64 [n_mels, 1 + n_fft // 2] (read-only).
+
+    The same filters as ``librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax)`` with its defaults
+    ``htk=False, norm='slaney'``: band edges equally spaced on the Slaney mel scale, triangles
+    over the rFFT bin frequencies, each scaled by 2 / (upper edge - lower edge) in Hz so every
+    filter has the same area.  Cached per parameter set.
+    """
+    fft_hz = np.fft.rfftfreq(int(n_fft), d=1.0 / int(sample_rate))
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), int(n_mels) + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    weights.setflags(write=False)
+    return weights
+
+
+@lru_cache(maxsize=16)
+def _stft_window(win_length: int, n_fft: int) -> np.ndarray:
+    """Periodic Hann window of ``win_length`` zero-padded to ``n_fft`` in the centre (as librosa's
+    ``get_window('hann', win_length, fftbins=True)`` + ``pad_center``), float64, read-only."""
+    if not 0 < win_length <= n_fft:
+        raise ValueError(f'win_length must be in 1..n_fft={n_fft}, got {win_length}')
+    n = np.arange(win_length, dtype=np.float64)
+    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / win_length)
+    window = np.zeros(n_fft, np.float64)
+    left = (n_fft - win_length) // 2
+    window[left:left + win_length] = hann
+    window.setflags(write=False)
+    return window
+
+
 def _mel_power(samples: np.ndarray, vocal: Mapping[str, Any]) -> np.ndarray:
-    # Imported here, not at the top: faces need no librosa, so face-only training runs on
-    # machines without it (the lent GPU's image, training/scripts/device_vision.sh).
-    import librosa
-    return librosa.feature.melspectrogram(
-        y=samples, sr=int(vocal['sample_rate']), n_fft=int(vocal['n_fft']),
-        win_length=int(vocal['win_length']), hop_length=int(vocal['hop_length']),
-        n_mels=int(vocal['n_mels']), fmin=float(vocal['fmin']), fmax=float(vocal['fmax']),
-        power=2.0, center=True, pad_mode='constant')
+    """Mel power spectrogram float64 [n_mels, 1 + len // hop] of mono samples.
+
+    What ``librosa.feature.melspectrogram(..., power=2.0, center=True, pad_mode='constant')``
+    computes, in plain numpy/scipy (no numba JIT at the first call): frames centred on multiples
+    of ``hop_length`` (the signal zero-padded by n_fft // 2 on both sides), the windowed rFFT of
+    each frame, |X|^2, then the Slaney mel filterbank.
+    """
+    n_fft, hop = int(vocal['n_fft']), int(vocal['hop_length'])
+    window = _stft_window(int(vocal['win_length']), n_fft)
+    basis = mel_filterbank(int(vocal['sample_rate']), n_fft, int(vocal['n_mels']),
+                           float(vocal['fmin']), float(vocal['fmax']))
+    padded = np.pad(np.asarray(samples, np.float64), n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    spec = sp_fft.rfft(frames * window, axis=-1)
+    power = spec.real ** 2 + spec.imag ** 2
+    return basis @ power.T
 
 
 def logmel(samples: np.ndarray, sample_rate: int, vocal: Mapping[str, Any]) -> np.ndarray:
@@ -151,5 +220,5 @@ def window_samples(vocal: Mapping[str, Any]) -> int:
 
 
 def logmel_frames(vocal: Mapping[str, Any]) -> int:
-    """Frames of one window's log-mel (librosa centred STFT: 1 + samples // hop)."""
+    """Frames of one window's log-mel (centred STFT: 1 + samples // hop)."""
     return 1 + window_samples(vocal) // int(vocal['hop_length'])

@@ -13,10 +13,15 @@ from typing import Callable, Optional
 
 import numpy as np
 
-__all__ = ['RateMeter', 'LatencyMeter', 'StatusReport', 'OK', 'WARN', 'ERROR', 'STALE']
+__all__ = ['RateMeter', 'LatencyMeter', 'RecentCount', 'RecentCounts', 'StatusReport', 'OK',
+           'WARN', 'ERROR', 'STALE', 'RECENT_WINDOW_S']
 
 # diagnostic_msgs/DiagnosticStatus levels (bytes in the message; ints here).
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
+
+# How long a counted event (a rejected input, a dropped frame, ...) keeps a node's diagnostics at
+# WARN: levels follow what happened lately, totals stay in the values.
+RECENT_WINDOW_S = 10.0
 
 
 class RateMeter:
@@ -43,6 +48,44 @@ class RateMeter:
         with self._lock:
             self._trim(self._clock())
             return len(self._times) / self.window
+
+
+class RecentCount:
+    """How much a running total grew within the last ``window`` seconds.
+
+    Fed the total itself (``update(total)``, e.g. from a node's ``report()``), so the code that
+    counts needs no change; the growth since construction counts until it is ``window`` old.
+    """
+
+    def __init__(self, window: float = RECENT_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window, self._clock = window, clock
+        self._samples: deque = deque([(clock(), 0)])
+        self._lock = threading.Lock()
+
+    def update(self, total: float) -> float:
+        with self._lock:
+            now = self._clock()
+            self._samples.append((now, total))
+            # keep the newest sample that is at least `window` old as the baseline
+            while len(self._samples) > 1 and now - self._samples[1][0] >= self.window:
+                self._samples.popleft()
+            base = self._samples[0][1]
+            return total - base if total >= base else total   # a reset counter: all new
+
+
+class RecentCounts:
+    """One RecentCount per key: ``recent('rejected', self.rejected)`` -> growth in the window."""
+
+    def __init__(self, window: float = RECENT_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window, self._clock = window, clock
+        self._counts: dict = {}
+
+    def __call__(self, key: str, total: float) -> float:
+        if key not in self._counts:
+            self._counts[key] = RecentCount(self.window, self._clock)
+        return self._counts[key].update(total)
 
 
 class LatencyMeter:

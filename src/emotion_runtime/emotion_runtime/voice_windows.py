@@ -98,8 +98,9 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def stream_ready(buffer_len: int, rate: int, window_s: float, hop_s: float,
                  last_end: Optional[int] = None) -> bool:
-    """For a streaming node: is a new window due (first full window, then every hop)?"""
-    n, h = int(round(window_s * rate)), int(round(hop_s * rate))
+    """For a streaming node: is a new window due (first full window, then every hop)?
+    Window and hop are at least one sample, so a caller's loop always advances."""
+    n, h = max(1, int(round(window_s * rate))), max(1, int(round(hop_s * rate)))
     if last_end is None:
         return buffer_len >= n
     return buffer_len - last_end >= h

@@ -1,4 +1,9 @@
-"""Tests of the bundle loader and preprocessing (need emotion_training only to build a bundle)."""
+"""Tests of the bundle loader and preprocessing, on a tiny bundle built without torch
+(emotion_test_tools.tiny_bundle).
+
+emotion_test_tools is not a <test_depend> of this package: it depends on emotion_runtime (its
+generator writes bundles in this package's format), and colcon refuses a dependency cycle.
+"""
 from __future__ import annotations
 
 import json
@@ -12,13 +17,12 @@ from emotion_runtime.model_bundle import (BundleError, ModelBundle, default_bund
                                              load_manifest)
 from emotion_runtime.voice_windows import (active_mask, aggregate, utterance_logits,
                                               window_starts, windows)
-
-testing = pytest.importorskip('emotion_training.testing')
+from emotion_test_tools import tiny_bundle as testing
 
 
 @pytest.fixture(scope='module')
 def bundle_dir(tmp_path_factory):
-    return testing.make_test_bundle(tmp_path_factory.mktemp('b') / 'bundle')
+    return testing.make_tiny_bundle(tmp_path_factory.mktemp('b') / 'bundle')
 
 
 def test_load_and_properties(bundle_dir):
@@ -161,3 +165,38 @@ def test_utterance_logits(bundle_dir):
     x = np.concatenate([0.2 * rng.standard_normal(30000), np.zeros(20000)]).astype(np.float32)
     lg = utterance_logits(b, x, 22050)
     assert lg.shape == (6,)
+
+
+def test_tiny_bundle_graphs_have_the_shipped_interface(bundle_dir):
+    """The torch-free test bundle stands in for an exported one: every graph has the shipped
+    graph's input and output names, element types and ranks, dynamic batch axes in the same
+    places, and is deterministic (same seed, same bytes)."""
+    tiny, shipped = ModelBundle.load(bundle_dir), ModelBundle.load(default_bundle_path())
+    for key in ('vision', 'vocal', 'fusion'):
+        for kind in ('get_inputs', 'get_outputs'):
+            got = getattr(tiny.session(key), kind)()
+            want = getattr(shipped.session(key), kind)()
+            assert [a.name for a in got] == [b.name for b in want], (key, kind)
+            for a, b in zip(got, want):
+                assert a.type == b.type == 'tensor(float)', (key, a.name)
+                assert len(a.shape) == len(b.shape), (key, a.name, a.shape, b.shape)
+                assert ([isinstance(d, int) for d in a.shape]
+                        == [isinstance(d, int) for d in b.shape]), (key, a.name, a.shape, b.shape)
+    again = testing.make_tiny_bundle(bundle_dir.parent / 'again')
+    assert load_manifest(again)['files'] == load_manifest(bundle_dir)['files']
+
+
+def test_tiny_bundle_labels_follow_the_input(bundle_dir):
+    """Random weights, but outputs depend on the input: different faces and sounds give different
+    embeddings, and the same input the same output."""
+    b = ModelBundle.load(bundle_dir)
+    dark, bright = np.zeros((48, 48), np.uint8), np.full((48, 48), 255, np.uint8)
+    emb, logits = b.encode_faces([dark, bright, dark])
+    assert not np.allclose(emb[0], emb[1]) and np.array_equal(emb[0], emb[2])
+    assert logits[0].argmax() != logits[1].argmax()
+    rng = np.random.default_rng(3)
+    noise = 0.1 * rng.standard_normal(16000).astype(np.float32)
+    tone = (0.3 * np.sin(2 * np.pi * 300 * np.arange(16000) / 16000)).astype(np.float32)
+    e1, _ = b.encode_voice_window(noise, 16000)
+    e2, _ = b.encode_voice_window(tone, 16000)
+    assert not np.allclose(e1, e2)

@@ -1,1 +1,2 @@
-"""Tracker node: selects a face and closes the loop on the Arduino pan/tilt servos over serial or micro-ROS."""
+"""Tracker node: selects a face and closes the loop on the Arduino pan/tilt servos over serial or
+micro-ROS."""

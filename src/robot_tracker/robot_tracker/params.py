@@ -1,66 +1,90 @@
-"""tracker_node's parameters: one table (name, default, description) used for declaration, for
-validation and for the README, and the conversion into the pure modules' configs.
+"""tracker_node's parameters: one ParamSpec table (name, default, description, range, choices,
+live) used for declaration (emotion_runtime.node_kit), for validation and for the README, and the
+conversion into the pure modules' configs (``settings_from``).
 
-Kept free of rclpy so that validation is unit-tested and errors read the same everywhere.
+Kept free of rclpy so that validation is unit-tested and errors read the same everywhere; errors
+are emotion_runtime.params.ParameterError naming the parameter.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List
+
+from emotion_runtime.params import ParameterError, ParamSpec, defaults, non_negative, positive, validate
 
 from .controller import ControllerConfig
 from .search import SearchConfig
 from .target_selection import POLICIES
 from .transports import SerialConfig
 
-# (name, default, description)
-PARAMETERS: List[Tuple[str, Any, str]] = [
-    ('transport', 'serial', 'Actuator link: serial (Uno/Nano protocol), microros (board subscribes to '
-     'pan_tilt/command), none (publish only).'),
-    ('port', '/dev/ttyACM0', 'Serial device of the board (serial transport).'),
-    ('baud', 115200, 'Serial baud rate; the firmware uses 115200.'),
-    ('ack_timeout', 0.05, 'Seconds to wait for the board\'s ACK before a retry.'),
-    ('retries', 2, 'Retries per command before the link is declared down.'),
-    ('reconnect_interval', 1.0, 'Seconds between reopen attempts while the link is down.'),
-    ('keepalive_interval', 0.2, 'Seconds between PINGs when no command changes (holds off the '
-     'board failsafe).'),
-    ('boot_timeout', 3.0, 'Seconds to wait for the first answer after opening the port (an Uno '
-     'reboots into its bootloader when the port opens).'),
-    ('board_speed_deg_s', 300.0, 'Slew limit programmed into the board [deg/s].'),
-    ('board_failsafe_ms', 1000, 'Board returns to the safe pose after this much host silence [ms].'),
-    ('control_rate', 50.0, 'Control loop rate [Hz] (>= 30).'),
-    ('camera_hfov_deg', 60.0, 'Camera horizontal field of view [deg].'),
-    ('camera_vfov_deg', 45.0, 'Camera vertical field of view [deg].'),
-    ('kp', 10.0, 'Proportional gain [1/s]: commanded angular velocity per rad of bearing error.'),
-    ('kd', 0.05, 'Derivative gain [s] on the bearing error.'),
-    ('kff', 1.0, 'Feed-forward gain on the target\'s estimated bearing rate.'),
-    ('deadband', 0.04, 'Normalised image error (fraction of the half-image) treated as centred.'),
-    ('max_velocity_deg_s', 180.0, 'Head velocity limit [deg/s].'),
-    ('max_accel_deg_s2', 3000.0, 'Head acceleration limit [deg/s^2].'),
-    ('actuator_latency', 0.05, 'Seconds from a command to the head being there (bearing estimate).'),
-    ('pan_min_deg', -80.0, 'Pan limit, right [deg] (REP-103: + = left).'),
-    ('pan_max_deg', 80.0, 'Pan limit, left [deg].'),
-    ('tilt_min_deg', -30.0, 'Tilt limit, up [deg] (REP-103: + = down).'),
-    ('tilt_max_deg', 45.0, 'Tilt limit, down [deg].'),
-    ('selection_policy', 'largest', 'Target choice: largest, confident, or locked (locked_id only).'),
-    ('locked_id', '', 'Face.id to follow with selection_policy locked.'),
-    ('switch_hysteresis', 0.3, 'A rival face must score this fraction better to take over.'),
-    ('min_confidence', 0.3, 'Faces below this detection confidence are ignored.'),
-    ('target_timeout', 0.5, 'Seconds without the target before it counts as lost.'),
-    ('hold_time', 1.0, 'Seconds to hold the last pose after losing the target.'),
-    ('search_time', 8.0, 'Seconds of search sweep before going home.'),
-    ('search_pan_amplitude_deg', 60.0, 'Half-width of the search sweep [deg].'),
-    ('search_period', 6.0, 'Seconds per full search sweep.'),
-    ('search_tilt_deg', 0.0, 'Tilt held during the search [deg].'),
-    ('frame_id', 'pan_tilt_base', 'frame_id of published PanTilt/TrackerState.'),
+__all__ = ['PARAMS', 'DEFAULTS', 'LIVE', 'ParameterError', 'TrackerSettings', 'settings_from']
+
+PARAMS: List[ParamSpec] = [
+    ParamSpec('transport', 'serial', 'Actuator link: serial (Uno/Nano protocol), microros (board '
+              'subscribes to pan_tilt/command), none (publish only).',
+              choices=('serial', 'microros', 'none')),
+    ParamSpec('port', '/dev/ttyACM0', 'Serial device of the board (serial transport).'),
+    ParamSpec('baud', 115200, 'Serial baud rate; the firmware uses 115200.', positive),
+    ParamSpec('ack_timeout', 0.05, 'Seconds to wait for the board\'s ACK before a retry.', positive),
+    ParamSpec('retries', 2, 'Retries per command before the link is declared down.',
+              range=(0, 100)),
+    ParamSpec('reconnect_interval', 1.0, 'Seconds between reopen attempts while the link is '
+              'down.', positive),
+    ParamSpec('keepalive_interval', 0.2, 'Seconds between PINGs when no command changes (holds '
+              'off the board failsafe).', positive),
+    ParamSpec('boot_timeout', 3.0, 'Seconds to wait for the first answer after opening the port '
+              '(an Uno reboots into its bootloader when the port opens).', non_negative),
+    ParamSpec('board_speed_deg_s', 300.0, 'Slew limit programmed into the board [deg/s].',
+              positive),
+    ParamSpec('board_failsafe_ms', 1000, 'Board returns to the safe pose after this much host '
+              'silence [ms].', positive),
+    ParamSpec('control_rate', 50.0, 'Control loop rate [Hz] (>= 30).', range=(30.0, 1000.0)),
+    ParamSpec('camera_hfov_deg', 60.0, 'Camera horizontal field of view [deg].'),
+    ParamSpec('camera_vfov_deg', 45.0, 'Camera vertical field of view [deg].'),
+    ParamSpec('kp', 10.0, 'Proportional gain [1/s]: commanded angular velocity per rad of bearing '
+              'error.', non_negative, live=True),
+    ParamSpec('kd', 0.05, 'Derivative gain [s] on the bearing error.', non_negative, live=True),
+    ParamSpec('kff', 1.0, 'Feed-forward gain on the target\'s estimated bearing rate.',
+              non_negative, live=True),
+    ParamSpec('deadband', 0.04, 'Normalised image error (fraction of the half-image) treated as '
+              'centred.', range=(0.0, 1.0), live=True),
+    ParamSpec('max_velocity_deg_s', 180.0, 'Head velocity limit [deg/s].', positive, live=True),
+    ParamSpec('max_accel_deg_s2', 3000.0, 'Head acceleration limit [deg/s^2].', positive,
+              live=True),
+    ParamSpec('actuator_latency', 0.05, 'Seconds from a command to the head being there (bearing '
+              'estimate).', non_negative),
+    ParamSpec('pan_min_deg', -80.0, 'Pan limit, right [deg] (REP-103: + = left).'),
+    ParamSpec('pan_max_deg', 80.0, 'Pan limit, left [deg].'),
+    ParamSpec('tilt_min_deg', -30.0, 'Tilt limit, up [deg] (REP-103: + = down).'),
+    ParamSpec('tilt_max_deg', 45.0, 'Tilt limit, down [deg].'),
+    ParamSpec('selection_policy', 'largest', 'Target choice: largest, confident, or locked '
+              '(locked_id only).', choices=tuple(POLICIES)),
+    ParamSpec('locked_id', '', 'Face.id to follow with selection_policy locked.'),
+    ParamSpec('switch_hysteresis', 0.3, 'A rival face must score this fraction better to take '
+              'over.', non_negative, live=True),
+    ParamSpec('min_confidence', 0.3, 'Faces below this detection confidence are ignored.',
+              range=(0.0, 1.0), live=True),
+    ParamSpec('target_timeout', 0.5, 'Seconds without the target before it counts as lost.',
+              positive),
+    ParamSpec('hold_time', 1.0, 'Seconds to hold the last pose after losing the target.'),
+    ParamSpec('search_time', 8.0, 'Seconds of search sweep before going home.'),
+    ParamSpec('search_pan_amplitude_deg', 60.0, 'Half-width of the search sweep [deg].'),
+    ParamSpec('search_period', 6.0, 'Seconds per full search sweep.'),
+    ParamSpec('search_tilt_deg', 0.0, 'Tilt held during the search [deg].'),
+    ParamSpec('frame_id', 'pan_tilt_base', 'frame_id of published PanTilt/TrackerState (the '
+              'root link of launch/urdf/pan_tilt_head.urdf).'),
+    ParamSpec('face_source', 'faces', 'Where faces come from: faces (face_node\'s FaceArray) or '
+              'hri (<hri_prefix>/faces/tracked + /faces/<id>/roi of a ROS4HRI detector).',
+              choices=('faces', 'hri')),
+    ParamSpec('hri_prefix', '/humans', 'Root of the REP-155 topics read with face_source hri.'),
+    ParamSpec('joint_states', True, 'Publish sensor_msgs/JointState on joint_states (pan_joint, '
+              'tilt_joint: commanded position) and, where the board reports its position, on '
+              'joint_states/measured.'),
 ]
 
-DEFAULTS: Dict[str, Any] = {name: default for name, default, _ in PARAMETERS}
-
-
-class ParameterError(ValueError):
-    """A parameter value that cannot work; the message names the parameter."""
+DEFAULTS: Dict[str, Any] = defaults(PARAMS)
+LIVE = frozenset(s.name for s in PARAMS if s.live)
 
 
 @dataclass
@@ -81,33 +105,18 @@ class TrackerSettings:
 
 
 def _num(values: Dict[str, Any], name: str) -> float:
-    v = values[name]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ParameterError(f'parameter {name!r} must be a finite number, got {v!r}')
-    return float(v)
+    return float(values[name])
 
 
 def settings_from(values: Dict[str, Any]) -> TrackerSettings:
     """Build and validate settings from {name: value}; ParameterError names the culprit."""
     v = dict(DEFAULTS)
-    v.update(values)
+    v.update({k: val for k, val in values.items() if k != 'autostart'})
+    validate(PARAMS, v)
     rad = math.radians
-    transport = str(v['transport'])
-    if transport not in ('serial', 'microros', 'none'):
-        raise ParameterError(f"parameter 'transport' must be serial, microros or none, got {transport!r}")
-    policy = str(v['selection_policy'])
-    if policy not in POLICIES:
-        raise ParameterError(f"parameter 'selection_policy' must be one of {POLICIES}, got {policy!r}")
+    transport, policy, rate = v['transport'], v['selection_policy'], v['control_rate']
     if policy == 'locked' and not v['locked_id']:
         raise ParameterError("selection_policy 'locked' needs a non-empty 'locked_id'")
-    rate = _num(v, 'control_rate')
-    if rate < 30.0 or rate > 1000.0:
-        raise ParameterError(f"parameter 'control_rate' must be in [30, 1000] Hz, got {rate}")
-    for name in ('switch_hysteresis', 'min_confidence', 'target_timeout'):
-        if _num(v, name) < 0:
-            raise ParameterError(f'parameter {name!r} must be >= 0')
-    if _num(v, 'target_timeout') == 0:
-        raise ParameterError("parameter 'target_timeout' must be > 0")
     ctrl = ControllerConfig(
         hfov=rad(_num(v, 'camera_hfov_deg')), vfov=rad(_num(v, 'camera_vfov_deg')),
         kp=_num(v, 'kp'), kd=_num(v, 'kd'), kff=_num(v, 'kff'), deadband=_num(v, 'deadband'),

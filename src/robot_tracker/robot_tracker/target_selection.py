@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from emotion_runtime.face_boxes import face_box_problem
+
 POLICIES = ('largest', 'confident', 'locked')
 
 
@@ -22,13 +24,19 @@ class FaceObs:
     confidence: float
 
 
+def face_box_reason(x: float, y: float, width: float, height: float, image_width: int,
+                    image_height: int, confidence: float) -> Optional[str]:
+    """Why a box cannot be used (emotion_runtime.face_boxes reasons: ``bad_image_size``,
+    ``non_finite_box``, ``empty_box``, ``box_outside_image``, ``non_finite_confidence``), or
+    None when it can."""
+    return face_box_problem(x, y, width, height, image_width, image_height, confidence)
+
+
 def face_from_box(face_id: str, x: float, y: float, width: float, height: float,
                   image_width: int, image_height: int, confidence: float) -> Optional[FaceObs]:
-    """Normalise a pixel box; None for boxes that cannot be used (zero image size, NaN, empty)."""
-    vals = (x, y, width, height, confidence)
-    if image_width <= 0 or image_height <= 0 or width <= 0 or height <= 0:
-        return None
-    if any(v != v for v in vals):  # NaN
+    """Normalise a pixel box; None for boxes that cannot be used (``face_box_reason`` says
+    why: zero image size, NaN/inf, empty or negative size, outside the image)."""
+    if face_box_reason(x, y, width, height, image_width, image_height, confidence) is not None:
         return None
     cx = (x + width / 2.0) / image_width
     cy = (y + height / 2.0) / image_height

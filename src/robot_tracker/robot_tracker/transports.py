@@ -56,6 +56,7 @@ class Transport(ABC):
     def status(self) -> LinkStatus:
         """Current link status."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release the link."""
 
@@ -70,6 +71,9 @@ class NoneTransport(Transport):
 
     def status(self) -> LinkStatus:
         return LinkStatus(LinkState.NONE, 'no actuator (transport "none")')
+
+    def close(self) -> None:
+        pass  # nothing to release
 
 
 class MicroRosTransport(NoneTransport):
@@ -133,7 +137,7 @@ class SerialTransport(Transport):
         self.cfg = cfg
         self._log = logger or (lambda level, msg: None)
         if serial_factory is None:
-            import serial  # pyserial; imported here so the other transports work without it
+            import serial  # noqa: PLC0415 - pyserial: only this link needs it
             serial_factory = serial.Serial
         self._factory = serial_factory
         self._lock = threading.Lock()

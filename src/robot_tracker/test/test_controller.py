@@ -11,7 +11,8 @@ def test_sign_conventions_rep103():
     pan, tilt = image_to_angles(0.5, 0.5, math.radians(60), math.radians(45))
     assert pan < 0  # face right of centre -> turn right -> negative pan
     assert tilt > 0  # face below centre -> pitch down -> positive tilt
-    assert image_to_angles(1.0, 0.0, math.radians(60), math.radians(45))[0] == pytest.approx(-math.radians(30))
+    pan_corner = image_to_angles(1.0, 0.0, math.radians(60), math.radians(45))[0]
+    assert pan_corner == pytest.approx(-math.radians(30))
 
 
 def test_face_right_moves_pan_negative_and_respects_limits():

@@ -94,10 +94,11 @@ class Camera(threading.Thread):
 
 def test_tracking_link_loss_and_recovery(tmp_path):
     _build_sim()
-    from emotion_test_tools import dds  # the workspace's shared DDS test harness
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-    from emotion_msgs.msg import FaceArray, TrackerState
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from emotion_msgs.msg import FaceArray, TrackerState
+    from emotion_test_tools import dds  # the workspace's shared DDS test harness
 
     link = tmp_path / 'ttySIM'
     board = [SimBoard(link)]

@@ -1,7 +1,8 @@
 """Parameter validation gives errors that name the parameter."""
 import pytest
 
-from robot_tracker.params import DEFAULTS, PARAMETERS, ParameterError, settings_from
+from emotion_runtime.params import ParameterError
+from robot_tracker.params import DEFAULTS, PARAMS, settings_from
 
 
 def test_defaults_are_valid_and_match_yaml():
@@ -9,8 +10,8 @@ def test_defaults_are_valid_and_match_yaml():
     assert s.transport == 'serial' and s.control_rate >= 30
     from pathlib import Path
     yaml_text = (Path(__file__).resolve().parents[1] / 'config' / 'tracker.yaml').read_text()
-    for name, _, _ in PARAMETERS:
-        assert f'    {name}:' in yaml_text, name
+    for spec in PARAMS:
+        assert f'    {spec.name}:' in yaml_text, spec.name
 
 
 @pytest.mark.parametrize('values,match', [
@@ -28,5 +29,8 @@ def test_bad_values(values, match):
 
 
 def test_every_parameter_has_a_description():
-    assert all(desc for _, _, desc in PARAMETERS)
-    assert set(DEFAULTS) == {n for n, _, _ in PARAMETERS}
+    assert all(s.description for s in PARAMS)
+    assert set(DEFAULTS) == {s.name for s in PARAMS}
+    live = {s.name for s in PARAMS if s.live}
+    assert {'kp', 'kd', 'kff', 'deadband', 'min_confidence', 'switch_hysteresis',
+            'max_velocity_deg_s'} <= live

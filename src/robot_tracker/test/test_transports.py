@@ -6,9 +6,9 @@ import pytest
 pytest.importorskip('serial')
 
 from fake_board import FakeBoard  # noqa: E402
+
 from robot_tracker import protocol as proto  # noqa: E402
-from robot_tracker.transports import (LinkState, SerialConfig, SerialTransport,  # noqa: E402
-                                      make_transport)
+from robot_tracker.transports import LinkState, SerialConfig, SerialTransport, make_transport  # noqa: E402
 
 
 def wait_for(pred, timeout=5.0):

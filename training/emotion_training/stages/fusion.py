@@ -21,13 +21,16 @@ from emotion_training.models.vision_encoder import VisionEncoder, VisionEnsemble
 from emotion_training.models.vocal_encoder import VocalEncoder, VocalEnsemble
 
 from ..augment import augment_faces, augment_logmel
-from ..datasets import load_image_folders
+from ..datasets import load_cremad, load_csv_manifest, load_image_folders, load_semaine
+from ..datasets.cremad import split_actors
+from ..datasets.semaine import is_semaine_root
+from ..encoder_checkpoint import load_vision, load_vocal
 from ..engine import load_checkpoint
 from ..face_data import faces_to_arrays, stratified_holdout
 from ..labels import VALENCE_AROUSAL
-from ..pairing import observed_mask
+from ..pairing import PseudoPairs, observed_mask
+from ..real_pairs import MixedPairs, RealPairs, load_real_sequences, semaine_segments
 from ..splits import check_face_split, check_speech_split, face_split, holdout_seed
-from ..encoder_checkpoint import load_vision, load_vocal
 from ..voice_data import file_windows
 from .common import apply_frozen_eval, predict
 from .vocal import load_speech
@@ -230,10 +233,6 @@ def _pools(args, labels, vision: VisionEncoder | VisionEnsemble, vpre: dict,
 
 def _add_real_pairs(args, labels, vpre: dict, apre: dict, pools: dict, log) -> None:
     """Append real-pair clips (actor-independent train/val split) to the pools."""
-    from ..datasets import load_cremad, load_csv_manifest, load_semaine  # noqa: PLC0415
-    from ..datasets.cremad import split_actors  # noqa: PLC0415
-    from ..datasets.semaine import is_semaine_root  # noqa: PLC0415
-    from ..real_pairs import RealPairs, load_real_sequences, semaine_segments  # noqa: PLC0415
     src = pathlib.Path(args.pairs)
     if src.suffix.lower() == '.csv':
         samples = load_csv_manifest(src, labels)
@@ -306,7 +305,6 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> FusionStag
     args.init_vision_loaded, args.init_vocal_loaded = args.init_vision, args.init_vocal
     pools = _pools(args, labels, vision, cv['preprocess'], vocal, ca['preprocess'], end2end, gen,
                    log)
-    from ..pairing import PseudoPairs  # noqa: PLC0415
     tr, va = pools['train'], pools['val']
     pt = PseudoPairs(tr['face']['y'], tr['voice']['y'], tr['voice']['f'], len(labels),
                      args.seq_steps, args.p_present, args.p_absent, args.face_noise,
@@ -314,7 +312,6 @@ def make_stage(args, labels: list[str], gen: torch.Generator, log) -> FusionStag
     pv = PseudoPairs(va['face']['y'], va['voice']['y'], va['voice']['f'], len(labels),
                      args.seq_steps, args.p_present, args.p_absent)
     if 'real' in tr:
-        from ..real_pairs import MixedPairs  # noqa: PLC0415
         pt = MixedPairs(pt, tr['real'], args.pairs_fraction)
         pv = MixedPairs(pv, va.get('real'), args.pairs_fraction)
     return FusionStage(system, labels, pools, pt, pv, gen, end2end,

@@ -14,10 +14,10 @@ from emotion_training.models.vision_encoder import VisionEncoder
 from ..augment import augment_faces
 from ..config import VISION_PREPROCESS
 from ..datasets import load_image_folders
+from ..encoder_checkpoint import load_vision
 from ..engine import load_checkpoint
 from ..face_data import faces_to_arrays, stratified_holdout
 from ..splits import check_face_split, face_split, holdout_seed
-from ..encoder_checkpoint import load_vision
 from .common import EncoderStage, class_weights, predict
 
 

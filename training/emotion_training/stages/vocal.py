@@ -14,15 +14,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from emotion_training.models.vocal_encoder import VocalEncoder
 from emotion_runtime.speaker_calibration import speaker_section
+from emotion_training.models.vocal_encoder import VocalEncoder
 
 from ..augment import augment_logmel
 from ..config import VOCAL_PREPROCESS
-from ..datasets import Sample, load_audio_folders, load_csv_manifest, load_cremad, load_emodb
+from ..datasets import Sample, load_audio_folders, load_cremad, load_csv_manifest, load_emodb
 from ..engine import FitConfig, fit, load_checkpoint
 from ..metrics import summarise
 from ..splits import check_speech_split, speech_split
+from ..train import make_optimizer
 from ..voice_data import file_windows, normalise_windows, raw_vocal_section
 from .common import EncoderStage, class_weights, recalibrate_bn
 
@@ -200,7 +201,6 @@ def speaker_folds(speakers: Sequence[str], k: int) -> list[list[str]]:
 
 def cross_validate(args, labels: list[str], gen: torch.Generator, log) -> dict:
     """Leave-speakers-out CV with a fixed number of epochs; pooled per-file metrics."""
-    from ..train import make_optimizer  # noqa: PLC0415 - avoid an import cycle
     samples = load_speech(args, labels)
     speakers = sorted({s.speaker for s in samples})
     folds = speaker_folds(speakers, args.cv_folds)

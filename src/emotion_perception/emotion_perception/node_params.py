@@ -1,0 +1,137 @@
+"""The four perception nodes' parameter tables (no rclpy): what each node declares, and what
+``emotion-eval bag`` and the bench build the same pipelines from.
+
+``range`` and ``choices`` become the ParameterDescriptor's ranges / constraints text; ``live=True``
+parameters take effect at once when set at run time (the node's ``on_parameters``), the others
+are read only after start.  config/perception.yaml is checked against these tables by a test.
+"""
+from __future__ import annotations
+
+from emotion_runtime.labels import expected_labels_spec
+from emotion_runtime.params import ParamSpec, non_negative, positive
+
+__all__ = ['CAMERA_PARAMS', 'MICROPHONE_PARAMS', 'FACE_PARAMS', 'VOCAL_PARAMS', 'BY_NODE']
+
+# face_detection.CASCADES[0], spelled out so that this table does not import cv2.
+DEFAULT_CASCADE = 'haarcascade_frontalface_alt2.xml'
+
+CAMERA_PARAMS = [
+    ParamSpec('source', '0', 'Camera: device index ("0", "/dev/video0"), video file path or '
+              'stream URL (rtsp://, http://).'),
+    ParamSpec('frame_id', 'camera_optical_frame', 'header.frame_id of image_raw/camera_info.'),
+    ParamSpec('rate', 30.0, 'Publish rate [Hz] (also the pace at which a video file is played).',
+              range=(0.1, 240.0)),
+    ParamSpec('width', 640, 'Requested width [px] (devices); files are resized to it when '
+              'width and height are > 0. 0 = keep.', range=(0, 8192)),
+    ParamSpec('height', 480, 'Requested height [px]; 0 = keep.', range=(0, 8192)),
+    ParamSpec('loop', True, 'Restart a video file at its end.'),
+    ParamSpec('calibration_file', '', 'camera_calibration YAML; when set, camera_info is '
+              'published with every image.'),
+    ParamSpec('reconnect_initial', 0.5, 'First reconnect delay [s] after the camera is lost.',
+              positive),
+    ParamSpec('reconnect_max', 10.0, 'Longest reconnect delay [s] (doubling backoff; >= '
+              'reconnect_initial).', positive),
+]
+
+MICROPHONE_PARAMS = [
+    ParamSpec('device', '', 'sounddevice input device: "" = default, an index, or a name '
+              'substring. Ignored when `file` is set.'),
+    ParamSpec('file', '', 'WAV/FLAC/OGG file to publish instead of a device (tests, replays); '
+              'its own sample rate is used.'),
+    ParamSpec('loop', False, 'Restart the file at its end (file source only).'),
+    ParamSpec('realtime', True, 'Pace the file at its real-time rate (false: as fast as '
+              'possible, stamps still advance by the sample count).'),
+    ParamSpec('file_wait_subscribers', 0, 'File source: hold the first chunk until this many '
+              'subscribers are matched on `audio` (0 = start at once), so DDS discovery does '
+              'not eat the start of a replayed file.', range=(0, 100)),
+    ParamSpec('file_wait_timeout', 10.0, 'Longest hold for `file_wait_subscribers` [s]; then '
+              'the file starts anyway, with a warning.', positive),
+    ParamSpec('sample_rate', 16000, 'Device sample rate [Hz].', range=(8000, 192000)),
+    ParamSpec('channels', 1, 'Channels to capture (device) or to mix the file to (0 = the '
+              "file's own).", range=(0, 8)),
+    ParamSpec('chunk_seconds', 0.1, 'Duration of one AudioChunk [s].', range=(0.005, 2.0)),
+    ParamSpec('encoding', 'S16LE', 'Sample encoding of AudioChunk.data.',
+              choices=('S16LE', 'F32LE')),
+    ParamSpec('frame_id', 'microphone_link', 'header.frame_id of the chunks.'),
+    ParamSpec('reconnect_initial', 0.5, 'First retry delay [s] when the device is missing.',
+              positive),
+    ParamSpec('reconnect_max', 10.0, 'Longest retry delay [s].', positive),
+]
+
+FACE_PARAMS = [
+    ParamSpec('model_bundle', '', 'Model bundle directory; "" = the shipped default bundle.'),
+    ParamSpec('encoder_threads', 1, 'onnxruntime intra-op threads of the vision encoder.',
+              range=(1, 16)),
+    expected_labels_spec(),
+    ParamSpec('cascade', DEFAULT_CASCADE, 'Haar cascade file name (in cv2.data.haarcascades) or an '
+              'absolute path.'),
+    ParamSpec('detection_scale', 0.5, 'Image scale the detector runs at (speed vs smallest '
+              'face).', range=(0.1, 1.0)),
+    ParamSpec('scale_factor', 1.15, 'Cascade pyramid step (> 1; larger = faster, fewer hits).',
+              range=(1.01, 2.0)),
+    ParamSpec('min_neighbors', 3, 'Cascade votes needed for a face (higher = fewer false '
+              'positives; the detector\'s confidence threshold).', range=(1, 50), live=True),
+    ParamSpec('min_face_size', 48, 'Smallest face side [px, full resolution].',
+              range=(8, 4096), live=True),
+    ParamSpec('full_scan_every', 5, 'Scan the whole frame for faces every N frames; in between '
+              'only around the faces of the previous frame (a face missed there: whole at once). '
+              '1 = every frame whole (slowest).', range=(1, 300)),
+    ParamSpec('track_search_margin', 1.0, 'Between whole-frame scans: the search window around '
+              'a known face, in face sizes per side (larger follows faster motion, costs more).',
+              range=(0.1, 5.0)),
+    ParamSpec('background_scan', True, 'While faces are in view, run the periodic whole-frame '
+              'scan on a worker thread so no frame waits for it (false: in line).'),
+    ParamSpec('max_faces', 8, 'At most this many faces per frame (largest first).',
+              range=(1, 64), live=True),
+    ParamSpec('iou_threshold', 0.2, 'Tracking: IoU above which a detection continues a track.',
+              range=(0.0, 0.99), live=True),
+    ParamSpec('max_center_shift', 0.75, 'Tracking: centre shift (in box sizes) still accepted '
+              'without overlap.', non_negative, live=True),
+    ParamSpec('lost_timeout', 1.0, 'Tracking: seconds a face may be unseen before its id is '
+              'dropped.', non_negative),
+    ParamSpec('min_hits', 2, 'Tracking: frames in a row a new face must be seen before it gets '
+              'an id and is published (suppresses one-frame false positives).', range=(1, 30)),
+    ParamSpec('crop_margin', 0.1, 'Face crop margin (fraction of the box per side) for the '
+              'encoder.', range=(0.0, 1.0), live=True),
+    ParamSpec('publish_debug_image', False, 'Publish debug_image (boxes, ids, latest label).'),
+    ParamSpec('image_input', 'raw', 'Camera input: raw (image_raw, sensor_msgs/Image), compressed '
+              '(image_raw/compressed, sensor_msgs/CompressedImage JPEG/PNG), or both.',
+              choices=('raw', 'compressed', 'both')),
+]
+
+VOCAL_PARAMS = [
+    ParamSpec('model_bundle', '', 'Model bundle directory; "" = the shipped default bundle.'),
+    ParamSpec('encoder_threads', 1, 'onnxruntime intra-op threads of the vocal encoder.',
+              range=(1, 16)),
+    expected_labels_spec(),
+    ParamSpec('window_seconds', 0.0, 'Analysis window [s]; 0 = the bundle manifest\'s.',
+              range=(0.0, 30.0)),
+    ParamSpec('hop_seconds', 0.0, 'Window hop [s]; 0 = the bundle manifest\'s.',
+              range=(0.0, 30.0)),
+    ParamSpec('buffer_seconds', 10.0, 'Ring buffer length [s] (must exceed window + hop).',
+              range=(1.0, 120.0)),
+    ParamSpec('gap_tolerance', 0.02, 'Stamp jitter [s] still treated as contiguous.',
+              range=(0.0, 1.0)),
+    ParamSpec('max_gap_fill', 0.5, 'Gaps up to this [s] are filled with silence; longer ones '
+              'reset the stream.', non_negative),
+    ParamSpec('vad_frame_seconds', 0.02, 'VAD frame length [s].', range=(0.005, 0.1)),
+    ParamSpec('vad_margin_db', 10.0, 'VAD: speech is this many dB above the noise floor.',
+              range=(0.0, 60.0), live=True),
+    ParamSpec('vad_min_level_db', -50.0, 'VAD: frames quieter than this [dBFS] are never '
+              'speech.', range=(-120.0, 0.0), live=True),
+    ParamSpec('vad_hangover_seconds', 0.3, 'VAD: speech is held this long after the last loud '
+              'frame.', range=(0.0, 5.0)),
+    ParamSpec('vad_noise_window_seconds', 5.0, 'VAD: history [s] for the noise-floor '
+              'percentile.', range=(0.1, 60.0)),
+    ParamSpec('vad_noise_percentile', 10.0, 'VAD: percentile of frame levels taken as noise '
+              'floor.', range=(0.0, 50.0), live=True),
+    ParamSpec('min_speech_fraction', 0.2, 'A window is speech when at least this fraction of '
+              'its VAD frames are.', range=(0.0, 1.0), live=True),
+    ParamSpec('speaker_adaptation', True, 'Speaker-normalised bundles: calibrate the log-mel '
+              'statistics online to the person talking (false = training population\'s).'),
+    ParamSpec('speaker_half_life_seconds', 300.0, 'Speaker adaptation: speech this many seconds '
+              'old counts half (shorter follows a new speaker sooner).', range=(1.0, 36000.0)),
+]
+
+BY_NODE = {'camera_node': CAMERA_PARAMS, 'microphone_node': MICROPHONE_PARAMS,
+           'face_node': FACE_PARAMS, 'vocal_node': VOCAL_PARAMS}
