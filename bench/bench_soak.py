@@ -17,6 +17,7 @@ a network namespace holding only `lo` (`scripts/isolated.sh python bench/bench_s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -25,6 +26,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 
 from emotion_bringup.demo import make_sample
@@ -58,6 +60,8 @@ def main(argv=None) -> int:
                     help='ignored start-up time in s (default 35: model loading, and the health '
                          "monitor's 30 s start-up grace)")
     ap.add_argument('--model-bundle', default='', help="'' = the shipped bundle")
+    ap.add_argument('--set', action='append', default=[], metavar='NODE:PARAM=VALUE',
+                    help='override one node parameter (YAML value), e.g. fusion_node:hri_output=false')
     a = ap.parse_args(argv)
 
     run_s = a.minutes * 60.0
@@ -72,6 +76,7 @@ def main(argv=None) -> int:
     stale: Counter = Counter()                 # health items seen STALE -> count of reports
     health_levels: Counter = Counter()
     t0 = [None]
+    load: list = []                            # 1-min load average of the machine, sampled
 
     with tempfile.TemporaryDirectory(prefix='bench_soak_') as tmp_name:
         tmp = Path(tmp_name)
@@ -80,6 +85,13 @@ def main(argv=None) -> int:
         args = GraphArgs(camera=str(video), audio_file=str(wav), transport='none',
                          loop_files=True, model_bundle=a.model_bundle)
         specs = robot_graph(args)
+        for item in a.set:
+            node, _, assignment = item.partition(':')
+            key, _, value = assignment.partition('=')
+            spec = next((s for s in specs if s.name == node), None)
+            if spec is None or not key:
+                ap.error(f'--set {item}: not NODE:PARAM=VALUE with a node of the graph')
+            spec.parameters[key] = yaml.safe_load(value)
         with isolated_domain() as domain_id:
             with GraphRunner(specs, env=ros_env(domain_id), log_dir=tmp / 'logs') as g, \
                     RosHarness('bench_soak') as ros:
@@ -127,6 +139,7 @@ def main(argv=None) -> int:
                 next_report = 60.0
                 while since() < run_s:
                     t = since()
+                    load.append(os.getloadavg()[0])
                     for name, node in g.nodes.items():
                         if node.alive():
                             rss[name].append((t, rss_mb(node.proc.pid)))
@@ -205,8 +218,10 @@ def main(argv=None) -> int:
     rows.append(('health_monitor', 'stale items', 'none',
                  ', '.join(f'{k} ({v}x)' for k, v in stale.most_common()) or 'none'))
 
+    overrides = f', {" ".join(a.set)}' if a.set else ''
     print(f'soak bench ({run_s / 60:.0f} min, looping 12 s clip at 640x480 / 30 fps, '
-          f'transport none{", DEAD: " + str(dead) if dead else ""})')
+          f'transport none{overrides}, {os.cpu_count()} CPUs, load average mean '
+          f'{np.mean(load) if load else float("nan"):.1f}{", DEAD: " + str(dead) if dead else ""})')
     widths = [max(len(r[i]) for r in rows + [('stage', 'figure', 'target', 'measured')])
               for i in range(4)]
     header = ('stage', 'figure', 'target', 'measured')

@@ -19,6 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_bringup.demo import make_sample
+from emotion_bringup.graph import GraphArgs, robot_graph
+from emotion_bringup.graph_runner import GraphRunner, wait_until
+from emotion_msgs.msg import Emotion
+from emotion_test_tools.dds import RosHarness, isolated_domain, ros_env
+
 
 def rss_mb(pid: int) -> float:
     """Resident set size of one process and all of its children, in MB."""
@@ -45,12 +51,6 @@ def main(argv=None) -> int:
     ap.add_argument('--warmup', type=float, default=8.0, help='ignored start-up time (default 8)')
     ap.add_argument('--model-bundle', default='', help="'' = the shipped bundle")
     a = ap.parse_args(argv)
-
-    from emotion_bringup.demo import make_sample
-    from emotion_bringup.graph import GraphArgs, robot_graph
-    from emotion_bringup.graph_runner import GraphRunner, wait_until
-    from emotion_msgs.msg import Emotion
-    from emotion_test_tools.dds import RosHarness, isolated_domain, ros_env
 
     # the generated clip and the node logs (~0.3 GB) go when the run ends
     with tempfile.TemporaryDirectory(prefix='bench_system_') as tmp_name:
@@ -80,12 +80,13 @@ def main(argv=None) -> int:
                     memory.append(sum(rss_mb(n.proc.pid) for n in g.nodes.values() if n.alive()))
                     time.sleep(1.0)
                 dead = g.dead()
+                n_nodes = len(g.nodes)
     lat = np.array(latencies) if latencies else np.array([np.nan])
     rows = [
         ('camera stamp -> /emotion', 'latency p50', '-', f'{np.percentile(lat, 50):.1f} ms'),
         ('camera stamp -> /emotion', 'latency p95', '<= 40 ms', f'{np.percentile(lat, 95):.1f} ms'),
         ('camera stamp -> /emotion', 'messages', '-', f'{len(latencies)} in {a.seconds:.0f} s'),
-        ('graph (6 node processes)', 'total RSS max', '<= 1.5 GB',
+        (f'graph ({n_nodes} node processes)', 'total RSS max', '<= 1.5 GB',
          f'{max(memory) / 1024:.2f} GB' if memory else 'n/a'),
     ]
     print(f'live graph bench (640x480 at 30 fps, transport none{", DEAD: " + str(dead) if dead else ""})')

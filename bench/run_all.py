@@ -17,7 +17,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = ['bench_models.py', 'bench_perception.py', 'bench_fusion.py', 'bench_tracker.py',
-         'bench_system.py', 'bench_coldstart.py']
+         'bench_system.py', 'bench_coldstart.py', 'bench_soak.py']
+# Arguments for a bench inside `make bench`: the soak runs 3 minutes here (10 on its own).
+ARGS = {'bench_soak.py': ['--minutes', '3']}
 
 
 def _cells(row: str) -> list:
@@ -51,8 +53,9 @@ def parse_table(text: str) -> list:
             cells = _cells(row)
             if len(cells) < 2:
                 continue
-            get = lambda key: (cells[index[key]] if index[key] is not None  # noqa: E731
-                               and index[key] < len(cells) else '-')
+            get = lambda key, cells=cells, index=index: (  # noqa: E731
+                cells[index[key]] if index[key] is not None
+                and index[key] < len(cells) else '-')
             extra = ' '.join(cells[len(names):])
             rows.append((get('stage'), get('figure'), get('target'),
                          (get('measured') + (' ' + extra if extra else '')).strip()))
@@ -74,7 +77,8 @@ def main(argv=None) -> int:
         print(f'[bench] {name} ...', file=sys.stderr, flush=True)
         t0 = time.monotonic()
         try:
-            result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+            result = subprocess.run([sys.executable, str(path)] + ARGS.get(name, []),
+                                    capture_output=True, text=True,
                                     timeout=a.timeout)
             out, code = result.stdout + result.stderr, result.returncode
         except subprocess.TimeoutExpired:

@@ -26,6 +26,11 @@ def _launch_setup(context, *_args, **_kwargs):
         raise ValueError('replay.launch.py needs bag:=<bag directory>')
     specs = [s for s in robot_graph(GraphArgs(model_bundle=bundle, transport='none'))
              if s.name in REPLAYED_NODES]
+    # A bag of `emotion-bag make` holds JPEG image_raw/compressed (raw image_raw with
+    # --raw-images): face_node reads both.
+    for s in specs:
+        if s.name == 'face_node':
+            s.parameters = {**s.parameters, 'image_input': 'both'}
     nodes = [Node(package=s.package, executable=s.executable, name=s.name,
                   parameters=[str(p) for p in s.param_files] + [s.parameters],
                   remappings=s.remappings, output='screen') for s in specs]

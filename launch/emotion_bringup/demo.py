@@ -189,7 +189,11 @@ def run_demo(a: argparse.Namespace) -> int:
             truth_pub = ros.publisher(Emotion, 'emotion/ground_truth', 10)
             rec_proc = subprocess.Popen(
                 ['emotion-bag', 'record', str(out / 'recording'), '--topics', '/emotion',
-                 '/emotion/ground_truth', '/faces', '/tracker/state'],
+                 '/emotion/ground_truth', '/faces', '/tracker/state', '/joint_states',
+                 '/humans/faces/tracked', '--type', '/joint_states:=sensor_msgs/msg/JointState',
+                 '--type', '/humans/faces/tracked:=hri_msgs/msg/IdsList',
+                 # the per-id REP-155 topics (/humans/faces/<id>/expression, roi, voices/...)
+                 '--prefix', '/humans'],
                 stdout=open(out / 'logs' / 'record.log', 'w'), stderr=subprocess.STDOUT)
             print('[demo] 4/5 running: one line per second (Ctrl-C to stop early)')
             if not wait_until(lambda: bool(first_stamp), 30):

@@ -25,7 +25,7 @@ from emotion_test_tools.dds import RosHarness, isolated_domain, ros_env
 from emotion_test_tools.tiny_bundle import make_tiny_bundle
 
 DESIGN_TOPICS = {'/image_raw', '/audio', '/faces', '/vision/features', '/voice/features',
-                 '/emotion', '/pan_tilt/command', '/tracker/state', '/diagnostics'}
+                 '/emotion', '/pan_tilt/command', '/tracker/state', '/diagnostics', '/health'}
 INFRA_TOPICS = {'/parameter_events', '/rosout'}
 
 

@@ -224,7 +224,10 @@ def _add_record(sub: argparse._SubParsersAction) -> None:
                        'time of each message is its receive time (for latency). Stops on Ctrl-C, '
                        'SIGTERM, --duration or --max-messages.')
     p.add_argument('out', type=pathlib.Path, help='output bag directory (must not exist)')
-    p.add_argument('--topics', nargs='+', required=True, help='topics to record')
+    p.add_argument('--topics', nargs='+', default=[], help='topics to record')
+    p.add_argument('--prefix', action='append', default=[], metavar='PREFIX',
+                   help='also record every topic under PREFIX as its publisher appears, e.g. '
+                        '/humans for the per-id REP-155 topics (repeatable)')
     p.add_argument('--type', action='append', default=[], metavar='TOPIC:=pkg/msg/Type',
                    help='type of a topic that has no publisher yet (repeatable)')
     p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
@@ -244,7 +247,8 @@ def cmd_record(a: argparse.Namespace, stop: threading.Event) -> dict:
         k, v = item.split(':=', 1)
         types[k] = v
     opts = RecordOptions(topics=a.topics, types=types, storage=a.storage, duration=a.duration,
-                         max_messages=a.max_messages, discovery_timeout=a.discovery_timeout)
+                         max_messages=a.max_messages, discovery_timeout=a.discovery_timeout,
+                         prefixes=a.prefix)
     ready = threading.Event()
     result = record(a.out, opts, stop=stop, ready=ready)
     return result

@@ -29,6 +29,9 @@ class RecordOptions:
     duration: Optional[float] = None  # seconds after the first subscription (None = until stop)
     max_messages: Optional[int] = None  # stop once this many messages were written in total
     discovery_timeout: float = 10.0  # how long to wait for a topic's type to be discoverable
+    # also record every topic under these prefixes, as publishers appear (per-id REP-155
+    # topics such as /humans/faces/<id>/expression, whose ids are not known in advance)
+    prefixes: Sequence[str] = ()
 
 
 def _qos_for(node: Any, topic: str, msgtype: str):
@@ -60,10 +63,10 @@ def record(out: str | pathlib.Path, options: RecordOptions, node: Any = None,
     out = pathlib.Path(out)
     if out.exists():
         raise BagError(f'output bag {out} exists already; remove it or choose another path')
-    if not options.topics:
+    if not options.topics and not options.prefixes:
         raise BagError('record needs at least one topic (--topics /emotion ...)')
     plugin = storage_plugin(options.storage)
-    ts = typestore()
+    typestore()     # fail early when the .msg files cannot be found
     own = node is None
     context = None
     if own:
@@ -111,23 +114,39 @@ def record(out: str | pathlib.Path, options: RecordOptions, node: Any = None,
                         stop.set()
             return cb
 
-        for n in names:
-            msgtype = types[n]
+        def subscribe(n: str, msgtype: str) -> None:
             try:
-                conn = add_connection(writer, n, msgtype)
+                with lock:
+                    conn = add_connection(writer, n, msgtype)
             except Exception as exc:  # noqa: BLE001 - unknown to the type store
                 raise BagError(f'cannot record {n}: type {msgtype} is unknown to the bag type '
                                f'store ({exc})') from exc
             counts[n] = 0
             node.create_subscription(ros_class(msgtype), n, make_cb(conn, n),
                                      _qos_for(node, n, msgtype), raw=True)
+
+        for n in names:
+            subscribe(n, types[n])
+        prefixes = ['/' + p.strip('/') + '/' for p in options.prefixes]
+        next_scan = 0.0
         if ready is not None:
             ready.set()
         t_end = None if options.duration is None else time.monotonic() + options.duration
         while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
+            if prefixes and time.monotonic() >= next_scan:   # new per-id topics under a prefix
+                next_scan = time.monotonic() + 0.5
+                for n, ts_ in node.get_topic_names_and_types():
+                    if n not in counts and ts_ and any(n.startswith(p) for p in prefixes):
+                        try:
+                            subscribe(n, ts_[0])
+                            types[n] = ts_[0]
+                        except BagError as exc:
+                            log.warning('%s', exc)
+                            counts[n] = 0
             executor.spin_once(timeout_sec=0.05)
         stop.set()
-        return {'bag': str(out), 'counts': dict(counts), 'types': {n: types[n] for n in names}}
+        return {'bag': str(out), 'counts': dict(counts),
+                'types': {n: types[n] for n in counts if n in types}}
     finally:
         stop.set()
         with lock:

@@ -2,7 +2,8 @@
 
     emotion-eval faces  [--bundle DIR] IMAGE_DIR     one subfolder per class of face crops
     emotion-eval speech [--bundle DIR] WAV_DIR       EmoDB-named WAVs or one subfolder per class
-    emotion-eval fused  [--bundle DIR] --faces DIR --speech DIR   same-label pseudo-pair sequences
+    emotion-eval stream [--bundle DIR] [--speech ravdess]   the stream benchmark (stream_bench.py)
+    emotion-eval bag    [--bundle DIR] BAG                  score the pipeline on a bag (eval_bag.py)
 
 Each prints exactly ONE JSON line on stdout (n, accuracy, uar, macro_f1, per_class_recall, labels,
 confusion); progress goes to stderr; ``--plot FILE.png`` draws the confusion matrix.  Without
@@ -25,8 +26,7 @@ from emotion_runtime.model_bundle import BundleError, ModelBundle
 from emotion_runtime.voice_windows import aggregate, utterance_windows
 
 from .audio_io import AudioReadError, read_mono
-from .datasets import (UnreadableImageError, load_audio_folders, load_emodb, load_image_folders,
-                       read_face)
+from .datasets import UnreadableImageError, load_audio_folders, load_emodb, load_image_folders, read_face
 from .datasets.common import Sample
 from .metrics import summarise
 
@@ -35,7 +35,6 @@ from .metrics import summarise
 SUBCOMMANDS: dict[str, str] = {
     'faces': 'emotion_training.evaluate',
     'speech': 'emotion_training.evaluate',
-    'fused': 'emotion_training.evaluate',
     'bag': 'emotion_training.eval_bag',
     'stream': 'emotion_training.stream_bench',
 }
@@ -231,62 +230,10 @@ def _calibration_note(bundle: ModelBundle, args) -> dict:
     return {'speaker_calibration': CALIBRATION_NOTES[args.calibration]}
 
 
-def run_fused(args) -> int:
-    """Pseudo-pair sequences from held-out faces and speech (same label, different people).
-
-    Each sequence has ``--steps`` steps; at each step one face of the label and the next window
-    of one utterance of the label, both present (``--p-present`` < 1 drops some at random).
-    Compared on the very same sequences with the single modalities given the same evidence
-    (mean encoder logits over the sequence's faces, resp. over its windows).
-    """
-    bundle = load_bundle(args)
-    labels = bundle.labels
-    fs = face_samples(args.faces, labels)
-    ss = speech_samples(args.speech, labels)
-    progress(f'fused: {len(fs)} faces, {len(ss)} utterances; bundle {bundle.path}')
-    femb, flog, fy, _ = face_logits(bundle, fs, args.skip_unreadable)
-    # speech: keep per-window embeddings/logits of each utterance (the node feeds windows)
-    idx = {k: i for i, k in enumerate(labels)}
-    outputs, kept = voice_window_outputs(bundle, ss, args.skip_unreadable, args.calibration)
-    wemb, wlog, wy, wfile = [], [], [], []
-    for i, ((e, lg), s) in enumerate(zip(outputs, kept)):
-        wemb.append(e)
-        wlog.append(lg)
-        wy += [idx[s.label]] * len(e)
-        wfile += [i] * len(e)
-    wemb, wlog = np.concatenate(wemb), np.concatenate(wlog)
-    wy, wfile = np.array(wy), np.array(wfile)
-    from .pairing import PseudoPairs  # noqa: PLC0415
-    pairs = PseudoPairs(fy, wy, wfile, len(labels), steps=args.steps, p_present=args.p_present,
-                        p_absent=0.0)
-    rng = np.random.default_rng(args.seed)
-    b = pairs.sample(args.sequences, rng, all_present=args.p_present >= 1.0)
-    n = len(b.labels)
-    h, c = bundle.initial_state(n)
-    for t in range(args.steps):
-        probs, va, h, c = bundle.fusion_step(femb[b.face_idx[:, t]], b.face_present[:, t],
-                                             wemb[b.voice_idx[:, t]], b.voice_present[:, t], h, c)
-
-    def masked_mean(lg: np.ndarray, present: np.ndarray) -> np.ndarray:
-        w = present[..., None]
-        return (lg * w).sum(1) / np.maximum(w.sum(1), 1e-9)
-    face_only = masked_mean(flog[b.face_idx], b.face_present).argmax(1)
-    voice_only = masked_mean(wlog[b.voice_idx], b.voice_present).argmax(1)
-    fused = summarise(b.labels, probs.argmax(1), labels)
-    single = {name: {k: v for k, v in summarise(b.labels, pred, labels).items()
-                     if k in ('accuracy', 'uar', 'macro_f1')}
-              for name, pred in (('faces_only', face_only), ('speech_only', voice_only))}
-    better = max(single.values(), key=lambda d: d['uar'])
-    extra = {'single_modality': single, 'steps': args.steps, 'seed': args.seed,
-             'beats_best_single_uar': fused['uar'] > better['uar'],
-             'mean_valence_arousal': va.mean(0).round(4).tolist(),
-             'note': 'pseudo-pairs: faces and utterances of the same label from different sets',
-             **_calibration_note(bundle, args)}
-    return _finish(args, fused, 'fused', extra)
-
-
 def add_parser(sub) -> None:
-    """Register faces, speech and fused."""
+    """Register faces and speech.  (`fused`, pseudo-pair sequences that pooled several faces
+    per sequence and skipped detection, windowing and lag, is retired: `emotion-eval stream`
+    measures fusion as the robot runs it.)"""
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument('--bundle', default=None, help='bundle directory (default: shipped)')
         p.add_argument('--plot', default=None, help='write the confusion matrix to this PNG')
@@ -311,16 +258,6 @@ def add_parser(sub) -> None:
     calibration(p, ('offline', 'online', 'none'))
     p.add_argument('wav_dir')
     p.set_defaults(func=run_speech)
-    p = sub.add_parser('fused', help='pseudo-pair sequences of held-out faces and speech')
-    common(p)
-    calibration(p, ('offline', 'none'))
-    p.add_argument('--faces', required=True)
-    p.add_argument('--speech', required=True)
-    p.add_argument('--steps', type=int, default=4)
-    p.add_argument('--sequences', type=int, default=2000)
-    p.add_argument('--p-present', type=float, default=1.0)
-    p.add_argument('--seed', type=int, default=0)
-    p.set_defaults(func=run_fused)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='command', required=True)
     seen = set()
-    for name, module in SUBCOMMANDS.items():
+    for _name, module in SUBCOMMANDS.items():
         if module in seen:
             continue
         try:

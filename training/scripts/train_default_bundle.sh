@@ -59,9 +59,12 @@ cm = sum(np.array(json.load(open(f'runs/eval_speech_fold{i}.json'))['confusion']
 rec = cm.diagonal() / cm.sum(1)
 print(f'speech CV pooled: UAR {rec.mean():.3f} accuracy {cm.diagonal().sum() / cm.sum():.3f}')
 PY
-# 8. fused pseudo-pairs on unseen data: dev bundle whose vocal ensemble and fusion head never
-#    heard speakers 10 and 15 (CV fold 3)
+# 8. stream benchmark (emotion-eval stream: dev stream bags replayed through the nodes' pipelines)
+#    of the shipped bundle on FER2013 validation faces + RAVDESS speech (no actor heard in
+#    training), and of a dev bundle whose vocal ensemble and fusion head never heard EmoDB
+#    speakers 10 and 15 (CV fold 3) on FER2013 validation faces + those two speakers
+emotion-eval stream --data "$DATA" --out $R/eval_stream | tee $R/eval_stream.json
 F3=$R/vocal_cv_spk_s0/fold3/last.pt,$R/vocal_cv_spk_s1/fold3/last.pt,$R/vocal_cv_spk_s2/fold3/last.pt
 $N emotion-train fusion $C $FUS --vision-tta --init-vision $V --init-vocal $F3 --val-speakers 10,15 --out $R/fusion_dev6
 emotion-export --vision $V $INT8 --vocal $F3 --fusion $R/fusion_dev6/last.pt --out $R/bundle_dev6
-emotion-eval fused --bundle $R/bundle_dev6 --faces "$DATA/fer2013/validation" --speech $R/emodb_fold3 --steps 4 --sequences 2000 --seed 0 | tee $R/eval_fused_dev6.json
+emotion-eval stream --bundle $R/bundle_dev6 --data "$DATA" --speech emodb:10,15 --out $R/eval_stream_dev6 | tee $R/eval_stream_dev6.json

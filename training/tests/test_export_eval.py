@@ -98,19 +98,6 @@ def test_eval_speech_emodb_names_and_unreadable(bundle_dir, syn_data, tmp_path, 
         eval_main(['speech', '--bundle', str(bundle_dir), str(tmp_path)])
 
 
-def test_eval_fused_reports_single_modalities(trained, syn_data, tmp_path, capsys):
-    out = trained['out']
-    export_main(['--vision', str(out / 'vision' / 'best.pt'), '--vocal',
-                 str(out / 'vocal' / 'best.pt'), '--fusion', str(out / 'fusion' / 'best.pt'),
-                 '--out', str(tmp_path / 'b')])
-    assert eval_main(['fused', '--bundle', str(tmp_path / 'b'), '--faces',
-                      str(syn_data / 'fer2013' / 'validation'), '--speech',
-                      str(syn_data / 'emodb' / 'wav'), '--sequences', '200']) == 0
-    res = _json_line(capsys.readouterr().out)
-    assert res['n'] == 200 and {'faces_only', 'speech_only'} == set(res['single_modality'])
-    assert res['uar'] > 0.5
-
-
 def test_eval_missing_bundle_is_clear(tmp_path):
     with pytest.raises(SystemExit, match='does not exist'):
         eval_main(['faces', '--bundle', str(tmp_path / 'nope'), str(tmp_path)])

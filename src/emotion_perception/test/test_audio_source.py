@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emotion_perception.audio_source import (AudioSourceError, DeviceAudioSource,
-                                             FileAudioSource, parse_device)
+from emotion_perception.audio_source import AudioSourceError, DeviceAudioSource, FileAudioSource, parse_device
 
 
 def test_file_blocks_are_contiguous(tmp_path):

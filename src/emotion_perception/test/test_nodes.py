@@ -7,16 +7,16 @@ import cv2
 import numpy as np
 import pytest
 import soundfile as sf
-
 from perception_media import moving_face_frames
+
 from emotion_test_tools.dds import NodeProcess, RosHarness, isolated_domain, ros_env
 
 rclpy = pytest.importorskip('rclpy')
 from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from emotion_msgs.msg import AudioChunk, EmotionFeature, FaceArray  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
+from emotion_msgs.msg import AudioChunk, EmotionFeature, FaceArray  # noqa: E402
 from emotion_perception.audio_format import encode_pcm  # noqa: E402
 from emotion_perception.image_conversion import numpy_to_image  # noqa: E402
 from emotion_perception.ros_common import reliable_qos, sensor_qos, stamp_to_seconds  # noqa: E402
@@ -68,7 +68,7 @@ def test_face_node_tracks_the_moving_photo_with_one_id(test_bundle):
             msg.header.frame_id = 'cam'
             for _ in range(10):     # best effort: resend when a 900 kB frame was lost on the wire
                 pub.publish(msg)
-                if ros.wait_for(lambda: len({_secs(f) for f in faces}) > i, 2.0):
+                if ros.wait_for(lambda i=i: len({_secs(f) for f in faces}) > i, 2.0):
                     break
             assert len({_secs(f) for f in faces}) > i, node.output()
         with_face = [f for f in faces if f.faces]
@@ -255,7 +255,9 @@ def test_microphone_without_device_keeps_retrying():
                                                         'reconnect_initial': 0.2},
                         env=ros_env(d)) as node, RosHarness() as ros:
         diags = ros.collect(DiagnosticArray, '/diagnostics', 10)
-        assert ros.wait_for(lambda: _diag_values(diags, 'microphone_node')[1] is not None, 15.0)
+        # the first status may still be the lifecycle's "unconfigured" one: wait for the error
+        assert ros.wait_for(lambda: getattr(_diag_values(diags, 'microphone_node')[1], 'level',
+                                            None) == b'\x02', 15.0), node.output()
         _, status = _diag_values(diags, 'microphone_node')
         assert status.level == b'\x02' and ('device' in status.message
                                             or 'PortAudio' in status.message)
