@@ -21,7 +21,8 @@ setup(
     zip_safe=True,
     maintainer='Emotion robot maintainers',
     maintainer_email='maintainers@emotion-robot.invalid',
-    description='Launch files, parameter files and evaluation tools that start the emotion robot as one system.',
+    description=('Launch files, parameter files and evaluation tools that start the emotion robot '
+                 'as one system.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

@@ -19,9 +19,9 @@ What each of the six nodes would otherwise do its own way lives here once:
   destroyed on deactivate, publishers made with ``lifecycle_publisher`` publish only while active
   and are destroyed on cleanup.  A hook that raises fails its transition (FAILURE, the reason in
   the log and on /diagnostics); the node stays in the previous state.
-- **Diagnostics**: one DiagnosticsPublisher on /diagnostics at ~1 Hz from the first second, in
-  its own callback group so it keeps publishing while a transition (model load, warm-up) runs on
-  the MultiThreadedExecutor: WARN "warming up: <what>" while a ``warming_up`` block runs, the
+- **Diagnostics**: one DiagnosticsPublisher on /diagnostics at ~1 Hz from the first second, from
+  a thread of its own so it keeps publishing while a transition (model load, warm-up) runs in
+  the node's single-threaded executor: WARN "warming up: <what>" while a ``warming_up`` block runs, the
   node's ``report()`` while active, the lifecycle state (and why configure failed) otherwise.
 - **main()**: ``run_node(NodeClass, args)`` inits, brings the node to active itself when its
   ``autostart`` parameter is true (so scripts and tests need no lifecycle manager), spins until
@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -45,8 +46,7 @@ from rcl_interfaces.msg import (
     ParameterType,
     SetParametersResult,
 )
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -121,14 +121,28 @@ def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]
 
 # ----------------------------------------------------------------------------- diagnostics
 class DiagnosticsPublisher:
-    """Publishes one DiagnosticStatus on /diagnostics every ``period`` seconds (and at once)."""
+    """Publishes one DiagnosticStatus on /diagnostics every ``period`` seconds (and at once).
+
+    It publishes from a thread of its own, not from an executor callback: the node spins a
+    single-threaded executor (so a callback may create and destroy publishers, e.g. the per-face
+    ones, without another executor thread building a wait set over them), and /diagnostics still
+    goes out while a long transition (model load, warm-up) runs in that executor.
+    """
 
     def __init__(self, node: Node, hardware_id: str, report: Callable[[], StatusReport],
-                 period: float = 1.0, callback_group: Any = None) -> None:
+                 period: float = 1.0) -> None:
         self._node, self.hardware_id, self._report = node, hardware_id, report
-        self._pub = node.create_publisher(DiagnosticArray, '/diagnostics', 10,
-                                          callback_group=callback_group)
-        self._timer = node.create_timer(period, self.publish, callback_group=callback_group)
+        self._period = float(period)
+        self._pub = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name='diagnostics', daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._period):
+            if not self._node.context.ok():
+                return
+            self.publish()
 
     def publish(self) -> None:
         try:
@@ -141,13 +155,15 @@ class DiagnosticsPublisher:
                               message=r.message, hardware_id=self.hardware_id,
                               values=[KeyValue(key=k, value=str(v)) for k, v in r.values.items()])
         msg = DiagnosticArray(status=[st])
-        msg.header.stamp = self._node.get_clock().now().to_msg()
         with contextlib.suppress(Exception):   # context already shut down at exit
+            msg.header.stamp = self._node.get_clock().now().to_msg()
             self._pub.publish(msg)
 
     def destroy(self) -> None:
-        with contextlib.suppress(Exception):
-            self._node.destroy_timer(self._timer)
+        """Stop the thread (idempotent)."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0 * self._period + 1.0)
 
 
 # ----------------------------------------------------------------------------- the node
@@ -182,8 +198,7 @@ class KitNode(LifecycleNode):
         self.diagnostics = DiagnosticsPublisher(
             self, (hardware_id(self.p) if callable(hardware_id) else hardware_id) or node_name,
             self._diagnostic_report,
-            float(self.p.get('diagnostics_period', 1.0)),
-            callback_group=MutuallyExclusiveCallbackGroup())
+            float(self.p.get('diagnostics_period', 1.0)))
         self.add_pre_set_parameters_callback(self._coerce_parameters)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diagnostics.publish()
@@ -325,6 +340,10 @@ class KitNode(LifecycleNode):
         self._stop_active()
         self._stop_configured()
 
+    def destroy_node(self) -> None:
+        self.diagnostics.destroy()
+        super().destroy_node()
+
     def _destroy_active(self) -> None:
         entities, self._active_entities = self._active_entities, []
         for e in entities:
@@ -433,7 +452,7 @@ def run_node(factory: Callable[[], KitNode], args: Optional[list] = None,
     """
     rclpy.init(args=args)
     node: Optional[KitNode] = None
-    executor = MultiThreadedExecutor(num_threads=3)
+    executor = SingleThreadedExecutor()
     code = 0
     try:
         node = factory()
