@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ['bench_models.py', 'bench_perception.py', 'bench_fusion.py', 'bench_tracker.py',
-         'bench_system.py', 'bench_coldstart.py', 'bench_soak.py']
+ORDER = ['bench_models.py', 'bench_perception.py', 'bench_detection.py', 'bench_vad.py',
+         'bench_fusion.py', 'bench_tracker.py', 'bench_system.py', 'bench_coldstart.py', 'bench_soak.py']
 # Arguments for a bench inside `make bench`: the soak runs 3 minutes here (10 on its own).
 ARGS = {'bench_soak.py': ['--minutes', '3']}
 

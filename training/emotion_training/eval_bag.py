@@ -313,6 +313,7 @@ class OfflinePipeline:
         self.output_age_ms: list[float] = []
         self.voice_windows = self.speech_windows = 0
         self.faces_seen = 0
+        self.frames_with_face = 0
         self.frames = 0
 
     def advance(self, now_ns: int) -> None:
@@ -387,6 +388,7 @@ class OfflinePipeline:
         res = self.faces.process(bgr, stamp / NS)
         self.frames += 1
         self.faces_seen += len(res.tracks)
+        self.frames_with_face += bool(res.tracks)
         boxes = [FaceBox(t.id, float(t.w * t.h)) for t in res.tracks]
         for name in ('fused', 'vision_only'):
             self.runners[name].on_faces(boxes, stamp)
@@ -443,6 +445,16 @@ PARAM_TABLES = {'face_node': 'FACE_PARAMS', 'vocal_node': 'VOCAL_PARAMS'}
 def param_specs(node: str) -> list:
     """A pipeline node's ParamSpec table (emotion_perception.node_params; no rclpy)."""
     return getattr(param_tables, PARAM_TABLES[node])
+
+
+def face_detection_summary(pipe: Any) -> dict:
+    """Which detector ran and in what share of the frames it gave a tracked face (in a bag that
+    shows a face in every frame, e.g. ``emotion-bag make --faces``: the found rate as face_node
+    reports it, ``min_hits`` included; bench/bench_detection.py measures the detectors alone)."""
+    frames = pipe.frames
+    return {'detector': pipe.params['face_node'].get('face_detector', 'haar'),
+            'frames_with_face': pipe.frames_with_face,
+            'fraction': round(pipe.frames_with_face / frames, 4) if frames else None}
 
 
 def node_params(node: str, overrides: Optional[dict] = None) -> dict:
@@ -638,6 +650,7 @@ def evaluate_offline(bag: pathlib.Path, out_dir: pathlib.Path, bundle_path: Opti
                    'estimates': {k: len(v) for k, v in pipe.preds.items()},
                    'truth_samples': len(truth)},
         'steps': pipe.step_counts(),
+        'face_detection': face_detection_summary(pipe),
         'params': {**pipe.params, 'fusion_node': dataclasses.asdict(pipe.cfg)},
         'wall_s': round(wall, 3),
         'realtime_factor': round((end_ns - t0_ns) / NS / wall, 3) if wall > 0 else None,

@@ -27,7 +27,9 @@ from emotion_runtime.voice_windows import aggregate, utterance_windows
 
 from .audio_io import AudioReadError, read_mono
 from .datasets import UnreadableImageError, load_audio_folders, load_emodb, load_image_folders, read_face
-from .datasets.common import Sample
+from .datasets.common import AUDIO_EXTS, IMAGE_EXTS, Sample
+from .datasets.ravdess import load_ravdess
+from .labels import canonical
 from .metrics import summarise
 
 #: subcommand -> module providing add_parser(subparsers) and run(args) -> int.  Modules that are
@@ -81,6 +83,28 @@ def load_bundle(args) -> ModelBundle:
         raise SystemExit(f'emotion-eval: {exc}') from exc
 
 
+def skipped_folders(root: str | pathlib.Path, labels: Sequence[str],
+                    exts: Sequence[str]) -> dict[str, int]:
+    """{class folder name: files in it} for the subfolders of ``root`` that hold files of ``exts``
+    but whose class is not among ``labels`` (CK+'s contempt; surprise for a six-label bundle):
+    they are not scored, and the result says so instead of dropping them silently."""
+    root = pathlib.Path(root)
+    out = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        if canonical(d.name, labels) is None:
+            n = sum(1 for f in d.rglob('*') if f.is_file() and f.suffix.lower() in exts)
+            if n:
+                out[d.name] = n
+    return out
+
+
+def _report_skipped(skipped: dict[str, int], labels: Sequence[str]) -> dict:
+    if skipped:
+        progress(f'NOT scored (class not in the bundle\'s labels {list(labels)}): ' +
+                 ', '.join(f'{k} ({n} files)' for k, n in skipped.items()))
+    return {'skipped_classes': skipped}
+
+
 def face_samples(image_dir: str, labels: Sequence[str]) -> list[Sample]:
     samples = load_image_folders(image_dir, labels)
     if not samples:
@@ -94,11 +118,16 @@ def speech_samples(wav_dir: str, labels: Sequence[str]) -> list[Sample]:
     if not root.is_dir():
         raise SystemExit(f'emotion-eval: {wav_dir} is not a directory')
     samples = load_audio_folders(root, labels)   # one subfolder per class ...
+    for s in samples:
+        s.extra.setdefault('corpus', '')
     if not samples:
-        samples = load_emodb(root, labels)       # ... or EmoDB names (root or root/wav)
+        samples = load_emodb(root, labels)       # ... or EmoDB names (root or root/wav) ...
+    if not samples:
+        samples = load_ravdess(root, labels)     # ... or RAVDESS names (Actor_AA/), calm excluded
     if not samples:
         raise SystemExit(f'emotion-eval: no WAVs of labels {list(labels)} in {wav_dir} '
-                         f'(EmoDB names SSaTTEv.wav or class subfolders expected)')
+                         f'(EmoDB names SSaTTEv.wav, RAVDESS Actor_AA/MM-VC-EE-II-SS-RR-AA.flac '
+                         f'or class subfolders expected)')
     return samples
 
 
@@ -207,19 +236,42 @@ def _finish(args, summary: dict, title: str, extra: Optional[dict] = None) -> in
 
 def run_faces(args) -> int:
     bundle = load_bundle(args)
+    skipped = _report_skipped(skipped_folders(args.image_dir, bundle.labels, IMAGE_EXTS),
+                              bundle.labels)
     samples = face_samples(args.image_dir, bundle.labels)
     progress(f'{len(samples)} face images from {args.image_dir}; bundle {bundle.path}')
     _, logits, y, _ = face_logits(bundle, samples, args.skip_unreadable)
-    return _finish(args, summarise(y, logits.argmax(1), bundle.labels), 'faces')
+    return _finish(args, summarise(y, logits.argmax(1), bundle.labels), 'faces', skipped)
 
 
 def run_speech(args) -> int:
     bundle = load_bundle(args)
     samples = speech_samples(args.wav_dir, bundle.labels)
+    folders = any(s.extra.get('corpus') == '' for s in samples)   # class folders (not corpus names)
+    skipped = _report_skipped(skipped_folders(args.wav_dir, bundle.labels, AUDIO_EXTS)
+                              if folders else {}, bundle.labels)
     progress(f'{len(samples)} speech files from {args.wav_dir}; bundle {bundle.path}')
-    _, logits, y, _ = speech_logits(bundle, samples, args.skip_unreadable, args.calibration)
-    return _finish(args, summarise(y, logits.argmax(1), bundle.labels), 'speech',
-                   _calibration_note(bundle, args))
+    _, logits, y, kept = speech_logits(bundle, samples, args.skip_unreadable, args.calibration)
+    extra = dict(_calibration_note(bundle, args), **skipped,
+                 per_corpus=_per_corpus(y, logits.argmax(1), kept, bundle.labels))
+    if bundle.speaker_normalised and args.calibration != 'none':
+        # every calibrated figure also without calibration (the population statistics)
+        _, lg0, y0, kept0 = speech_logits(bundle, samples, args.skip_unreadable, 'none')
+        extra['no_calibration'] = dict(
+            {k: v for k, v in summarise(y0, lg0.argmax(1), bundle.labels).items()
+             if k in _BRIEF}, per_corpus=_per_corpus(y0, lg0.argmax(1), kept0, bundle.labels))
+    return _finish(args, summarise(y, logits.argmax(1), bundle.labels), 'speech', extra)
+
+
+_BRIEF = ('n', 'accuracy', 'uar', 'macro_f1', 'per_class_recall')
+
+
+def _per_corpus(y: np.ndarray, pred: np.ndarray, kept: Sequence[Sample],
+                labels: Sequence[str]) -> dict:
+    """{corpus: brief metrics} for the corpora named by the files (EmoDB, RAVDESS names)."""
+    corpus = np.array([s.extra.get('corpus') or 'unnamed' for s in kept])
+    return {c: {k: v for k, v in summarise(y[corpus == c], pred[corpus == c], labels).items()
+                if k in _BRIEF} for c in sorted(set(corpus.tolist()))}
 
 
 def _calibration_note(bundle: ModelBundle, args) -> dict:
@@ -253,7 +305,9 @@ def add_parser(sub) -> None:
     common(p)
     p.add_argument('image_dir')
     p.set_defaults(func=run_faces)
-    p = sub.add_parser('speech', help='WAVs with EmoDB names or in class subfolders')
+    p = sub.add_parser('speech', help='speech files with EmoDB or RAVDESS names or in class '
+                       'subfolders; figures per corpus and pooled, and (speaker-normalised '
+                       'bundles) also without calibration')
     common(p)
     calibration(p, ('offline', 'online', 'none'))
     p.add_argument('wav_dir')

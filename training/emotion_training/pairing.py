@@ -52,13 +52,16 @@ class PseudoPairs:
         1 - held-out accuracy, e.g. from the leave-speakers-out CV)."""
         self.steps, self.p_present, self.p_absent = steps, p_present, p_absent
         self.face_noise, self.voice_noise = face_noise, voice_noise
-        self.classes = [c for c in range(n_classes)
-                        if (face_labels == c).any() and (voice_labels == c).any()]
-        if not self.classes:
+        # A label that only one modality has (surprise: FER2013 faces, but no EmoDB speech) is
+        # still trained: its sequences have that modality alone (the other absent throughout).
+        face_cls = {c for c in range(n_classes) if (face_labels == c).any()}
+        voice_cls = {c for c in range(n_classes) if (voice_labels == c).any()}
+        if not face_cls & voice_cls:
             raise ValueError('no label has both faces and speech: cannot build pseudo-pairs')
-        self.faces = {c: np.nonzero(face_labels == c)[0] for c in self.classes}
+        self.classes = sorted(face_cls | voice_cls)
+        self.faces = {c: np.nonzero(face_labels == c)[0] for c in sorted(face_cls)}
         # utterances per class, each a list of its window indices in time order
-        self.utts: dict[int, list[np.ndarray]] = {c: [] for c in self.classes}
+        self.utts: dict[int, list[np.ndarray]] = {c: [] for c in sorted(voice_cls)}
         for f in np.unique(voice_files):
             w = np.nonzero(voice_files == f)[0]
             c = int(voice_labels[w[0]])
@@ -70,15 +73,23 @@ class PseudoPairs:
         labels = rng.choice(self.classes, size=n)
         fi = np.zeros((n, T), np.int64)
         vi = np.zeros((n, T), np.int64)
-        others = {c: [o for o in self.classes if o != c] for c in self.classes}
+        others_f = {c: [o for o in self.faces if o != c] for c in self.classes}
+        others_v = {c: [o for o in self.utts if o != c] for c in self.classes}
+        no_face, no_voice = np.zeros(n, bool), np.zeros(n, bool)
         for i, c in enumerate(labels):
-            fi[i] = rng.choice(self.faces[c], size=T)
-            if self.face_noise > 0 and len(self.classes) > 1:
-                for t in np.nonzero(rng.random(T) < self.face_noise)[0]:
-                    fi[i, t] = rng.choice(self.faces[rng.choice(others[c])])
+            if c in self.faces:
+                fi[i] = rng.choice(self.faces[c], size=T)
+                if self.face_noise > 0 and len(self.faces) > 1:
+                    for t in np.nonzero(rng.random(T) < self.face_noise)[0]:
+                        fi[i, t] = rng.choice(self.faces[rng.choice(others_f[c])])
+            else:
+                no_face[i] = True
+            if c not in self.utts:
+                no_voice[i] = True
+                continue
             cu = c
-            if self.voice_noise > 0 and len(self.classes) > 1 and rng.random() < self.voice_noise:
-                cu = rng.choice(others[c])
+            if self.voice_noise > 0 and len(self.utts) > 1 and rng.random() < self.voice_noise:
+                cu = rng.choice(others_v[c])
             u = self.utts[cu][rng.integers(len(self.utts[cu]))]
             start = rng.integers(len(u))
             vi[i] = u[(start + np.arange(T)) % len(u)]
@@ -90,6 +101,8 @@ class PseudoPairs:
             vp = (rng.random((n, T)) < self.p_present).astype(np.float32)
             fp[rng.random(n) < self.p_absent] = 0
             vp[rng.random(n) < self.p_absent] = 0
+        fp[no_face] = 0
+        vp[no_voice] = 0
         return SeqBatch(fi, fp, vi, vp, labels.astype(np.int64))
 
 

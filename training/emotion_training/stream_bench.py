@@ -16,15 +16,18 @@ speech spec, by default all RAVDESS actors present (01-20: English; the shipped 
 any of them).  EmoDB speakers (`emodb:SS,SS`) are only held out for dev bundles trained without
 them: the shipped vocal encoders were trained on all 8 EmoDB speakers here.
 
-A stream is a sequence of segments of 3-10 s, one true label each (face and speech of that label;
-labels restricted to the bundle's; RAVDESS calm is excluded by default or mapped to neutral with
---ravdess-calm neutral; surprise is outside the six labels).  Placements are dealt from fixed
-decks per seed, so every seed has all of them: segments without speech (~20 %), with one utterance
-(~50 %), with several utterances of one speaker (~30 %); one face (~60 %), a stretch of 1-3 s
-without a face (~25 %), two faces of the label at once (~15 %).  Utterances keep their own length
-and their recorded leading/trailing silence (RAVDESS clips keep theirs, as `emotion-bag make` does)
-with pauses of 0.2-1.5 s between them; an utterance that does not fit in 10 s is cut at the end of
-its segment.  The true label changes at every segment boundary.
+A stream is a sequence of segments of 3-10 s, one true label each (face and speech of that
+label; labels restricted to the bundle's; RAVDESS calm is excluded by default or mapped to
+neutral with --ravdess-calm neutral; RAVDESS surprised is left out while the bundle has no
+surprise label).  Placements are dealt from fixed decks per seed, so every seed has all of them:
+segments without speech (~20 %), with one utterance (~50 %), with several utterances of one
+speaker (~30 %); one face (~60 %), a stretch of 1-3 s without a face (~25 %), two faces of the
+label at once (~15 %).  Utterances keep their own length and their recorded leading/trailing
+silence (RAVDESS clips keep theirs, as `emotion-bag make` does) with pauses of 0.2-1.5 s between
+them; an utterance that does not fit in 10 s is cut at the end of its segment.  The true label
+changes at every segment boundary.  Frames are 320x240 at 15 fps by default, written as JPEG
+CompressedImage by the bag writer (about 53 MB per 6 min seed), and face_node gets the detection
+geometry of the robot's 640x480 camera (`camera_geometry`).
 """
 from __future__ import annotations
 
@@ -33,7 +36,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import pathlib
 import shutil
 import sys
@@ -47,40 +49,16 @@ from .datasets.common import Sample
 
 log = logging.getLogger('emotion_eval')
 
-#: RAVDESS emotion code -> project label (calm: see `load_ravdess`; surprise is outside the six).
-RAVDESS_EMOTIONS = {'01': 'neutral', '02': 'calm', '03': 'happy', '04': 'sad', '05': 'angry',
-                    '06': 'fear', '07': 'disgust', '08': 'surprise'}
 START_NS = 1_700_000_000 * 1_000_000_000     # fixed bag start: a seed's bag is the same each run
 MIN_SEG, MAX_SEG = 3.0, 10.0
 
 
 # --------------------------------------------------------------------------- speech specs
-def load_ravdess(root: str | pathlib.Path, labels: Sequence[str],
-                 actors: Optional[Sequence[str]] = None, calm: str = 'exclude') -> list[Sample]:
-    """RAVDESS speech files ``Actor_AA/03-01-EE-II-SS-RR-AA.(flac|wav)`` with a label in
-    ``labels``; ``calm`` = 'exclude' (default: calm is not neutral) or 'neutral' (mapped)."""
-    root = pathlib.Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f'RAVDESS folder {root} does not exist')
-    out = []
-    for f in sorted(root.glob('Actor_*/*')):
-        parts = f.stem.split('-')
-        if f.suffix.lower() not in ('.flac', '.wav') or len(parts) != 7:
-            continue
-        lab = RAVDESS_EMOTIONS.get(parts[2])
-        if lab == 'calm':
-            lab = 'neutral' if calm == 'neutral' else None
-        if lab is None or lab not in labels or (actors is not None and parts[6] not in actors):
-            continue
-        out.append(Sample(path=f, label=lab, speaker=parts[6],
-                          extra={'intensity': parts[3], 'statement': parts[4]}))
-    return out
-
-
 def load_speech_spec(spec: str, data: pathlib.Path, labels: Sequence[str],
                      calm: str = 'exclude') -> list[Sample]:
     """'ravdess' | 'ravdess:01,02' | 'emodb' | 'emodb:10,15' -> utterances under ``data``."""
     from .datasets.emodb import load_emodb  # noqa: PLC0415
+    from .datasets.ravdess import load_ravdess  # noqa: PLC0415
     corpus, _, who = spec.partition(':')
     speakers = [s.strip().zfill(2) for s in who.split(',') if s.strip()] or None
     if corpus == 'ravdess':
@@ -130,6 +108,8 @@ def plan_stream(face_items: Sequence[Sample], speech_items: Sequence[Sample],
 
     ``utterance_seconds(i)`` is the length of speech item i (the plan keeps utterances at their
     own length)."""
+    if n_segments < 2:
+        raise ValueError(f'--segments {n_segments}: a stream needs at least 2 segments')
     rng = np.random.default_rng(seed)
     by_face: dict[str, list[int]] = {}
     for i, s in enumerate(face_items):
@@ -360,9 +340,9 @@ def camera_geometry(size: tuple[int, int]) -> dict:
 
 
 def default_data() -> pathlib.Path:
-    env = os.environ.get('EMOTION_DATA')
-    return pathlib.Path(env) if env else pathlib.Path(__file__).resolve().parents[3] / 'shared' \
-        / 'data'
+    """$EMOTION_DATA, else ../shared/data beside the checkout (as emotion-train)."""
+    from .config import default_data_root  # noqa: PLC0415
+    return default_data_root()
 
 
 def run_benchmark(args: argparse.Namespace) -> dict:

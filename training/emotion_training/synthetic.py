@@ -37,6 +37,9 @@ def draw_face(label: str, rng: np.random.Generator, size: int = 48) -> np.ndarra
             inner = (inner[0], inner[1] + int(r * 0.12))
         elif label in ('sad', 'fear'):
             inner = (inner[0], inner[1] - int(r * 0.12))
+        elif label == 'surprise':     # both ends of the brow raised
+            inner = (inner[0], inner[1] - int(r * 0.12))
+            outer = (outer[0], outer[1] - int(r * 0.12))
         cv2.line(img, inner, outer, dark, max(2, r // 14))
     my, mw = cy + int(r * 0.45), int(r * 0.4)
     th = max(2, r // 12)
@@ -50,6 +53,8 @@ def draw_face(label: str, rng: np.random.Generator, size: int = 48) -> np.ndarra
         cv2.line(img, (cx - mw, my + int(r * 0.08)), (cx + mw, my - int(r * 0.08)), dark, th)
     elif label == 'angry':
         cv2.rectangle(img, (cx - mw, my - th), (cx + mw, my + th), dark, -1)
+    elif label == 'surprise':         # a round open mouth (outline)
+        cv2.circle(img, (cx, my), int(r * 0.2), dark, th)
     else:
         cv2.line(img, (cx - mw, my), (cx + mw, my), dark, th)
     img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
@@ -74,7 +79,8 @@ def write_face_folders(root: str | pathlib.Path, labels: Sequence[str], per_clas
 
 _VOICE = {  # f0 Hz, amplitude, vibrato Hz
     'angry': (260, 0.6, 0.0), 'happy': (330, 0.4, 6.0), 'sad': (110, 0.08, 0.0),
-    'neutral': (160, 0.2, 0.0), 'fear': (400, 0.25, 12.0), 'disgust': (140, 0.3, 3.0)}
+    'neutral': (160, 0.2, 0.0), 'fear': (400, 0.25, 12.0), 'disgust': (140, 0.3, 3.0),
+    'surprise': (520, 0.5, 2.0)}
 
 
 def tone(label: str, rng: np.random.Generator, seconds: float, rate: int) -> np.ndarray:
@@ -105,6 +111,32 @@ def write_emodb(root: str | pathlib.Path, labels: Sequence[str], speakers: Seque
                 name = f'{sp}{"a" if i < 10 else "b"}{i % 10 + 1:02d}{EMODB_LETTER[lab]}a.wav'
                 sf.write(str(wav / name), x, rate)
     return pathlib.Path(root)
+
+
+RAVDESS_CODE = {'neutral': '01', 'calm': '02', 'happy': '03', 'sad': '04', 'angry': '05',
+                'fear': '06', 'disgust': '07', 'surprise': '08'}
+
+
+def write_ravdess(root: str | pathlib.Path, labels: Sequence[str], actors: Sequence[str],
+                  per_actor_class: int = 2, seed: int = 0, rate: int = 16000,
+                  seconds: float = 1.5, lead: float = 0.4, ext: str = 'flac') -> pathlib.Path:
+    """``root/Actor_AA/03-01-EE-II-SS-RR-AA.flac`` speech in RAVDESS naming (16 kHz mono FLAC like
+    the shared copy, with a quiet lead and tail).  ``labels`` may include 'calm' (code 02; drawn
+    with neutral's tone)."""
+    root = pathlib.Path(root)
+    rng = np.random.default_rng(seed)
+    for actor in actors:
+        d = root / f'Actor_{actor}'
+        d.mkdir(parents=True, exist_ok=True)
+        for lab in labels:
+            for i in range(per_actor_class):
+                x = tone('neutral' if lab == 'calm' else lab, rng,
+                         seconds * rng.uniform(0.6, 1.0), rate)
+                x = np.pad(x, (int(lead * rate), int(lead * rate)))
+                name = (f'03-01-{RAVDESS_CODE[lab]}-{"01" if lab == "neutral" else "02"}-'
+                        f'{i % 2 + 1:02d}-{i // 2 + 1:02d}-{actor}.{ext}')
+                sf.write(str(d / name), x, rate)
+    return root
 
 
 CREMAD_CODE = {'angry': 'ANG', 'disgust': 'DIS', 'fear': 'FEA', 'happy': 'HAP', 'neutral': 'NEU',

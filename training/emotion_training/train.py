@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--data', default=str(default_data_root()),
                    help='data root (default $EMOTION_DATA or ../shared/data) [%(default)s]')
     p.add_argument('--labels', default=None, help='comma-separated label set (aliases ok); '
-                   'default angry,disgust,fear,happy,neutral,sad')
+                   'default the seven angry,disgust,fear,happy,neutral,sad,surprise (a corpus '
+                   'without some of them trains with its label mask: labels.CORPUS_LABELS)')
     p.add_argument('--out', default='runs/STAGE', help='output folder [%(default)s]')
     p.add_argument('--epochs', type=int, default=30)
     p.add_argument('--batch-size', type=int, default=128)
@@ -212,6 +213,14 @@ def main(argv: list[str] | None = None) -> int:
                         max_batches=args.max_batches, quiet=args.quiet,
                         steps_per_epoch=steps, bf16=args.bf16)
         result = fit(stage, opt, sched, cfg, log)
+        if hasattr(stage, 'heldout_report'):
+            # the final weights (last epoch run) on the validation speakers: per corpus and
+            # pooled, with and without speaker calibration (vocal stage)
+            result['heldout'] = dict(stage.heldout_report(), weights='last epoch')
+            log(f'[{args.stage}] held-out UAR (last epoch): ' + '; '.join(
+                f'{mode}: ' + ', '.join(f'{k} {v["uar"]:.3f}' for k, v in block.items()
+                                        if isinstance(v, dict))
+                for mode, block in result['heldout'].items() if isinstance(block, dict)))
     result['command'] = command
     result['wall_seconds'] = round(time.time() - t0, 1)
     (out / 'result.json').write_text(json.dumps(result, indent=1))

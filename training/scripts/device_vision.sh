@@ -79,7 +79,7 @@ run)
   export PYTHONPATH="$ROOT/src/emotion_perception:$ROOT/src/emotion_fusion:$ROOT/training${PYTHONPATH:+:$PYTHONPATH}"
   export PYTHONUNBUFFERED=1
   AMP=""; [ "${BF16:-1}" = 1 ] && AMP="--bf16"
-  TRAIN="python3 -m emotion_training.train vision --data $WORK/data --device $DEVICE --holdout-seed 0 --quiet $AMP $CAP"
+  TRAIN="python3 -m emotion_training.train vision --data $WORK/data --device $DEVICE --holdout-seed 0 --labels ${LABELS// /,} --quiet $AMP $CAP"
   REC="--optimizer adamw --lr 0.002 --weight-decay 0.05 --batch-size 128 --balance-power 0.75 --label-smoothing 0.1 --patience 1000"
   python3 -c "import torch; print('[run] torch', torch.__version__, 'cuda', torch.cuda.is_available())"
   echo "[run] smoke: 1 epoch on 600 faces"

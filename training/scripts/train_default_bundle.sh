@@ -9,7 +9,8 @@ ROOT="$(pwd)"
 cd training
 R=runs
 N="nice -n 10"
-C="--data $DATA --threads 1 --quiet"
+# the 0.5.0 recipe has six labels (no surprise); emotion-train's default is now all seven
+C="--data $DATA --threads 1 --quiet --labels angry,disgust,fear,happy,neutral,sad"
 
 # 1. vision ensemble: FER2013 train, 10 % stratified holdout (seed 0) for early stopping/selection;
 #    member 1 (stride-2 stem, widths 32-256) by a warm-started chain, member 2 (stride-1 stem,

@@ -32,7 +32,9 @@ def test_aliases_and_label_parsing():
     assert canonical('Anger', L) == 'angry'
     assert canonical('happiness', L) == 'happy'
     assert canonical('sadness', L) == 'sad'
-    assert canonical('surprise', L) is None
+    assert canonical('surprised', L) == 'surprise'          # seven labels: surprise is in
+    assert canonical('surprise', L[:6]) is None             # ... a six-label set skips it
+    assert canonical('contempt', L) is None                 # CK+'s contempt is in no set
     assert parse_labels('anger,Happiness,sad') == ['angry', 'happy', 'sad']
     with pytest.raises(ValueError, match='unknown emotion label'):
         parse_labels('angry,sleepy')
@@ -42,7 +44,7 @@ def test_fer_class_folders_with_aliases_and_skips(tmp_path):
     write_face_folders(tmp_path, ['happy', 'sad'], 2)
     (tmp_path / 'happy').rename(tmp_path / 'happiness')
     write_face_folders(tmp_path, ['neutral'], 1)
-    (tmp_path / 'neutral').rename(tmp_path / 'surprise')   # outside the set: skipped
+    (tmp_path / 'neutral').rename(tmp_path / 'contempt')   # outside the set: skipped
     s = load_image_folders(tmp_path, L)
     assert sorted({x.label for x in s}) == ['happy', 'sad'] and len(s) == 4
 
@@ -96,7 +98,7 @@ def test_csv_manifest(tmp_path):
     (tmp_path / 'manifest.csv').write_text(
         'path,label,speaker,audio,video\n'
         'a.png,Anger,s1,a.wav,\n'
-        'b.png,surprise,s2,,\n'
+        'b.png,contempt,s2,,\n'
         '/abs/c.png,sadness,s3,,c.mp4\n')
     s = load_csv_manifest(tmp_path / 'manifest.csv', L)
     assert [x.label for x in s] == ['angry', 'sad']
@@ -127,4 +129,4 @@ def test_real_data_layouts(data_root):
     assert len(fer) > 3000 and {x.label for x in fer} == set(L)
     emo = load_emodb(data_root / 'emodb', L)
     assert {x.speaker for x in emo} == {'03', '08', '09', '10', '12', '13', '14', '15'}
-    assert {x.label for x in emo} == set(L)
+    assert {x.label for x in emo} == set(L) - {'surprise'}   # EmoDB has no surprise

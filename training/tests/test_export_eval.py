@@ -69,11 +69,11 @@ def test_eval_faces_contract_and_plot(bundle_dir, tmp_path, capsys):
     write_face_folders(tmp_path / 'faces', ['happy', 'sad'], 3, size=64, colour=True)
     (tmp_path / 'faces' / 'happy').rename(tmp_path / 'faces' / 'happiness')
     write_face_folders(tmp_path / 'faces', ['neutral'], 2)
-    (tmp_path / 'faces' / 'neutral').rename(tmp_path / 'faces' / 'surprise')
+    (tmp_path / 'faces' / 'neutral').rename(tmp_path / 'faces' / 'contempt')
     assert eval_main(['faces', '--bundle', str(bundle_dir), '--plot', str(tmp_path / 'cm.png'),
                       str(tmp_path / 'faces')]) == 0
     res = _json_line(capsys.readouterr().out)
-    assert res['n'] == 6
+    assert res['n'] == 6 and res['skipped_classes'] == {'contempt': 2}   # reported, not scored
     assert set(res) >= {'n', 'accuracy', 'uar', 'macro_f1', 'per_class_recall', 'labels',
                         'confusion'}
     assert (tmp_path / 'cm.png').stat().st_size > 1000

@@ -17,10 +17,11 @@ from emotion_training import media
 from emotion_training import stream_bench as sb
 from emotion_training.datasets.folders import load_image_folders
 from emotion_training.eval_bag import NS, Prediction, Truth, follow_times
-from emotion_training.labels import DEFAULT_LABELS
 from emotion_training.synthetic import tone, write_face_folders
 
 SIZE, FPS, RATE = (160, 120), 5.0, 16000
+#: the shipped bundle's six labels (no surprise: RAVDESS surprised must be left out)
+LABELS6 = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
 #: RAVDESS emotion codes of the six labels, plus calm (02) and surprised (08)
 CODES = {'neutral': '01', 'happy': '03', 'sad': '04', 'angry': '05', 'fear': '06',
          'disgust': '07'}
@@ -46,20 +47,20 @@ def write_ravdess(root: pathlib.Path, actors=('01', '02'), per_label: int = 3,
 @pytest.fixture(scope='module')
 def syn_root(tmp_path_factory) -> pathlib.Path:
     root = tmp_path_factory.mktemp('streamdata')
-    write_face_folders(root / 'fer2013' / 'validation', DEFAULT_LABELS, per_class=6, seed=4)
+    write_face_folders(root / 'fer2013' / 'validation', LABELS6, per_class=6, seed=4)
     write_ravdess(root / 'ravdess')
     return root
 
 
 @pytest.fixture(scope='module')
 def items(syn_root):
-    faces = load_image_folders(syn_root / 'fer2013' / 'validation', DEFAULT_LABELS)
-    speech = sb.load_speech_spec('ravdess', syn_root, DEFAULT_LABELS)
+    faces = load_image_folders(syn_root / 'fer2013' / 'validation', LABELS6)
+    speech = sb.load_speech_spec('ravdess', syn_root, LABELS6)
     return faces, speech
 
 
 def _build(items, seed: int, n: int = 14):
-    return sb.build_stream_clip(*items, DEFAULT_LABELS, seed, n, SIZE, FPS, RATE)
+    return sb.build_stream_clip(*items, LABELS6, seed, n, SIZE, FPS, RATE)
 
 
 def _frames_digest(clip) -> str:
@@ -70,17 +71,17 @@ def _frames_digest(clip) -> str:
 
 
 def test_ravdess_spec_maps_labels_and_excludes_calm_and_surprise(syn_root):
-    items = sb.load_speech_spec('ravdess', syn_root, DEFAULT_LABELS)
-    assert {s.label for s in items} == set(DEFAULT_LABELS)
+    items = sb.load_speech_spec('ravdess', syn_root, LABELS6)
+    assert {s.label for s in items} == set(LABELS6)
     assert {s.speaker for s in items} == {'01', '02'}
     codes = {s.path.name.split('-')[2] for s in items}
     assert '02' not in codes and '08' not in codes          # calm and surprised left out
-    calm = sb.load_speech_spec('ravdess', syn_root, DEFAULT_LABELS, calm='neutral')
+    calm = sb.load_speech_spec('ravdess', syn_root, LABELS6, calm='neutral')
     assert len(calm) == len(items) + 2 * 3                  # calm files become neutral
-    one = sb.load_speech_spec('ravdess:2', syn_root, DEFAULT_LABELS)
+    one = sb.load_speech_spec('ravdess:2', syn_root, LABELS6)
     assert {s.speaker for s in one} == {'02'}
     with pytest.raises(ValueError, match='ravdess'):
-        sb.load_speech_spec('cremad', syn_root, DEFAULT_LABELS)
+        sb.load_speech_spec('cremad', syn_root, LABELS6)
 
 
 def test_stream_is_deterministic_per_seed(items):
@@ -105,7 +106,7 @@ def test_stream_has_the_promised_placements(items):
     for prev, seg in zip([None, *plan], plan):
         assert sb.MIN_SEG - 1e-9 <= seg.end - seg.start <= sb.MAX_SEG + 1e-9
         assert prev is None or (prev.label != seg.label and abs(prev.end - seg.start) < 1e-9)
-        assert seg.label in DEFAULT_LABELS
+        assert seg.label in LABELS6
         assert all(faces[i].label == seg.label for i in seg.faces)       # one true label
         assert all(speech[i].label == seg.label and speech[i].speaker == seg.speaker
                    for _, i in seg.utterances)
@@ -161,7 +162,7 @@ def test_follow_times_on_a_hand_made_sequence():
 def test_stream_cli_builds_scores_and_reports(syn_root, tmp_path, capsys):
     from emotion_training.evaluate import main
     from emotion_training.testing import make_test_bundle
-    bundle = make_test_bundle(tmp_path / 'b')
+    bundle = make_test_bundle(tmp_path / 'b', LABELS6)
     out = tmp_path / 'out'
     rc = main(['stream', '--data', str(syn_root), '--seeds', '0', '1', '--segments', '3',
                '--size', '160x120', '--fps', '5', '--bundle', str(bundle), '--out', str(out)])
@@ -185,6 +186,6 @@ def test_ravdess_dev_speech_of_the_shared_data():
     root = sb.default_data()
     if not (root / 'ravdess').is_dir():
         pytest.skip(f'RAVDESS not found at {root} (set EMOTION_DATA)')
-    items = sb.load_speech_spec('ravdess', root, DEFAULT_LABELS)
+    items = sb.load_speech_spec('ravdess', root, LABELS6)
     assert len({s.speaker for s in items}) == 20
-    assert {s.label for s in items} == set(DEFAULT_LABELS)
+    assert {s.label for s in items} == set(LABELS6)

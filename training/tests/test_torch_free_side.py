@@ -12,6 +12,7 @@ import json
 import numpy as np
 import soundfile as sf
 
+from emotion_runtime.labels import shipped_manifest_path
 from emotion_runtime.model_bundle import ModelBundle, load_manifest
 from emotion_test_tools import tiny_bundle
 from emotion_training import config, labels
@@ -19,14 +20,18 @@ from emotion_training.bag_cli import main as bag_main
 
 
 def test_tiny_bundle_tables_are_the_training_ones():
-    assert tiny_bundle.DEFAULT_LABELS == labels.DEFAULT_LABELS
+    assert tiny_bundle.PROJECT_LABELS == labels.DEFAULT_LABELS
+    assert len(labels.DEFAULT_LABELS) == 7 and 'surprise' in labels.DEFAULT_LABELS
+    # the tiny bundle's default is the shipped manifest's list (what the nodes expect by default)
+    assert list(tiny_bundle.DEFAULT_LABELS) == load_manifest(
+        shipped_manifest_path().parent)['labels']
     assert tiny_bundle.VALENCE_AROUSAL == labels.VALENCE_AROUSAL
     assert tiny_bundle.VISION_PREPROCESS == config.VISION_PREPROCESS
     assert tiny_bundle.VOCAL_PREPROCESS == config.VOCAL_PREPROCESS
 
 
 def test_tiny_bundle_has_the_exported_interface(bundle_dir, tmp_path):
-    tiny_path = tiny_bundle.make_tiny_bundle(tmp_path / 'tiny')
+    tiny_path = tiny_bundle.make_tiny_bundle(tmp_path / 'tiny', labels=labels.DEFAULT_LABELS)
     exported, tiny = ModelBundle.load(bundle_dir), ModelBundle.load(tiny_path)
     for key in ('vision', 'vocal', 'fusion'):
         for kind in ('get_inputs', 'get_outputs'):

@@ -1,10 +1,11 @@
-"""Offline face detection with OpenCV's Haar cascade (weights ship inside opencv-python).
+"""Offline face detection with OpenCV's Haar cascade (weights ship inside opencv-python), and
+the ``Detection`` every detector returns.
 
-Why Haar and not MTCNN: on this robot's CPU budget (one core, 30 fps, p95 <= 25 ms for the whole
-vision path) the cascade on a half-resolution frame costs ~10-15 ms, while MTCNN (facenet-pytorch)
-costs several times that; both find the frontal faces the emotion model needs.  The measured
-numbers are in the package README.  Detection runs on a downscaled, histogram-equalised grey
-image and boxes are mapped back to full resolution.
+The Haar cascade is the ``face_detector: haar`` choice; the default is MTCNN
+(``mtcnn_detection``), which on generated frames of FER2013 validation faces finds roughly twice
+as many faces (small, turned, blurred, dark) at a lower cost per 640x480 frame
+(bench/bench_detection.py).  Detection runs on a downscaled, histogram-equalised grey image and
+boxes are mapped back to full resolution.
 """
 from __future__ import annotations
 
@@ -26,13 +27,16 @@ CASCADES = ('haarcascade_frontalface_alt2.xml', 'haarcascade_frontalface_default
 
 @dataclass
 class Detection:
-    """A face box in full-resolution pixels and a confidence in [0, 1]."""
+    """A face box in full-resolution pixels and a confidence in [0, 1]; ``landmarks``: five
+    (x, y) points (eyes, nose, mouth corners, as MTCNN orders them) where the detector gives
+    them (MTCNN), else None (Haar)."""
 
     x: float
     y: float
     w: float
     h: float
     confidence: float
+    landmarks: Optional[tuple] = None
 
     @property
     def box(self) -> tuple[float, float, float, float]:

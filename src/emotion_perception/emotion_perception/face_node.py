@@ -73,7 +73,9 @@ class FaceNode(KitNode):
         pipeline.bundle = self.bundle
         every = p['full_scan_every']
         self.get_logger().info(
-            f"faces: Haar {p['cascade']} at scale {p['detection_scale']}; "
+            ('faces: MTCNN (ONNX) from ' + str(pipeline.detector.model_dir)
+             if p['face_detector'] == 'mtcnn' else
+             f"faces: Haar {p['cascade']} at scale {p['detection_scale']}") + '; '
             + ('whole frame every frame' if every == 1 else
                f"windows around known faces, whole frame every {every} frames "
                f"({'on a worker thread' if p['background_scan'] else 'in line'} while faces "
@@ -115,14 +117,14 @@ class FaceNode(KitNode):
         if pipe is None:
             return
         det = pipe.detector
-        if 'min_neighbors' in changed:
-            det.min_neighbors = int(changed['min_neighbors'])
-        if 'min_face_size' in changed:
-            det.min_face_size = int(changed['min_face_size'])
         background = getattr(pipe.background, '_detector', None)
-        if background is not None:
-            background.min_neighbors, background.min_face_size = det.min_neighbors, \
-                det.min_face_size
+        for name, attr, kind in (('min_neighbors', 'min_neighbors', int),       # Haar only
+                                 ('mtcnn_min_confidence', 'min_confidence', float),  # MTCNN
+                                 ('min_face_size', 'min_face_size', int)):
+            if name in changed and hasattr(det, attr):
+                for d in (det, background):
+                    if d is not None:
+                        setattr(d, attr, kind(changed[name]))
         if 'iou_threshold' in changed:
             pipe.tracker.iou_threshold = changed['iou_threshold']
         if 'max_center_shift' in changed:

@@ -63,6 +63,12 @@ FACE_PARAMS = [
     ParamSpec('encoder_threads', 1, 'onnxruntime intra-op threads of the vision encoder.',
               range=(1, 16)),
     expected_labels_spec(),
+    ParamSpec('face_detector', 'mtcnn', 'Face detector: mtcnn (CNN with five landmarks, the '
+              'shipped ONNX nets in emotion_runtime/models/face_detector) or haar (OpenCV '
+              'cascade; the cascade, detection_scale, scale_factor, min_neighbors parameters).',
+              choices=('mtcnn', 'haar')),
+    ParamSpec('mtcnn_min_confidence', 0.9, 'MTCNN: ONet score a face needs (higher = fewer false '
+              'positives).', range=(0.7, 0.999), live=True),
     ParamSpec('cascade', DEFAULT_CASCADE, 'Haar cascade file name (in cv2.data.haarcascades) or an '
               'absolute path.'),
     ParamSpec('detection_scale', 0.5, 'Image scale the detector runs at (speed vs smallest '
@@ -114,16 +120,25 @@ VOCAL_PARAMS = [
               range=(0.0, 1.0)),
     ParamSpec('max_gap_fill', 0.5, 'Gaps up to this [s] are filled with silence; longer ones '
               'reset the stream.', non_negative),
-    ParamSpec('vad_frame_seconds', 0.02, 'VAD frame length [s].', range=(0.005, 0.1)),
-    ParamSpec('vad_margin_db', 10.0, 'VAD: speech is this many dB above the noise floor.',
+    ParamSpec('vad', 'silero', 'Voice-activity detector: silero (the shipped Silero VAD model, '
+              'onnxruntime; falls back to energy with an error on /diagnostics when its file is '
+              'missing) or energy (level above an adaptive noise floor).',
+              choices=('silero', 'energy')),
+    ParamSpec('vad_threshold', 0.5, 'Silero VAD: speech probability at which speech starts (it '
+              'continues down to this - 0.15).', range=(0.05, 0.95), live=True),
+    ParamSpec('vad_silero_hangover_seconds', 0.1, 'Silero VAD: speech is held this long after '
+              'the last speech frame.', range=(0.0, 5.0)),
+    ParamSpec('vad_frame_seconds', 0.02, 'VAD frame length [s] (the flag grid).',
+              range=(0.005, 0.1)),
+    ParamSpec('vad_margin_db', 10.0, 'Energy VAD: speech is this many dB above the noise floor.',
               range=(0.0, 60.0), live=True),
-    ParamSpec('vad_min_level_db', -50.0, 'VAD: frames quieter than this [dBFS] are never '
+    ParamSpec('vad_min_level_db', -50.0, 'Energy VAD: frames quieter than this [dBFS] are never '
               'speech.', range=(-120.0, 0.0), live=True),
-    ParamSpec('vad_hangover_seconds', 0.3, 'VAD: speech is held this long after the last loud '
+    ParamSpec('vad_hangover_seconds', 0.3, 'Energy VAD: speech is held this long after the last loud '
               'frame.', range=(0.0, 5.0)),
-    ParamSpec('vad_noise_window_seconds', 5.0, 'VAD: history [s] for the noise-floor '
+    ParamSpec('vad_noise_window_seconds', 5.0, 'Energy VAD: history [s] for the noise-floor '
               'percentile.', range=(0.1, 60.0)),
-    ParamSpec('vad_noise_percentile', 10.0, 'VAD: percentile of frame levels taken as noise '
+    ParamSpec('vad_noise_percentile', 10.0, 'Energy VAD: percentile of frame levels taken as noise '
               'floor.', range=(0.0, 50.0), live=True),
     ParamSpec('min_speech_fraction', 0.2, 'A window is speech when at least this fraction of '
               'its VAD frames are.', range=(0.0, 1.0), live=True),

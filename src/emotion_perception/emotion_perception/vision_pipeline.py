@@ -16,9 +16,11 @@ import numpy as np
 from .background_scan import BackgroundScan, DeferredScan
 from .face_detection import HaarFaceDetector, iou
 from .face_tracking import FaceTracker
+from .mtcnn_detection import MtcnnFaceDetector
 from .scan_schedule import ScanSchedule
 
-__all__ = ['FrameResult', 'FacePipeline', 'build_face_pipeline', 'crop_face', 'draw_debug']
+__all__ = ['FrameResult', 'FacePipeline', 'build_detector', 'build_face_pipeline', 'crop_face',
+           'draw_debug']
 
 
 @dataclass
@@ -52,7 +54,7 @@ class FacePipeline:
     timing when the worker keeps up, reproducibly; what ``emotion-eval bag`` runs).
     """
 
-    def __init__(self, detector: HaarFaceDetector, tracker: FaceTracker,
+    def __init__(self, detector: Any, tracker: FaceTracker,
                  bundle: Any = None, crop_margin: float = 0.1, max_faces: int = 8,
                  schedule: Optional[ScanSchedule] = None, background: bool = False,
                  scan_thread: bool = True) -> None:
@@ -112,14 +114,26 @@ class FacePipeline:
             self.background.close()
 
 
+def build_detector(p: Mapping[str, Any]) -> Any:
+    """The face detector that ``p['face_detector']`` names (``mtcnn`` when the key is absent:
+    parameter tables from before the choice existed).  Raises ValueError naming a bad value."""
+    kind = p.get('face_detector', 'mtcnn')
+    if kind == 'mtcnn':
+        return MtcnnFaceDetector(min_face_size=p['min_face_size'],
+                                 min_confidence=p.get('mtcnn_min_confidence', 0.9))
+    if kind == 'haar':
+        return HaarFaceDetector(p['cascade'], p['detection_scale'], p['scale_factor'],
+                                p['min_neighbors'], p['min_face_size'])
+    raise ValueError(f"face_detector must be 'mtcnn' or 'haar', got {kind!r}")
+
+
 def build_face_pipeline(p: Mapping[str, Any], bundle: Any = None,
                         scan_thread: bool = True) -> FacePipeline:
     """The pipeline face_node runs, from its parameter table (``node_params.FACE_PARAMS`` names);
     ``emotion-eval bag`` builds it the same way so offline numbers are the robot's (with
     ``scan_thread=False``: the background scan's timing without its thread).  Raises
     ValueError naming a bad value."""
-    detector = HaarFaceDetector(p['cascade'], p['detection_scale'], p['scale_factor'],
-                                p['min_neighbors'], p['min_face_size'])
+    detector = build_detector(p)
     tracker = FaceTracker(p['iou_threshold'], p['max_center_shift'], p['lost_timeout'],
                           min_hits=p['min_hits'])
     schedule = ScanSchedule(p['full_scan_every'], p['track_search_margin'])

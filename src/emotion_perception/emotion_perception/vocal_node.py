@@ -16,12 +16,13 @@ from emotion_runtime.labels import parse_labels
 from emotion_runtime.model_loading import load_bundle_or_error, warm_up
 from emotion_runtime.node_kit import ConfigureError, KitNode, run_node
 from emotion_runtime.params import ParameterError
-from emotion_runtime.stats import WARN, LatencyMeter, RateMeter, StatusReport
+from emotion_runtime.stats import ERROR, WARN, LatencyMeter, RateMeter, StatusReport
 
 from .audio_buffer import ChunkEvent
 from .audio_format import AudioFormatError, check_sample_rate, decode_pcm, to_mono
 from .node_params import VOCAL_PARAMS
 from .ros_common import seconds_to_stamp, sensor_qos, stamp_to_seconds
+from .voice_activity import EnergyVad, SileroVad
 from .voice_pipeline import build_voice_pipeline
 
 #: Why a chunk was refused: AudioFormatError.reason values, and an unexpected failure.
@@ -62,7 +63,10 @@ class VocalNode(KitNode):
             self.pipeline = build_voice_pipeline(p, self.bundle)
         except ValueError as exc:
             raise ParameterError(str(exc)) from exc
-        self.get_logger().info(f'voice windows {self.pipeline.window_seconds:.2f} s every '
+        if self.pipeline.vad_error:
+            self.get_logger().error(f'VAD: {self.pipeline.vad_error}')
+        self.get_logger().info(f'VAD {self.pipeline.vad_kind}, '
+                               f'voice windows {self.pipeline.window_seconds:.2f} s every '
                                f'{self.pipeline.hop_seconds:.2f} s, bundle rate '
                                f'{self.bundle.sample_rate} Hz')
         try:
@@ -82,7 +86,8 @@ class VocalNode(KitNode):
         self.bundle = None
 
     def on_parameters(self, changed: dict) -> None:
-        """VAD margins and the speech fraction: at once (the running VAD and its settings)."""
+        """VAD margins/threshold and the speech fraction: at once (the running VAD and its
+        settings)."""
         pipe = self.pipeline
         if pipe is None:
             return
@@ -91,8 +96,10 @@ class VocalNode(KitNode):
         for name, attr in names.items():
             if name in changed:
                 pipe.vad_params[attr] = float(changed[name])
-                if pipe.vad is not None:
+                if isinstance(pipe.vad, EnergyVad):
                     setattr(pipe.vad, attr, float(changed[name]))
+        if 'vad_threshold' in changed and isinstance(pipe.vad, SileroVad):
+            pipe.vad.threshold = float(changed['vad_threshold'])
         if 'min_speech_fraction' in changed:
             pipe.min_speech_fraction = float(changed['min_speech_fraction'])
 
@@ -167,8 +174,14 @@ class VocalNode(KitNode):
         if self.audio_seconds:
             r.add('cpu_percent_of_realtime', 100.0 * self.cpu_seconds / self.audio_seconds)
         r.latency('processing', self.latency)
-        if self.pipeline.vad is not None:
+        r.add('vad', self.pipeline.vad_kind)
+        if isinstance(self.pipeline.vad, EnergyVad):
             r.add('noise_floor_db', self.pipeline.vad.noise_floor_db)
+        elif isinstance(self.pipeline.vad, SileroVad):
+            r.add('speech_probability_last', self.pipeline.vad.last_probability)
+        if self.pipeline.vad_error:
+            r.add('vad_error', self.pipeline.vad_error)
+            r.raise_level(ERROR, f'VAD: {self.pipeline.vad_error}')
         if self.pipeline.calibration is not None:
             r.add('speaker_calibration_seconds', self.pipeline.calibration_seconds())
         r.model(self.model_error or self.pipeline.model_error)

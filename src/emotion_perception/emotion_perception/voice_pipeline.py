@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from emotion_runtime.voice_windows import stream_ready
 
 from .audio_buffer import AudioStreamBuffer, PushResult
 from .audio_format import check_finite, check_sample_rate, check_stamp
-from .voice_activity import EnergyVad
+from .voice_activity import EnergyVad, SileroModel, SileroVad, VadModelError
 
 __all__ = ['VoiceWindow', 'VoicePipeline', 'build_voice_pipeline', 'FALLBACK_WINDOW_SECONDS',
            'FALLBACK_HOP_SECONDS']
@@ -45,10 +45,13 @@ class VoicePipeline:
     def __init__(self, bundle: Any, window_seconds: float, hop_seconds: float,
                  buffer: Optional[AudioStreamBuffer] = None, vad_params: Optional[dict] = None,
                  min_speech_fraction: float = 0.2, encode: bool = True,
-                 speaker_half_life_seconds: Optional[float] = 300.0) -> None:
+                 speaker_half_life_seconds: Optional[float] = 300.0,
+                 vad_factory: Optional[Callable[[int], Any]] = None) -> None:
         """``speaker_half_life_seconds``: for a speaker-normalised bundle, the online speaker
         calibration forgets speech this old by half (None = no calibration: the training
-        population's statistics are used throughout)."""
+        population's statistics are used throughout).  ``vad_factory(rate)`` makes the VAD of a
+        stream (``process``/``reset``/``frame``/``sample_rate``, as EnergyVad and SileroVad);
+        None = ``EnergyVad(rate, **vad_params)``."""
         if window_seconds < 0.01 or hop_seconds < 0.001:
             raise ValueError(f'window ({window_seconds} s) must be >= 0.01 s and hop '
                              f'({hop_seconds} s) >= 0.001 s')
@@ -58,7 +61,10 @@ class VoicePipeline:
             raise ValueError('audio buffer capacity must exceed window + hop')
         self.vad_params = dict(vad_params or {})
         self.min_speech_fraction, self.encode = min_speech_fraction, encode
-        self.vad: Optional[EnergyVad] = None
+        self.vad_factory = vad_factory or (lambda rate: EnergyVad(rate, **self.vad_params))
+        self.vad_kind = 'energy' if vad_factory is None else 'custom'
+        self.vad_error = ''           # why the configured VAD could not be used (fallback)
+        self.vad: Any = None
         self._vad_cursor = 0          # next absolute sample index to give to the VAD
         self._flags = np.zeros(0, bool)
         self._flags_start = 0         # absolute index of self._flags[0]
@@ -82,7 +88,7 @@ class VoicePipeline:
 
     def _restart(self, rate: int) -> None:
         if self.vad is None or self.vad.sample_rate != rate:
-            self.vad = EnergyVad(rate, **self.vad_params)
+            self.vad = self.vad_factory(rate)
         self.vad.reset()
         start = self.buffer.start_index
         self._vad_cursor = self._flags_start = self._stream_start = start
@@ -151,10 +157,13 @@ class VoicePipeline:
         return result, windows
 
 
-def build_voice_pipeline(p: Mapping[str, Any], bundle: Any = None) -> VoicePipeline:
+def build_voice_pipeline(p: Mapping[str, Any], bundle: Any = None,
+                         vad_model: Any = None) -> VoicePipeline:
     """The pipeline vocal_node runs, from its parameter values (``VOCAL_PARAMS`` names):
     window and hop from the parameters, else the bundle's manifest (else the fallbacks without a
-    bundle), the stream buffer, the VAD settings and the online speaker adaptation.
+    bundle), the stream buffer, the VAD (``vad``: silero, or energy; silero falls back to energy
+    when its model file is missing or unusable, with the reason in ``vad_error``; ``vad_model``:
+    the Silero file, None = the shipped one) and the online speaker adaptation.
     ``emotion-eval bag`` builds it the same way, so offline numbers are the robot's.  Raises
     ValueError naming a bad value."""
     window = p['window_seconds'] or (bundle.window_seconds if bundle is not None
@@ -167,6 +176,18 @@ def build_voice_pipeline(p: Mapping[str, Any], bundle: Any = None) -> VoicePipel
            'noise_window_seconds': p['vad_noise_window_seconds'],
            'noise_percentile': p['vad_noise_percentile']}
     buffer = AudioStreamBuffer(p['buffer_seconds'], p['gap_tolerance'], p['max_gap_fill'])
-    return VoicePipeline(bundle, window, hop, buffer, vad, p['min_speech_fraction'],
+    factory, error = None, ''
+    if p['vad'] == 'silero':
+        try:
+            model = SileroModel.load(vad_model, threads=1)
+            factory = lambda rate: SileroVad(  # noqa: E731
+                rate, model, p['vad_threshold'], p['vad_frame_seconds'],
+                p['vad_silero_hangover_seconds'])
+        except VadModelError as exc:
+            error = f'{exc}; using the energy VAD instead'
+    pipe = VoicePipeline(bundle, window, hop, buffer, vad, p['min_speech_fraction'],
                          speaker_half_life_seconds=(p['speaker_half_life_seconds']
-                                                    if p['speaker_adaptation'] else None))
+                                                    if p['speaker_adaptation'] else None),
+                         vad_factory=factory)
+    pipe.vad_kind, pipe.vad_error = ('silero' if factory is not None else 'energy'), error
+    return pipe

@@ -264,3 +264,21 @@ def test_microphone_without_device_keeps_retrying():
         assert node.alive()
         assert node.stop() == 0
         assert 'retrying in' in node.output()
+
+
+def test_vocal_node_without_the_vad_model_falls_back_to_energy(test_bundle, tmp_path):
+    """The Silero file missing ($EMOTION_VAD_MODEL pointing nowhere): the node runs on the energy
+    VAD and says so as an ERROR on /diagnostics naming the file."""
+    missing = tmp_path / 'gone' / 'silero_vad.onnx'
+    with isolated_domain() as d, \
+            NodeProcess(PKG, 'vocal_node', params={'model_bundle': str(test_bundle)},
+                        env=dict(ros_env(d), EMOTION_VAD_MODEL=str(missing))) as node, \
+            RosHarness() as ros:
+        diags = ros.collect(DiagnosticArray, '/diagnostics', 20)
+        assert ros.wait_for(lambda: _diag_values(diags, 'vocal_node')[1] is not None, 15.0), \
+            node.output()
+        values, status = _diag_values(diags, 'vocal_node')
+        assert values['vad'] == 'energy' and str(missing) in values['vad_error']
+        assert status.level == b'\x02' and str(missing) in status.message
+        assert node.alive() and str(missing) in node.output()
+        assert node.stop() == 0, node.output()

@@ -19,8 +19,12 @@ from .params import ParamSpec
 __all__ = ['FALLBACK_LABELS', 'shipped_manifest_path', 'shipped_labels', 'parse_labels',
            'check_labels', 'expected_labels_spec']
 
-#: The project's order, used only when the shipped manifest cannot be found or read.
-FALLBACK_LABELS: tuple[str, ...] = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
+#: The project's seven labels in their order, used only when the shipped manifest cannot be found
+#: or read.  Everywhere else the label list is the bundle's own (its manifest's ``labels``): the
+#: shipped 0.5.0 bundle declares the first six (no surprise), a bundle trained since may have
+#: all seven.
+FALLBACK_LABELS: tuple[str, ...] = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad',
+                                    'surprise')
 
 
 def shipped_manifest_path() -> Optional[pathlib.Path]:

@@ -36,14 +36,23 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from emotion_runtime.labels import shipped_labels
 from emotion_runtime.model_bundle import BUNDLE_FORMAT, ModelBundle, sha256_of
 from emotion_runtime.preprocess import logmel_frames
 
-__all__ = ['DEFAULT_LABELS', 'VALENCE_AROUSAL', 'VISION_PREPROCESS', 'VOCAL_PREPROCESS',
-           'make_tiny_bundle']
+__all__ = ['DEFAULT_LABELS', 'PROJECT_LABELS', 'VALENCE_AROUSAL', 'VISION_PREPROCESS',
+           'VOCAL_PREPROCESS', 'make_tiny_bundle']
 
-#: The project's six labels, in the order of the shipped bundle (emotion_training.labels).
-DEFAULT_LABELS: tuple[str, ...] = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
+#: The project's seven labels, in their order (emotion_training.labels.DEFAULT_LABELS; a bundle
+#: that emotion-export writes by default has these).
+PROJECT_LABELS: tuple[str, ...] = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad',
+                                   'surprise')
+
+#: The default labels of a tiny bundle: those of the shipped bundle's manifest, read from it
+#: (``emotion_runtime.labels.shipped_labels``), so that a tiny bundle passes the nodes' default
+#: ``expected_labels`` whatever the shipped bundle declares (0.5.0: the first six, no surprise).
+#: Pass ``labels=PROJECT_LABELS`` for a seven-label bundle.
+DEFAULT_LABELS: tuple[str, ...] = shipped_labels()
 
 #: [valence, arousal] per label: Russell & Mehrabian (1977), neutral = origin (the same table as
 #: emotion_training.labels.VALENCE_AROUSAL; training/tests checks that they agree).

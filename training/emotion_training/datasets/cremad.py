@@ -45,7 +45,8 @@ def load_cremad(root: str | pathlib.Path, labels: Sequence[str],
             continue
         out.append(Sample(path=f, label=info['emotion'], speaker=info['actor'], audio=f,
                           video=videos.get(f.stem),
-                          extra={'sentence': info['sentence'], 'level': info['level']}))
+                          extra={'corpus': 'cremad', 'sentence': info['sentence'],
+                                 'level': info['level']}))
     return out
 
 

@@ -40,5 +40,5 @@ def load_emodb(root: str | pathlib.Path, labels: Sequence[str],
         if speakers is not None and info['speaker'] not in speakers:
             continue
         out.append(Sample(path=f, label=info['emotion'], speaker=info['speaker'],
-                          extra={'text': info['text']}))
+                          extra={'corpus': 'emodb', 'text': info['text']}))
     return out

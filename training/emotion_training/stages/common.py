@@ -133,34 +133,72 @@ class EncoderStage:
             self.weights = self.weights.to(self.device)
         return self
 
+    #: per training sample, which labels its corpus can express ([N, C] bool numpy), or None
+    #: (every label everywhere: plain cross-entropy).  Set by the vocal stage when corpora with
+    #: different label sets are pooled (EmoDB has no surprise); see ``masked_cross_entropy``.
+    label_masks: np.ndarray | None = None
+
     def train_batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        """(x, y) or, mixed up, (x, y_a, y_b, lam); with ``label_masks`` the batch's masks
+        follow as one more element (mixed: the union of the two clips' masks)."""
         order = (balanced_indices(self.y, len(self.y), self.gen) if self.balance == 'sampling'
                  else None)
+        masks = self.label_masks
         for idx in batches(len(self.y), self.batch_size, self.gen, order=order):
             xb = self.x[idx]
             if self.augment > 0:
                 xb = self.augment_batch(xb, self.gen, self.augment)
             yb = torch.from_numpy(self.y[idx]).to(self.device)
+            mb = None if masks is None else torch.from_numpy(masks[idx]).to(self.device)
             if self.mixup > 0 and len(idx) > 1:
-                yield mix_batch(xb, yb, self.mixup, self.gen)
+                yield mix_batch(xb, yb, self.mixup, self.gen, mb)
             else:
-                yield xb, yb
+                yield (xb, yb) if mb is None else (xb, yb, mb)
 
     def loss(self, batch):
         xb, yb = batch[0], batch[1]
+        mixed = len(batch) in (4, 5)          # (x, y_a, y_b, lam[, mask])
+        mask = batch[-1] if len(batch) in (3, 5) else None
         _, logits = self.model(xb)
-        ce = F.cross_entropy(logits, yb, weight=self.weights, label_smoothing=self.smoothing)
-        if len(batch) == 4:   # mixed: (x, y_a, y_b, lam)
-            ce = batch[3] * ce + (1 - batch[3]) * F.cross_entropy(
-                logits, batch[2], weight=self.weights, label_smoothing=self.smoothing)
+        ce = masked_cross_entropy(logits, yb, mask, self.weights, self.smoothing)
+        if mixed:
+            ce = batch[3] * ce + (1 - batch[3]) * masked_cross_entropy(
+                logits, batch[2], mask, self.weights, self.smoothing)
         return ce, logits, yb
 
 
-def mix_batch(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                         mask: torch.Tensor | None = None, weight: torch.Tensor | None = None,
+                         smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy over the labels each sample's corpus can express.
+
+    ``mask`` [N, C] bool (True = the sample's corpus has that label; the target's own label must
+    be True).  The softmax runs over the allowed labels only, so a label the corpus lacks (EmoDB:
+    surprise) gets no gradient from that sample at all -- neither pushed down as a wrong class nor
+    given label-smoothing mass, which is spread over the allowed labels.  ``weight`` = per-class
+    loss weights (mean weighted by the targets' weights, as torch's weighted mean).  Without a
+    mask, or with an all-True one, this is ``F.cross_entropy`` itself (bit-identical runs).
+    """
+    if mask is None or bool(mask.all()):
+        return F.cross_entropy(logits, target, weight=weight, label_smoothing=smoothing)
+    mask = mask.to(torch.bool)
+    logp = F.log_softmax(logits.float().masked_fill(~mask, float('-inf')), dim=-1)
+    logp = logp.masked_fill(~mask, 0.0)          # 0 * -inf would be NaN
+    allowed = mask.float()
+    q = smoothing * allowed / allowed.sum(-1, keepdim=True).clamp(min=1)
+    q = q + (1 - smoothing) * F.one_hot(target, logits.shape[-1]).float()
+    per_sample = -(q * logp).sum(-1)
+    w = weight[target] if weight is not None else torch.ones_like(per_sample)
+    return (w * per_sample).sum() / w.sum().clamp(min=1e-12)
+
+
+def mix_batch(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator,
+              mask: torch.Tensor | None = None) -> tuple:
     """Mixup (Zhang et al. 2018): lam * x + (1 - lam) * x[perm] with lam ~ Beta(alpha, alpha),
-    drawn from ``gen`` so seeded runs repeat.  Returns (x_mixed, y, y[perm], lam)."""
+    drawn from ``gen`` so seeded runs repeat.  Returns (x_mixed, y, y[perm], lam), and with
+    label ``mask`` [N, C] also mask | mask[perm] (a mix can have either clip's labels)."""
     seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=gen))
     lam = float(np.random.default_rng(seed).beta(alpha, alpha))
     perm = torch.randperm(len(y), generator=gen)
-    return lam * x + (1 - lam) * x[perm], y, y[perm], lam
+    mixed = (lam * x + (1 - lam) * x[perm], y, y[perm], lam)
+    return mixed if mask is None else (*mixed, mask | mask[perm.to(mask.device)])

@@ -1,0 +1,305 @@
+"""MTCNN face detection (P-, R-, O-Net cascade, five landmarks) with onnxruntime, no torch.
+
+Why MTCNN: on frames built from FER2013 validation faces the Haar cascade finds a face in only
+~62 % of frames (small, turned, blurred and dark faces); MTCNN's three small CNNs find far more at
+a similar cost on a 640x480 frame (bench/bench_detection.py has both).  The nets are
+facenet-pytorch's weights (MIT), exported once to ONNX by training/scripts/convert_mtcnn.py and
+shipped in src/emotion_runtime/models/face_detector/ (README.md there: source and hashes).
+
+The algorithm is facenet-pytorch's ``detect_face`` in numpy + OpenCV: an image pyramid from
+``min_face_size`` down by ``factor`` (0.709); PNet on each scale -> candidate boxes (NMS 0.5 per
+scale, 0.7 over all); RNet on 24x24 crops refines and rejects; ONet on 48x48 crops refines again
+and gives the landmarks (NMS 0.7, "Min" overlap).  Stage thresholds 0.6 / 0.7 / 0.7 as
+facenet-pytorch's defaults; ``min_confidence`` then drops ONet scores below it (false positives on
+textured backgrounds mostly score 0.7-0.95).
+
+Windowed search (``scan_schedule`` regions): PNet runs only on each region's crop, and only at the
+pyramid scales of the region's face sizes; RNet/ONet then run once on the candidates of all regions
+together, on the full image (a box at a window's edge is cropped from the frame, not the window),
+and faces outside the region's size range are dropped.
+"""
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from .face_detection import Detection, _unique
+from .scan_schedule import ScanRegion
+
+__all__ = ['MtcnnFaceDetector', 'default_model_dir', 'MODEL_FILES']
+
+MODEL_FILES = ('pnet.onnx', 'rnet.onnx', 'onet.onnx')
+
+
+def default_model_dir() -> pathlib.Path:
+    """$EMOTION_FACE_DETECTOR, else emotion_runtime's ament share dir, else the source tree."""
+    env = os.environ.get('EMOTION_FACE_DETECTOR')
+    if env:
+        return pathlib.Path(env)
+    try:
+        from ament_index_python.packages import (  # noqa: PLC0415 - absent outside ROS
+            get_package_share_directory,
+        )
+        share = pathlib.Path(get_package_share_directory('emotion_runtime')) / 'models' / \
+            'face_detector'
+        if (share / MODEL_FILES[0]).is_file():
+            return share
+    except Exception:  # noqa: BLE001 - ament not installed, package not built: fall through
+        pass
+    return pathlib.Path(__file__).resolve().parents[2] / 'emotion_runtime' / 'models' / \
+        'face_detector'
+
+
+def _session(path: pathlib.Path, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = 'union',
+         plus_one: bool = False) -> np.ndarray:
+    """Greedy NMS, highest score first; indices kept.  ``plus_one``: pixel-inclusive areas (as
+    facenet-pytorch's numpy "Min" NMS), else torchvision's continuous areas."""
+    if boxes.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    one = 1.0 if plus_one else 0.0
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    area = (x2 - x1 + one) * (y2 - y1 + one)
+    order = np.argsort(-scores, kind='stable')
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + one)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + one)
+        inter = w * h
+        if method == 'min':
+            o = inter / np.maximum(np.minimum(area[i], area[rest]), 1e-9)
+        else:
+            o = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        order = rest[o <= threshold]
+    return np.asarray(keep, np.int64)
+
+
+def _rerec(b: np.ndarray) -> np.ndarray:
+    """Boxes made square (side = longer side, same centre), in place."""
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    side = np.maximum(w, h)
+    b[:, 0] += w * 0.5 - side * 0.5
+    b[:, 1] += h * 0.5 - side * 0.5
+    b[:, 2] = b[:, 0] + side
+    b[:, 3] = b[:, 1] + side
+    return b
+
+
+def _bbreg(b: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    w = b[:, 2] - b[:, 0] + 1
+    h = b[:, 3] - b[:, 1] + 1
+    b[:, 0] += reg[:, 0] * w
+    b[:, 1] += reg[:, 1] * h
+    b[:, 2] += reg[:, 2] * w
+    b[:, 3] += reg[:, 3] * h
+    return b
+
+
+def _normalise(rgb: np.ndarray) -> np.ndarray:
+    """HWC or NHWC uint8/float RGB -> float32 NCHW, (x - 127.5) / 128."""
+    x = (np.asarray(rgb, np.float32) - 127.5) * 0.0078125
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None] if x.ndim == 3 else
+                                x.transpose(0, 3, 1, 2))
+
+
+def _crops(rgb: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """facenet-pytorch's ``pad`` + crop + area resize of each box; (batch, index of each box)."""
+    h, w = rgb.shape[:2]
+    out, idx = [], []
+    for k, (x1, y1, x2, y2) in enumerate(np.trunc(boxes[:, :4]).astype(np.int64)):
+        x1, y1, x2, y2 = max(x1, 1), max(y1, 1), min(x2, w), min(y2, h)
+        if y2 > y1 - 1 and x2 > x1 - 1:
+            patch = rgb[y1 - 1:y2, x1 - 1:x2]
+            if patch.size:
+                out.append(cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA))
+                idx.append(k)
+    if not out:
+        return np.zeros((0, 3, size, size), np.float32), np.zeros(0, np.int64)
+    return _normalise(np.stack(out)), np.asarray(idx, np.int64)
+
+
+class MtcnnFaceDetector:
+    """MTCNN behind HaarFaceDetector's interface: ``detect(image, regions)`` and ``clone()``.
+
+    ``square``: report the ONet box made square about its centre (MTCNN's box runs brow to chin
+    and is narrower than tall; the Haar box the encoder's crops were tuned on is square and
+    takes in the forehead).  ``raw(rgb)`` gives facenet-pytorch's own output (x1, y1, x2, y2,
+    score boxes and [N, 5, 2] landmarks) for comparisons.
+    """
+
+    def __init__(self, model_dir: Optional[str] = None, min_face_size: int = 48,
+                 thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
+                 min_confidence: float = 0.9, threads: int = 1, square: bool = True,
+                 _sessions: Optional[tuple] = None) -> None:
+        if min_face_size < 12:
+            raise ValueError(f'min_face_size must be >= 12 px for MTCNN, got {min_face_size}')
+        if not 0.1 <= factor < 1.0:
+            raise ValueError(f'pyramid factor must be in [0.1, 1), got {factor}')
+        if len(thresholds) != 3 or not all(0.0 <= t < 1.0 for t in thresholds):
+            raise ValueError(f'thresholds must be three values in [0, 1), got {thresholds}')
+        self.model_dir = pathlib.Path(model_dir) if model_dir else default_model_dir()
+        if _sessions is None:
+            missing = [f for f in MODEL_FILES if not (self.model_dir / f).is_file()]
+            if missing:
+                raise ValueError(f'MTCNN model files {missing} not found in {self.model_dir}')
+            _sessions = tuple(_session(self.model_dir / f, threads) for f in MODEL_FILES)
+        self._pnet, self._rnet, self._onet = _sessions
+        self.min_face_size, self.factor = int(min_face_size), float(factor)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.min_confidence, self.threads, self.square = float(min_confidence), threads, square
+
+    def clone(self) -> 'MtcnnFaceDetector':
+        """The same settings for another thread; onnxruntime sessions are safe to run from
+        several threads at once, so they are shared."""
+        return MtcnnFaceDetector(str(self.model_dir), self.min_face_size, self.thresholds,
+                                 self.factor, self.min_confidence, self.threads, self.square,
+                                 _sessions=(self._pnet, self._rnet, self._onet))
+
+    # -- the detector interface ----------------------------------------------------------------
+    def detect(self, image: np.ndarray,
+               regions: Optional[Sequence[ScanRegion]] = None) -> list[Detection]:
+        """Faces in a uint8 BGR or grey image, largest first, with five landmarks each.
+        ``regions`` limits the search to those parts of the frame and face sizes (see the
+        module docstring); None scans the whole frame from ``min_face_size`` up."""
+        if image is None or image.size == 0:
+            return []
+        rgb = (cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2
+               else cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        h, w = rgb.shape[:2]
+        if regions is None:
+            boxes, points = self._detect(rgb, [((0, 0, w, h), self.min_face_size, None)])
+            return self._to_detections(boxes, points, None)
+        plans, limits = [], []
+        for r in regions:
+            lo = max(float(self.min_face_size), float(r.min_size))
+            hi = float(r.max_size)
+            x0, y0 = max(0, int(r.x0)), max(0, int(r.y0))
+            x1, y1 = min(w, int(math.ceil(r.x1))), min(h, int(math.ceil(r.y1)))
+            if hi < lo or min(x1 - x0, y1 - y0) < lo:
+                continue
+            plans.append(((x0, y0, x1, y1), lo, hi))
+            limits.append((x0, y0, x1, y1, lo, hi))
+        if not plans:
+            return []
+        boxes, points = self._detect(rgb, plans)
+        return _unique(self._to_detections(boxes, points, limits))
+
+    def raw(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """facenet-pytorch's ``MTCNN.detect`` on an RGB image: ([N, 5] x1 y1 x2 y2 score,
+        [N, 5, 2] landmarks), no ``min_confidence``, no squaring."""
+        h, w = rgb.shape[:2]
+        return self._detect(rgb, [((0, 0, w, h), self.min_face_size, None)])
+
+    # -- the three stages ----------------------------------------------------------------------
+    def _scales(self, side: int, lo: float, hi: Optional[float]) -> list[float]:
+        m = 12.0 / lo
+        scales, minl = [], side * m
+        s = m
+        while minl >= 12 and (hi is None or 12.0 / s <= hi * 1.1 or not scales):
+            scales.append(s)
+            s *= self.factor
+            minl *= self.factor
+        return scales
+
+    def _propose(self, rgb: np.ndarray, rect: tuple, lo: float, hi: Optional[float]) -> list:
+        x0, y0, x1, y1 = rect
+        crop = rgb[y0:y1, x0:x1]
+        ch, cw = crop.shape[:2]
+        t0 = self.thresholds[0]
+        found = []
+        for s in self._scales(min(ch, cw), lo, hi):
+            im = cv2.resize(crop, (int(cw * s + 1), int(ch * s + 1)), interpolation=cv2.INTER_AREA)
+            reg, prob = self._pnet.run(None, {'image': _normalise(im)})
+            p = prob[0, 1]
+            ys, xs = np.nonzero(p >= t0)
+            if ys.size == 0:
+                continue
+            b = np.empty((ys.size, 9), np.float32)
+            b[:, 0] = np.floor((2 * xs + 1) / s)
+            b[:, 1] = np.floor((2 * ys + 1) / s)
+            b[:, 2] = np.floor((2 * xs + 12) / s)
+            b[:, 3] = np.floor((2 * ys + 12) / s)
+            b[:, 4] = p[ys, xs]
+            b[:, 5:9] = reg[0][:, ys, xs].T
+            b = b[_nms(b[:, :4], b[:, 4], 0.5)]
+            b[:, [0, 2]] += x0
+            b[:, [1, 3]] += y0
+            found.append(b)
+        return found
+
+    def _detect(self, rgb: np.ndarray, plans: list) -> tuple[np.ndarray, np.ndarray]:
+        empty = (np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32))
+        found = [b for rect, lo, hi in plans for b in self._propose(rgb, rect, lo, hi)]
+        if not found:
+            return empty
+        b = np.concatenate(found)
+        b = b[_nms(b[:, :4], b[:, 4], 0.7)]
+        rw, rh = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        boxes = np.stack([b[:, 0] + b[:, 5] * rw, b[:, 1] + b[:, 6] * rh,
+                          b[:, 2] + b[:, 7] * rw, b[:, 3] + b[:, 8] * rh, b[:, 4]], 1)
+        boxes = _rerec(boxes)
+        # RNet
+        batch, idx = _crops(rgb, boxes, 24)
+        if not idx.size:
+            return empty
+        boxes = boxes[idx]
+        reg, prob = self._rnet.run(None, {'image': batch})
+        keep = prob[:, 1] > self.thresholds[1]
+        boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], 1)
+        reg = reg[keep]
+        pick = _nms(boxes[:, :4], boxes[:, 4], 0.7)
+        boxes = _rerec(_bbreg(boxes[pick], reg[pick]))
+        # ONet
+        batch, idx = _crops(rgb, boxes, 48)
+        if not idx.size:
+            return empty
+        boxes = boxes[idx]
+        reg, lm, prob = self._onet.run(None, {'image': batch})
+        keep = prob[:, 1] > self.thresholds[2]
+        boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], 1)
+        reg, lm = reg[keep], lm[keep]
+        wi = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+        hi = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+        points = np.stack([wi * lm[:, :5] + boxes[:, 0:1] - 1,
+                           hi * lm[:, 5:] + boxes[:, 1:2] - 1], 2)
+        boxes = _bbreg(boxes, reg)
+        pick = _nms(boxes[:, :4], boxes[:, 4], 0.7, 'min', plus_one=True)
+        return boxes[pick].astype(np.float32), points[pick].astype(np.float32)
+
+    def _to_detections(self, boxes: np.ndarray, points: np.ndarray,
+                       limits: Optional[list]) -> list[Detection]:
+        out = []
+        for (x1, y1, x2, y2, score), pts in zip(boxes, points):
+            if score < self.min_confidence:
+                continue
+            w, h = float(x2 - x1), float(y2 - y1)
+            if w <= 1 or h <= 1:
+                continue
+            x, y = float(x1), float(y1)
+            if self.square:
+                side = max(w, h)
+                x, y, w, h = x + w / 2 - side / 2, y + h / 2 - side / 2, side, side
+            if limits is not None:
+                side, cx, cy = max(w, h), x + w / 2, y + h / 2
+                if not any(rx0 <= cx <= rx1 and ry0 <= cy <= ry1 and lo <= side <= hi
+                           for rx0, ry0, rx1, ry1, lo, hi in limits):
+                    continue
+            out.append(Detection(x, y, w, h, float(score),
+                                 tuple((float(px), float(py)) for px, py in pts)))
+        out.sort(key=lambda d: d.w * d.h, reverse=True)
+        return out

@@ -1,0 +1,113 @@
+"""The default face detector (MTCNN, shipped ONNX nets) behind the Haar detector's interface:
+whole-frame and windowed search, landmarks, the pipeline and its background scan."""
+import threading
+
+import cv2
+import numpy as np
+import pytest
+from perception_media import FRAME_H, FRAME_W, astronaut_face_patch, moving_face_frames
+
+from emotion_perception.face_detection import HaarFaceDetector, iou
+from emotion_perception.face_tracking import FaceTracker
+from emotion_perception.mtcnn_detection import MtcnnFaceDetector
+from emotion_perception.scan_schedule import ScanRegion, ScanSchedule
+from emotion_perception.vision_pipeline import FacePipeline, build_detector, build_face_pipeline
+
+
+@pytest.fixture(scope='module')
+def detector():
+    cv2.setNumThreads(1)
+    return MtcnnFaceDetector()
+
+
+def test_finds_the_astronaut_with_five_landmarks_and_nothing_in_a_face_free_photo(detector):
+    from skimage import data
+    (d,) = detector.detect(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    assert iou(d.box, (177, 66, 97, 97)) > 0.5 and 0.9 <= d.confidence <= 1.0
+    assert len(d.landmarks) == 5
+    (le, re, nose, lm, rm) = d.landmarks
+    assert le[0] < nose[0] < re[0] and lm[0] < rm[0]           # eyes and mouth either side
+    assert max(le[1], re[1]) < nose[1] < min(lm[1], rm[1])      # eyes above nose above mouth
+    assert all(d.x <= x <= d.x + d.w and d.y <= y <= d.y + d.h for x, y in d.landmarks)
+    assert detector.detect(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)) == []
+    assert detector.detect(np.zeros((0, 0, 3), np.uint8)) == []
+    grey = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+    assert len(detector.detect(grey)) == 1
+
+
+def test_detector_finds_the_face_in_its_window_only(detector):
+    frame = moving_face_frames(3)[1]
+    (whole,) = detector.detect(frame)
+    x, y, w, h = whole.box
+    around = ScanRegion(int(x - w / 2), int(y - h / 2), int(x + 1.5 * w), int(y + 1.5 * h),
+                        w / 1.5, w * 1.5)
+    (found,) = detector.detect(frame, [around])
+    assert iou(found.box, whole.box) > 0.8
+    assert found.confidence == pytest.approx(whole.confidence, abs=0.05)
+    elsewhere = ScanRegion(0, 0, 200, 200, 40, 300) if x > 250 else \
+        ScanRegion(FRAME_W - 200, FRAME_H - 200, FRAME_W, FRAME_H, 40, 300)
+    assert detector.detect(frame, [elsewhere]) == []
+    too_small = ScanRegion(around.x0, around.y0, around.x1, around.y1, 40, w / 2)
+    assert detector.detect(frame, [too_small]) == []
+    assert len(detector.detect(frame, [around, around])) == 1
+
+
+def test_default_pipeline_is_mtcnn_and_follows_the_moving_face_with_windows():
+    from emotion_perception.node_params import FACE_PARAMS
+    p = {s.name: s.default for s in FACE_PARAMS}
+    assert p['face_detector'] == 'mtcnn'
+    pipe = build_face_pipeline(dict(p, background_scan=False))
+    assert isinstance(pipe.detector, MtcnnFaceDetector)
+    tracks = [pipe.process(f, i / 30.0).tracks for i, f in enumerate(moving_face_frames(60))]
+    assert sum(map(len, tracks)) >= 57
+    assert {t.id for ts in tracks for t in ts} == {'f1'}
+    assert pipe.schedule.full_scan_fraction < 0.4
+    assert isinstance(build_detector(dict(p, face_detector='haar')), HaarFaceDetector)
+    with pytest.raises(ValueError, match='face_detector'):
+        build_detector(dict(p, face_detector='hog'))
+
+
+def test_background_scan_with_mtcnn_finds_an_entering_face(detector):
+    patch = astronaut_face_patch(200)
+    pipe = FacePipeline(detector, FaceTracker(min_hits=2), None, schedule=ScanSchedule(5),
+                        background=True)
+    try:
+        first_seen, in_line = {}, []
+        for i in range(20):
+            frame = np.full((FRAME_H, FRAME_W, 3), 100, np.uint8)
+            frame[20:220, 20:220] = patch
+            if i >= 7:
+                frame[260:460, 420:620] = cv2.flip(patch, 1)
+            r = pipe.process(frame, i / 30.0)
+            in_line.append(r.full_scan)
+            pipe.background.wait(10.0)
+            for t in r.tracks:
+                first_seen.setdefault(t.id, i)
+        assert set(first_seen) == {'f1', 'f2'} and first_seen['f2'] <= 7 + 5 + 2
+        assert in_line[0] and not any(in_line[1:])
+        assert pipe.background.failures == 0
+    finally:
+        pipe.close()
+
+
+def test_clone_shares_the_nets_and_runs_in_parallel(detector):
+    frames = moving_face_frames(6)
+    want = [detector.detect(f)[0].box for f in frames]
+    other = detector.clone()
+    got = [None] * len(frames)
+
+    def run(i):
+        got[i] = other.detect(frames[i])[0].box
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(frames))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert got == want
+
+
+def test_bad_settings_are_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match='min_face_size'):
+        MtcnnFaceDetector(min_face_size=4)
+    with pytest.raises(ValueError, match='not found'):
+        MtcnnFaceDetector(str(tmp_path))
