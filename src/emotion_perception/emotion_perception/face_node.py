@@ -112,7 +112,7 @@ class FaceNode(KitNode):
         self.bundle = None
 
     def on_parameters(self, changed: dict) -> None:
-        """Detector and tracking thresholds, face count and crop margin: at once."""
+        """Detector and tracking thresholds, face count, crop margin and alignment: at once."""
         pipe = self.pipeline
         if pipe is None:
             return
@@ -133,6 +133,8 @@ class FaceNode(KitNode):
             pipe.max_faces = changed['max_faces']
         if 'crop_margin' in changed:
             pipe.crop_margin = changed['crop_margin']
+        if 'align_faces' in changed:
+            pipe.align_faces = bool(changed['align_faces'])
 
     def _on_image(self, msg: Image) -> None:
         self.in_meter.tick()

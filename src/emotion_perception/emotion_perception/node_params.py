@@ -99,6 +99,12 @@ FACE_PARAMS = [
               'an id and is published (suppresses one-frame false positives).', range=(1, 30)),
     ParamSpec('crop_margin', 0.1, 'Face crop margin (fraction of the box per side) for the '
               'encoder.', range=(0.0, 1.0), live=True),
+    ParamSpec('align_faces', True, 'Crop each face aligned on its five landmarks (rotation, '
+              'scale and shift onto the FER2013 landmark template, emotion_perception.'
+              'face_alignment) instead of its box (crop_margin then unused); faces without '
+              'landmarks (Haar) keep the box crop. Measured against the box crop: README '
+              '"Aligned crops (measured)".',
+              live=True),
     ParamSpec('publish_debug_image', False, 'Publish debug_image (boxes, ids, latest label).'),
     ParamSpec('image_input', 'raw', 'Camera input: raw (image_raw, sensor_msgs/Image), compressed '
               '(image_raw/compressed, sensor_msgs/CompressedImage JPEG/PNG), or both.',

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from .background_scan import BackgroundScan, DeferredScan
+from .face_alignment import align_face
 from .face_detection import HaarFaceDetector, iou
 from .face_tracking import FaceTracker
 from .mtcnn_detection import MtcnnFaceDetector
@@ -52,14 +53,18 @@ class FacePipeline:
     in line (``background_scan``).  ``close()`` stops that thread.  ``scan_thread=False`` runs
     that scan at once instead and hands its faces to the next frame (``DeferredScan``: the node's
     timing when the worker keeps up, reproducibly; what ``emotion-eval bag`` runs).
+    ``align_faces``: a face whose detection has landmarks (MTCNN) is cropped by
+    ``face_alignment.align_face`` (upright, FER2013 geometry) instead of its box; without
+    landmarks (Haar) the box crop stays.  ``aligned_crops`` counts the aligned ones.
     """
 
     def __init__(self, detector: Any, tracker: FaceTracker,
                  bundle: Any = None, crop_margin: float = 0.1, max_faces: int = 8,
                  schedule: Optional[ScanSchedule] = None, background: bool = False,
-                 scan_thread: bool = True) -> None:
+                 scan_thread: bool = True, align_faces: bool = False) -> None:
         self.detector, self.tracker, self.bundle = detector, tracker, bundle
         self.crop_margin, self.max_faces = crop_margin, max_faces
+        self.align_faces, self.aligned_crops = bool(align_faces), 0
         self.schedule = schedule
         self.background = ((BackgroundScan if scan_thread else DeferredScan)(detector)
                            if background and schedule is not None else None)
@@ -96,7 +101,8 @@ class FacePipeline:
         result = FrameResult(tracks, None, None, {'detect': t1 - t0, 'track': t2 - t1},
                              full_scan=whole)
         if self.bundle is not None and tracks:
-            crops = [crop_face(image, t.box, self.crop_margin) for t in tracks]
+            marks = {d.box: d.landmarks for d in detections} if self.align_faces else {}
+            crops = [self._crop(image, t.box, marks.get(t.box)) for t in tracks]
             crops = [c for c in crops if c.shape[0] >= 2 and c.shape[1] >= 2]
             if len(crops) == len(tracks):
                 try:
@@ -107,6 +113,15 @@ class FacePipeline:
         result.timings['encode'] = time.perf_counter() - t2
         result.timings['total'] = time.perf_counter() - t0
         return result
+
+    def _crop(self, image: np.ndarray, box: tuple, landmarks: Optional[tuple]) -> np.ndarray:
+        """The encoder's crop of one face: aligned on its landmarks where known (and
+        ``align_faces``), else the box with ``crop_margin``.  (A track visible in this frame has
+        its detection's exact box, which finds that detection's landmarks.)"""
+        if landmarks is not None:
+            self.aligned_crops += 1
+            return align_face(image, landmarks)
+        return crop_face(image, box, self.crop_margin)
 
     def close(self) -> None:
         """Stop the background scan's thread (if any)."""
@@ -138,7 +153,8 @@ def build_face_pipeline(p: Mapping[str, Any], bundle: Any = None,
                           min_hits=p['min_hits'])
     schedule = ScanSchedule(p['full_scan_every'], p['track_search_margin'])
     return FacePipeline(detector, tracker, bundle, p['crop_margin'], p['max_faces'], schedule,
-                        background=p['background_scan'], scan_thread=scan_thread)
+                        background=p['background_scan'], scan_thread=scan_thread,
+                        align_faces=p.get('align_faces', False))
 
 
 def draw_debug(image: np.ndarray, tracks: list, labels: Optional[list] = None,
