@@ -50,7 +50,8 @@ def _add_make(sub: argparse._SubParsersAction) -> None:
                      help='face images in <label>/ subfolders (pair with --speech)')
     src.add_argument('--video', type=pathlib.Path, help='a video file (read with OpenCV)')
     p.add_argument('--speech', type=pathlib.Path,
-                   help='with --faces: utterances, EmoDB-named WAVs or <label>/*.wav')
+                   help='with --faces: utterances, EmoDB-named WAVs, RAVDESS Actor_AA/ folders '
+                        'or <label>/*.wav')
     p.add_argument('--audio', type=pathlib.Path,
                    help='with --video: its sound track as WAV/FLAC (else ffmpeg, if installed)')
     p.add_argument('--label', help='with --video: the true label of the whole clip')
@@ -128,9 +129,9 @@ def write_wav(clip, path: pathlib.Path) -> pathlib.Path:
 
 
 def cmd_make(a: argparse.Namespace) -> dict:
-    from . import media
-    from .bag_make import write_clip
-    from .labels import DEFAULT_LABELS, canonical, parse_labels
+    from . import media  # noqa: PLC0415 - the CLI imports its modules per command
+    from .bag_make import write_clip  # noqa: PLC0415 - the CLI imports its modules per command
+    from .labels import DEFAULT_LABELS, canonical, parse_labels  # noqa: PLC0415 - on use only
     labels = parse_labels(a.labels) if a.labels else list(DEFAULT_LABELS)
     size = a.size or media.DEFAULT_SIZE
     fps = a.fps or media.DEFAULT_FPS
@@ -165,13 +166,13 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 
 
 def _storage_of(bag: pathlib.Path) -> str:
-    from .bag_io import bag_dir
+    from .bag_io import bag_dir  # noqa: PLC0415 - the CLI imports its modules per command
     d = bag_dir(bag)
     return 'mcap' if any(d.glob('*.mcap')) else 'sqlite3' if any(d.glob('*.db3')) else 'unknown'
 
 
 def cmd_info(a: argparse.Namespace) -> dict:
-    from .bag_io import open_bag
+    from .bag_io import open_bag  # noqa: PLC0415 - the CLI imports its modules per command
     reader = open_bag(a.bag)
     try:
         return {'bag': str(a.bag), 'storage': _storage_of(a.bag),
@@ -210,7 +211,7 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_replay(a: argparse.Namespace, stop: threading.Event) -> dict:
-    from .bag_replay import ReplayOptions, parse_remaps, replay
+    from .bag_replay import ReplayOptions, parse_remaps, replay  # noqa: PLC0415 - on use only
     opts = ReplayOptions(rate=a.rate, loop=a.loop, loops=a.loops, remaps=parse_remaps(a.remap),
                          topics=a.topics, restamp=a.restamp, delay=a.delay,
                          wait_subscribers=a.wait_subscribers, progress=sys.stderr.isatty(),
@@ -238,8 +239,8 @@ def _add_record(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_record(a: argparse.Namespace, stop: threading.Event) -> dict:
-    from .bag_io import BagError
-    from .bag_record import RecordOptions, record
+    from .bag_io import BagError  # noqa: PLC0415 - the CLI imports its modules per command
+    from .bag_record import RecordOptions, record  # noqa: PLC0415 - the CLI imports its modules per command
     types = {}
     for item in a.type:
         if ':=' not in item:
@@ -271,9 +272,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
                         format='[emotion-bag] %(levelname)s: %(message)s', stream=sys.stderr)
-    from .bag_io import BagError
-    from .bag_make import BagWriteError
-    from .media import MediaError
+    from .bag_io import BagError  # noqa: PLC0415 - the CLI imports its modules per command
+    from .bag_make import BagWriteError  # noqa: PLC0415 - the CLI imports its modules per command
+    from .media import MediaError  # noqa: PLC0415 - the CLI imports its modules per command
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

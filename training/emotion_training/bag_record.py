@@ -34,17 +34,21 @@ class RecordOptions:
     prefixes: Sequence[str] = ()
 
 
+# Streams the graph publishes best effort (features) or that are large (images, audio).
+STREAM_TYPES = SENSOR_TYPES | {'emotion_msgs/msg/EmotionFeature'}
+
+
 def _qos_for(node: Any, topic: str, msgtype: str):
-    """Best effort when the type is a stream or any publisher offers best effort, else reliable.
+    """Best effort for streams and for a topic with a best-effort publisher; else reliable.
 
     Why: a reliable subscription does not match a best-effort publisher (nothing would arrive),
-    while a best-effort one matches both; reliable is still preferred where possible because it
-    does not drop /emotion messages under load.
+    while a best-effort one matches both; reliable is still preferred where every publisher offers
+    it because it does not drop /emotion messages under load.
     """
     from rclpy.qos import ReliabilityPolicy
 
     from .bag_replay import reliable_qos, sensor_qos
-    if msgtype in SENSOR_TYPES:
+    if msgtype in STREAM_TYPES:
         return sensor_qos()
     infos = node.get_publishers_info_by_topic(topic)
     if any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos):

@@ -158,12 +158,12 @@ def face_path(t: float, size: tuple[int, int], motion: str, face_h: int,
 
 def _resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Resample with the same polyphase filter the perception nodes use (one implementation)."""
-    from emotion_runtime import preprocess
+    from emotion_runtime import preprocess  # noqa: PLC0415 - the runtime on use only
     return preprocess.resample(np.asarray(samples, np.float32).reshape(-1), from_rate, to_rate)
 
 
 def _read_audio(path: pathlib.Path, rate: int) -> np.ndarray:
-    from .audio_io import AudioReadError, read_mono
+    from .audio_io import AudioReadError, read_mono  # noqa: PLC0415 - audio reading on use only
     try:
         samples, sr = read_mono(path)
     except AudioReadError as exc:
@@ -223,7 +223,7 @@ def espeak(text: str, rate: int, pitch: int = 50, speed: int = 160, amplitude: i
 
 def astronaut_face() -> np.ndarray:
     """The head of skimage's astronaut photo (a real face every machine with scikit-image has)."""
-    from skimage import data
+    from skimage import data  # noqa: PLC0415 - scikit-image on use only
     img = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     # The face is at about x=177, y=66, 95x95 px (OpenCV's frontal Haar cascade); keep hair/chin.
     return img[25:215, 140:310].copy()
@@ -276,14 +276,19 @@ def demo_source(seconds: float = 6.0, labels: Sequence[str] = ('happy', 'neutral
 
 # --------------------------------------------------------------------------- faces + speech
 def _load_speech(root: pathlib.Path, labels: Sequence[str]) -> list:
-    """Utterances under `root`: EmoDB-named WAVs (e.g. 03a01Fa.wav) or `<class>/*.wav` folders."""
-    from .datasets.emodb import load_emodb, parse_emodb_name
-    from .datasets.folders import load_audio_folders
+    """Utterances under `root`: EmoDB-named WAVs (e.g. 03a01Fa.wav), RAVDESS speech
+    (`Actor_AA/03-01-EE-II-SS-RR-AA.flac`, or such files directly in `root`; calm left out) or
+    `<class>/*.wav` folders."""
+    from .datasets.emodb import load_emodb, parse_emodb_name  # noqa: PLC0415 - dataset loaders on use only
+    from .datasets.folders import load_audio_folders  # noqa: PLC0415 - dataset loaders on use only
+    from .datasets.ravdess import load_ravdess, parse_ravdess_name  # noqa: PLC0415 - on use only
     if not root.is_dir():
         raise MediaError(f'--speech {root} is not a directory')
     wav_dir = root / 'wav' if (root / 'wav').is_dir() else root
     if any(parse_emodb_name(p.name) for p in wav_dir.glob('*.wav')):
         return load_emodb(root, labels)
+    if any(parse_ravdess_name(p.name) for p in (*root.glob('Actor_*/*'), *root.glob('*'))):
+        return load_ravdess(root, labels)
     return load_audio_folders(root, labels)
 
 
@@ -304,8 +309,8 @@ def faces_speech_source(faces_dir: pathlib.Path, speech_dir: Optional[pathlib.Pa
     detector at its default parameters) finds an upscaled 48x48 FER-style crop in every frame,
     at 0.42 in about half of them, at 0.3 hardly ever.
     """
-    from .datasets.common import UnreadableImageError, read_face
-    from .datasets.folders import load_image_folders
+    from .datasets.common import UnreadableImageError, read_face  # noqa: PLC0415 - on use only
+    from .datasets.folders import load_image_folders  # noqa: PLC0415 - dataset loaders on use only
     faces_dir = pathlib.Path(faces_dir)
     if not faces_dir.is_dir():
         raise MediaError(f'--faces {faces_dir} is not a directory')
@@ -316,7 +321,8 @@ def faces_speech_source(faces_dir: pathlib.Path, speech_dir: Optional[pathlib.Pa
     speech_items = _load_speech(pathlib.Path(speech_dir), labels) if speech_dir else []
     if speech_dir and not speech_items:
         raise MediaError(f'--speech {speech_dir}: no utterances for any of {list(labels)} '
-                         '(expected EmoDB-named WAVs or <label>/*.wav folders)')
+                         '(expected EmoDB-named WAVs, RAVDESS Actor_AA/ folders or '
+                         '<label>/*.wav folders)')
     by_label_face: dict[str, list] = {}
     for s in face_items:
         by_label_face.setdefault(s.label, []).append(s)
@@ -368,7 +374,7 @@ def faces_speech_source(faces_dir: pathlib.Path, speech_dir: Optional[pathlib.Pa
 # --------------------------------------------------------------------------- recorded clip
 def read_segments(path: pathlib.Path, labels: Sequence[str]) -> list[Segment]:
     """A CSV of `start,end,label` rows (seconds; a header row is allowed; aliases are mapped)."""
-    from .labels import canonical
+    from .labels import canonical  # noqa: PLC0415 - on use only (media is imported by light paths)
     path = pathlib.Path(path)
     if not path.is_file():
         raise MediaError(f'--segments {path} does not exist')
@@ -416,7 +422,7 @@ def video_source(video: pathlib.Path, audio: Optional[pathlib.Path], labels: Seq
     """A recorded clip: a video file (read with OpenCV) plus a WAV, or the video's own sound track
     through ffmpeg when that is installed.  The ground truth is one `--label` for the whole clip or
     a `--segments` CSV.  Frames keep the clip's timeline (frame i at i / fps)."""
-    from .labels import canonical
+    from .labels import canonical  # noqa: PLC0415 - on use only (media is imported by light paths)
     video = pathlib.Path(video)
     if not video.is_file():
         raise MediaError(f'--video {video} does not exist')

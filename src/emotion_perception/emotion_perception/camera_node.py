@@ -34,6 +34,7 @@ class CameraNode(KitNode):
         self.source: Optional[CameraSource] = None
         self.calibration = None
         self.rate_meter, self.read_latency = RateMeter(), LatencyMeter()
+        self.publish_latency = LatencyMeter()   # capture stamp -> image_raw published
         self.reconnects = 0
         self.failures = 0
 
@@ -120,7 +121,8 @@ class CameraNode(KitNode):
                 return
         t0 = time.perf_counter()
         frame = self.source.read()
-        stamp = self.get_clock().now().to_msg()
+        now = self.get_clock().now()
+        stamp = now.to_msg()
         if frame is None:
             if not self.source.ended:
                 delay = self.backoff.next_delay()
@@ -133,6 +135,7 @@ class CameraNode(KitNode):
         msg.header.stamp = stamp
         msg.header.frame_id = self.p['frame_id']
         self.image_pub.publish(msg)
+        self.publish_latency.add((self.get_clock().now().nanoseconds - now.nanoseconds) * 1e-9)
         if self.info_pub is not None:
             self.info_pub.publish(self._camera_info(msg))
         self.rate_meter.tick()
@@ -157,6 +160,7 @@ class CameraNode(KitNode):
         r.add('capture_failures', self.failures)
         r.add('file_loops', self.source.loops)
         r.latency('read', self.read_latency)
+        r.latency('stamp_to_publish', self.publish_latency)
         if self.source.ended:
             r.raise_level(OK, 'video file finished')
         elif not self.source.is_open:
