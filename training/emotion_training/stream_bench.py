@@ -279,11 +279,15 @@ FIGURES = ('uar_fused', 'uar_vision_only', 'uar_voice_only', 'coverage', 'output
 def markdown(result: dict) -> str:
     """The stream table (per seed, then mean ± sd) as Markdown."""
     rows = result['seeds']
+    face = result.get('params', {}).get('face_node', {})
+    voice = result.get('params', {}).get('vocal_node', {})
     head = ('| seed | fused UAR | vision-only UAR | voice-only UAR | coverage | output age p50 / '
             'p95 [ms] | follow median [s] (followed) | faces tracked / shown | stream [s] | '
             'replay [s] |')
     lines = [f'# Stream benchmark: {result["faces"]} + speech {result["speech"]}', '',
-             f'- bundle: `{result["bundle"]}`', f'- {result["note"]}', '', head,
+             f'- bundle: `{result["bundle"]}`', f'- {result["note"]}',
+             f'- face detector: {face.get("face_detector", "haar")}, min_face_size '
+             f'{face.get("min_face_size")}; VAD: {voice.get("vad", "energy")}', '', head,
              '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
 
     def f(x: Any, d: int = 3) -> str:
@@ -405,7 +409,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             f'RAVDESS calm: {args.ravdess_calm}')
     result = {'command': 'stream', 'bundle': str(bundle.path), 'faces': str(faces_dir),
               'speech': args.speech, 'labels': labels, 'seeds': rows,
-              'mean': {k: _mean_sd([r[k] for r in rows]) for k in FIGURES}, 'note': note}
+              'mean': {k: _mean_sd([r[k] for r in rows]) for k in FIGURES}, 'note': note,
+              'params': res['params']}       # every node parameter value the replays used
     plot(out / 'stream.png', rows)
     (out / 'stream.md').write_text(markdown(result))
     (out / 'stream.json').write_text(json.dumps(result, indent=2) + '\n')
