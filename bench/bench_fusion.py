@@ -40,6 +40,7 @@ present nor on the training package.
 from __future__ import annotations
 
 import argparse
+import heapq
 import os
 import pathlib
 import statistics
@@ -48,6 +49,21 @@ import tempfile
 import time
 
 import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time as TimeMsg
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.serialization import deserialize_message, serialize_message
+from rclpy.time import Time
+
+from emotion_fusion.config import FusionConfig
+from emotion_fusion.features import MODALITY_VISION, MODALITY_VOICE, Feature
+from emotion_fusion.fusion_engine import FusionEngine
+from emotion_fusion.fusion_node import FusionNode
+from emotion_msgs.msg import Emotion, EmotionFeature
+from emotion_runtime.model_bundle import ModelBundle
+from emotion_runtime.node_kit import bring_up
+from emotion_test_tools.dds import NodeProcess, RosHarness, isolated_domain, ros_env
 
 NS = 1_000_000_000
 
@@ -85,9 +101,6 @@ def bench_fusion_step(bundle, faces, steps):
 
 
 def bench_engine(bundle, faces, steps):
-    from emotion_fusion.config import FusionConfig
-    from emotion_fusion.features import MODALITY_VISION, MODALITY_VOICE, Feature
-    from emotion_fusion.fusion_engine import FusionEngine
     rng = np.random.default_rng(1)
     rows = {}
     for n in faces:
@@ -113,8 +126,6 @@ def bench_engine(bundle, faces, steps):
 
 
 def _feature_msg(stamp_ns, sid, modality, emb):
-    from builtin_interfaces.msg import Time as TimeMsg
-    from emotion_msgs.msg import EmotionFeature
     m = EmotionFeature()
     m.header.stamp = TimeMsg(sec=stamp_ns // NS, nanosec=stamp_ns % NS)
     m.source_id, m.modality, m.embedding, m.speech = sid, modality, emb, True
@@ -122,18 +133,13 @@ def _feature_msg(stamp_ns, sid, modality, emb):
 
 
 def _node(ctx, bundle_path, **params):
-    from rclpy.parameter import Parameter
-
-    from emotion_fusion.fusion_node import FusionNode
     params = dict(model_bundle=str(bundle_path), voice_assignment='all', output_rate_hz=10.0,
                   **params)
-    from emotion_runtime.node_kit import bring_up
     return bring_up(FusionNode(context=ctx, parameter_overrides=[
         Parameter(k, value=v) for k, v in params.items()]))   # lifecycle: configure + activate
 
 
 def _set_time(node, ns):
-    from rclpy.time import Time
     clock = node.get_clock()
     clock.set_ros_time_override(Time(nanoseconds=ns, clock_type=clock.clock_type))
 
@@ -141,8 +147,6 @@ def _set_time(node, ns):
 def _counting_node(bundle_path, **node_kwargs):
     """A fusion node in its own context whose Emotion publishes are counted, plus two face
     embeddings and one voice embedding of the bundle's sizes (fixed seed)."""
-    import rclpy
-    from emotion_runtime.model_bundle import ModelBundle
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = _node(ctx, bundle_path, **node_kwargs)
@@ -162,10 +166,6 @@ def _counting_node(bundle_path, **node_kwargs):
 
 def bench_node_inprocess(bundle_path, steps):
     """Timer-only mode: the later input is the voice window, then the timer callback."""
-    import rclpy
-    from emotion_msgs.msg import EmotionFeature
-    from rclpy.serialization import deserialize_message, serialize_message
-
     ctx, node, v, a, published = _counting_node(bundle_path, step_on_vision=False)
     msg = _feature_msg
     times = []
@@ -192,10 +192,6 @@ def bench_node_inprocess(bundle_path, steps):
 
 def bench_node_inprocess_on_vision(bundle_path, steps):
     """step_on_vision mode: the later input is f1's frame; its vision callback publishes."""
-    import rclpy
-    from emotion_msgs.msg import EmotionFeature
-    from rclpy.serialization import deserialize_message, serialize_message
-
     ctx, node, v, a, published = _counting_node(bundle_path, step_on_vision=True,
                                                 use_sim_time=True)
     times = []
@@ -232,11 +228,6 @@ def bench_schedule_sim(bundle_path, step_on_vision, faces=2, max_step_rate_hz=30
     ``runs`` runs of ``seconds`` each, each with a new node and a random phase of the
     output_rate_hz timer relative to the camera (the tick wait depends on it).
     """
-    import heapq
-
-    import rclpy
-
-    from emotion_runtime.model_bundle import ModelBundle
     b = ModelBundle.load(bundle_path)
     rng = np.random.default_rng(seed)
     v = rng.standard_normal((faces, b.vision_embedding_size)).astype(np.float32)
@@ -312,12 +303,6 @@ def bench_schedule_sim(bundle_path, step_on_vision, faces=2, max_step_rate_hz=30
 
 
 def bench_dds(bundle_path, seconds, step_on_vision, max_step_rate_hz=30.0):
-    from builtin_interfaces.msg import Time as TimeMsg
-    from emotion_msgs.msg import Emotion, EmotionFeature
-    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-
-    from emotion_test_tools.dds import NodeProcess, RosHarness, isolated_domain, ros_env
-
     rng = np.random.default_rng(3)
     with isolated_domain() as domain:
         node = NodeProcess('emotion_fusion', 'fusion_node', env=ros_env(domain), params=dict(
@@ -339,7 +324,6 @@ def bench_dds(bundle_path, seconds, step_on_vision, max_step_rate_hz=30.0):
                 voi = ros.publisher(EmotionFeature, 'voice/features', qos_profile_sensor_data)
                 if not ros.wait_for_subscribers(voi, timeout=30):
                     raise RuntimeError('fusion_node did not subscribe:\n' + node.output())
-                from emotion_runtime.model_bundle import ModelBundle
                 ve = rng.standard_normal(ModelBundle.load(bundle_path).vision_embedding_size
                                          ).astype(np.float32)
                 deadline = time.monotonic() + seconds
@@ -376,7 +360,6 @@ def main() -> int:
     args = ap.parse_args()
     faces = [int(x) for x in args.faces.split(',')]
 
-    from emotion_runtime.model_bundle import ModelBundle
     tmp = tempfile.TemporaryDirectory(prefix='bench_fusion_')
     path = pathlib.Path(args.bundle) if args.bundle else production_sized_bundle(
         pathlib.Path(tmp.name) / 'bundle')

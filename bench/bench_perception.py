@@ -20,6 +20,7 @@ import pathlib
 import sys
 import tempfile
 import time
+import types
 
 # One core: set before numpy/onnxruntime/OpenCV start their thread pools.
 for var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
@@ -36,6 +37,7 @@ sys.path.insert(0, str(PKG / 'test'))
 from perception_media import detection_photos, moving_face_frames, speech_wav  # noqa: E402
 
 from emotion_perception.face_detection import HaarFaceDetector  # noqa: E402
+from emotion_perception.node_params import FACE_PARAMS  # noqa: E402
 from emotion_perception.vision_pipeline import build_face_pipeline  # noqa: E402
 from emotion_perception.voice_pipeline import VoicePipeline  # noqa: E402
 from emotion_runtime.model_bundle import ModelBundle, default_bundle_path  # noqa: E402
@@ -55,8 +57,7 @@ def bench_vision(bundle: ModelBundle, frames: int, full_scan_every: int,
     """The face_node's pipeline (its parameter defaults but these two) on the moving-photo clip,
     frames back to back.  A background scan runs on another core where there is one; the
     process's CPU time per frame counts it too."""
-    from emotion_perception.node_params import FACE_PARAMS as PARAMS  # noqa: PLC0415 - as the node builds it
-    params = {s.name: s.default for s in PARAMS}
+    params = {s.name: s.default for s in FACE_PARAMS}
     pipe = build_face_pipeline(dict(params, full_scan_every=full_scan_every,
                                     background_scan=background, face_detector=detector), bundle)
     there = moving_face_frames(60)
@@ -127,8 +128,6 @@ def frame_ms(detectors: list, frames: list, rounds: int = 2) -> list[tuple[float
 def _torchvision_stub() -> None:
     """facenet-pytorch imports torchvision only for batched_nms (and to_tensor, unused by detect);
     torchvision is not in this venv, so give it a small greedy NMS (measurement only)."""
-    import types  # noqa: PLC0415 - only for the optional --mtcnn stand-in
-
     import torch  # noqa: PLC0415 - optional (--mtcnn)
 
     def batched_nms(boxes, scores, idxs, iou_threshold):

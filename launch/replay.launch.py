@@ -5,14 +5,20 @@
 Needs ROS 2 from apt (`ros2 bag`). On machines without it, the same steps run with
 `emotion-bag replay` / `emotion-bag record` / `emotion-eval bag` (see the README).
 """
-from emotion_bringup.graph import GraphArgs, robot_graph
 from launch import LaunchDescription
-from launch.actions import (DeclareLaunchArgument, EmitEvent, ExecuteProcess, OpaqueFunction,
-                            RegisterEventHandler)
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    ExecuteProcess,
+    OpaqueFunction,
+    RegisterEventHandler,
+)
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from emotion_bringup.graph import GraphArgs, robot_graph
 
 REPLAYED_NODES = ('face_node', 'vocal_node', 'fusion_node')
 

@@ -14,12 +14,13 @@ see the README on SROS2 enclaves for a shared network).
 import os
 from dataclasses import fields
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
 from emotion_bringup.graph import GraphArgs, package_config, robot_graph, urdf_path
-from launch import LaunchDescription
+from emotion_bringup.sim_board import SIM_PORT, sim_board_command
 
 AUTOSTART = {'autostart': True}
 
@@ -60,7 +61,6 @@ def _launch_setup(context, *_args, **_kwargs):
             str(package_config('emotion_perception', 'fastdds_large_images.xml'))))
     if args.serial_port == 'sim' and args.transport == 'serial':
         # The simulated Uno (simavr running the real firmware) behind a pty with a fixed name.
-        from emotion_bringup.sim_board import SIM_PORT, sim_board_command  # noqa: PLC0415 - sim only
         actions.append(ExecuteProcess(cmd=sim_board_command(), output='screen',
                                       name='sim_board'))
         args.serial_port = SIM_PORT

@@ -26,15 +26,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import html
 import json
 import math
 import os
+import struct
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Optional
+
+import numpy as np
 
 from .graph import GraphArgs, repo_root, robot_graph
 from .graph_runner import GraphRunner, wait_until
@@ -363,7 +367,6 @@ def _stamp_ns(stamp) -> int:
 def _cdr_stamp_ns(raw: bytes) -> int:
     """header.stamp of a serialized message that starts with a std_msgs/Header (CDR: 4 bytes
     encapsulation, int32 sec, uint32 nanosec, in the byte order the encapsulation names)."""
-    import struct  # noqa: PLC0415 - only the demo's image subscription reads raw CDR
     order = '<' if raw[1] & 1 else '>'
     sec, nsec = struct.unpack_from(order + 'iI', raw, 4)
     return sec * 10**9 + nsec
@@ -394,7 +397,7 @@ def read_recording(bag: Path) -> dict:
 def voice_window_seconds(bundle: str = '') -> Optional[float]:
     """The voice window length of the bundle the graph runs (its manifest)."""
     try:
-        from emotion_runtime.model_bundle import load_manifest  # noqa: PLC0415 - on use only
+        from emotion_runtime.model_bundle import load_manifest  # noqa: PLC0415 - onnxruntime: on use only
         vocal = load_manifest(bundle or None, verify_files=False).get('vocal', {})
         return float(vocal['window_seconds'])
     except Exception:  # noqa: BLE001 - the breakdown then says the length is unknown
@@ -402,7 +405,6 @@ def voice_window_seconds(bundle: str = '') -> Optional[float]:
 
 
 def _pct(values_ms: list) -> dict:
-    import numpy as np  # noqa: PLC0415 - numpy on use only, like the rest of the demo
     v = np.asarray(values_ms, np.float64)
     if v.size == 0:
         return {'n': 0}
@@ -413,7 +415,6 @@ def _pct(values_ms: list) -> dict:
 def _diag(rec: dict, node: str, key: str) -> dict:
     """A /diagnostics figure of `node` over the run: the median of its reports (each report
     covers the node's last 200 samples); n = the number of reports."""
-    import numpy as np  # noqa: PLC0415 - numpy on use only
     vals = []
     for values in rec['diag'].get(node, []):
         try:
@@ -551,7 +552,6 @@ def breakdown_markdown(rows: list, load_average: Optional[tuple] = None) -> str:
 def add_to_report(report_dir: Path, md: str, rows: list) -> None:
     """Append the breakdown to report.md and report.html (before </body>) and write
     latency_breakdown.json beside them."""
-    import html  # noqa: PLC0415 - the report step only
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / 'latency_breakdown.json').write_text(json.dumps(rows, indent=1))
     md_path = report_dir / 'report.md'

@@ -31,8 +31,9 @@ def system(tmp_path_factory):
         ensure_built()
     except RuntimeError as exc:
         pytest.skip(f'the simulated board cannot be built here: {exc}')
-    from emotion_msgs.msg import Emotion, EmotionFeature, TrackerState
     from rclpy.qos import qos_profile_sensor_data
+
+    from emotion_msgs.msg import Emotion, EmotionFeature, TrackerState
     tmp = tmp_path_factory.mktemp('system')
     video, wav, _bag, clip, _start = make_sample(tmp, 6.0, ['happy', 'sad'])
     bundle = make_tiny_bundle(tmp / 'bundle')

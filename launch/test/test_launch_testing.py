@@ -12,8 +12,8 @@ import os  # noqa: E402
 import unittest  # noqa: E402
 
 import launch  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from ament_index_python.packages import get_package_share_directory  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 
 
 @pytest.mark.launch_test

@@ -20,7 +20,8 @@ setup(
     zip_safe=True,
     maintainer='Emotion robot maintainers',
     maintainer_email='maintainers@emotion-robot.invalid',
-    description='Fusion node: time-aligns vision and voice features, runs the per-face LSTM fusion head and publishes emotion estimates.',
+    description=('Fusion node: time-aligns vision and voice features, runs the per-face LSTM fusion '
+                 'head and publishes emotion estimates.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

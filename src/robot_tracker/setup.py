@@ -20,7 +20,8 @@ setup(
     zip_safe=True,
     maintainer='Emotion robot maintainers',
     maintainer_email='maintainers@emotion-robot.invalid',
-    description='Tracker node: selects a face and closes the loop on the Arduino pan/tilt servos over serial or micro-ROS.',
+    description=('Tracker node: selects a face and closes the loop on the Arduino pan/tilt servos '
+                 'over serial or micro-ROS.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

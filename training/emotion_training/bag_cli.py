@@ -23,6 +23,10 @@ import sys
 import threading
 from typing import Optional, Sequence
 
+import numpy as np
+
+from .labels import DEFAULT_LABELS, canonical, parse_labels
+
 log = logging.getLogger('emotion_bag')
 
 
@@ -105,7 +109,7 @@ def write_video(clip, path: pathlib.Path) -> pathlib.Path:
     encoder; returns the file written."""
     import cv2  # noqa: PLC0415 - only `make --write-video` needs OpenCV's writer
 
-    from .media import MediaError  # noqa: PLC0415 - the CLI imports its modules per command
+    from .media import MediaError  # noqa: PLC0415 - cv2: per command
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), clip.fps, clip.size)
     if not writer.isOpened():
         path = path.with_suffix('.avi')
@@ -120,7 +124,6 @@ def write_video(clip, path: pathlib.Path) -> pathlib.Path:
 
 def write_wav(clip, path: pathlib.Path) -> pathlib.Path:
     """The clip's sound as a 16-bit PCM WAV `path` (silence for a clip without sound)."""
-    import numpy as np  # noqa: PLC0415 - the CLI imports its modules per command
     import soundfile as sf  # noqa: PLC0415 - only `make --write-wav` needs libsndfile
     audio = clip.audio if clip.audio is not None else \
         np.zeros(int(round(clip.duration * clip.sample_rate)), np.float32)
@@ -129,9 +132,8 @@ def write_wav(clip, path: pathlib.Path) -> pathlib.Path:
 
 
 def cmd_make(a: argparse.Namespace) -> dict:
-    from . import media  # noqa: PLC0415 - the CLI imports its modules per command
-    from .bag_make import write_clip  # noqa: PLC0415 - the CLI imports its modules per command
-    from .labels import DEFAULT_LABELS, canonical, parse_labels  # noqa: PLC0415 - on use only
+    from . import media  # noqa: PLC0415 - cv2: per command
+    from .bag_make import write_clip  # noqa: PLC0415 - cv2, rosbags: per command
     labels = parse_labels(a.labels) if a.labels else list(DEFAULT_LABELS)
     size = a.size or media.DEFAULT_SIZE
     fps = a.fps or media.DEFAULT_FPS
@@ -166,13 +168,13 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 
 
 def _storage_of(bag: pathlib.Path) -> str:
-    from .bag_io import bag_dir  # noqa: PLC0415 - the CLI imports its modules per command
+    from .bag_io import bag_dir  # noqa: PLC0415 - rosbags: per command
     d = bag_dir(bag)
     return 'mcap' if any(d.glob('*.mcap')) else 'sqlite3' if any(d.glob('*.db3')) else 'unknown'
 
 
 def cmd_info(a: argparse.Namespace) -> dict:
-    from .bag_io import open_bag  # noqa: PLC0415 - the CLI imports its modules per command
+    from .bag_io import open_bag  # noqa: PLC0415 - rosbags: per command
     reader = open_bag(a.bag)
     try:
         return {'bag': str(a.bag), 'storage': _storage_of(a.bag),
@@ -211,7 +213,7 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_replay(a: argparse.Namespace, stop: threading.Event) -> dict:
-    from .bag_replay import ReplayOptions, parse_remaps, replay  # noqa: PLC0415 - on use only
+    from .bag_replay import ReplayOptions, parse_remaps, replay  # noqa: PLC0415 - rclpy: replay only
     opts = ReplayOptions(rate=a.rate, loop=a.loop, loops=a.loops, remaps=parse_remaps(a.remap),
                          topics=a.topics, restamp=a.restamp, delay=a.delay,
                          wait_subscribers=a.wait_subscribers, progress=sys.stderr.isatty(),
@@ -239,8 +241,8 @@ def _add_record(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_record(a: argparse.Namespace, stop: threading.Event) -> dict:
-    from .bag_io import BagError  # noqa: PLC0415 - the CLI imports its modules per command
-    from .bag_record import RecordOptions, record  # noqa: PLC0415 - the CLI imports its modules per command
+    from .bag_io import BagError  # noqa: PLC0415 - rosbags: per command
+    from .bag_record import RecordOptions, record  # noqa: PLC0415 - rclpy: record only
     types = {}
     for item in a.type:
         if ':=' not in item:
@@ -272,9 +274,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
                         format='[emotion-bag] %(levelname)s: %(message)s', stream=sys.stderr)
-    from .bag_io import BagError  # noqa: PLC0415 - the CLI imports its modules per command
-    from .bag_make import BagWriteError  # noqa: PLC0415 - the CLI imports its modules per command
-    from .media import MediaError  # noqa: PLC0415 - the CLI imports its modules per command
+    from .bag_io import BagError  # noqa: PLC0415 - rosbags: per command
+    from .bag_make import BagWriteError  # noqa: PLC0415 - cv2, rosbags: per command
+    from .media import MediaError  # noqa: PLC0415 - cv2: per command
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

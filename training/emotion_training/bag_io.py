@@ -10,6 +10,8 @@ import importlib
 import pathlib
 from typing import Any, Iterable
 
+from rosbags.rosbag2 import Reader
+
 from .bag_types import typestore
 
 SENSOR_TYPES = frozenset({'sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage',
@@ -37,7 +39,6 @@ def bag_dir(path: str | pathlib.Path) -> pathlib.Path:
 
 def open_bag(path: str | pathlib.Path):
     """An opened rosbags Reader; BagError naming the bag when it cannot be read."""
-    from rosbags.rosbag2 import Reader
     p = bag_dir(path)
     reader = Reader(p)
     try:

@@ -16,7 +16,11 @@ import time
 from typing import Optional, Sequence
 
 import numpy as np
+from rosbags.rosbag2 import StoragePlugin, Writer
 from tqdm import tqdm
+
+from emotion_perception.audio_format import S16LE, encode_pcm
+from emotion_perception.compressed_image import bgr8_to_jpeg
 
 from .bag_types import add_connection, typestore
 from .labels import VALENCE_AROUSAL
@@ -46,7 +50,6 @@ class BagTopics:
 
 def storage_plugin(name: str):
     """'mcap' or 'sqlite3' -> rosbags StoragePlugin (clear error for anything else)."""
-    from rosbags.rosbag2 import StoragePlugin
     try:
         return {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}[name]
     except KeyError:
@@ -90,7 +93,6 @@ def write_clip(clip: Clip, out: pathlib.Path, labels: Sequence[str], storage: st
     in stamp order (a merge of the three streams) so readers that do not sort still see time
     advance monotonically.
     """
-    from rosbags.rosbag2 import Writer
     ts = typestore()
     topics = topics or BagTopics()
     out = pathlib.Path(out)
@@ -107,8 +109,6 @@ def write_clip(clip: Clip, out: pathlib.Path, labels: Sequence[str], storage: st
     Compressed = ts.types[COMPRESSED_TYPE]
     image_type = IMAGE_TYPE if raw_images else COMPRESSED_TYPE
     image_topic = topics.image if raw_images else topics.image.rstrip('/') + '/compressed'
-    if not raw_images:
-        from emotion_perception.compressed_image import bgr8_to_jpeg  # noqa: PLC0415 - cv2
     Chunk = ts.types[AUDIO_TYPE]
     w, h = clip.size
 
@@ -120,7 +120,6 @@ def write_clip(clip: Clip, out: pathlib.Path, labels: Sequence[str], storage: st
             audio_events.append((a / clip.sample_rate, a, min(a + n, clip.audio.size)))
     truth_times = list(np.arange(0.0, clip.duration, 1.0 / truth_rate))
     # The microphone node's own encoder (full scale 32768), so a bag sounds like the robot's mic.
-    from emotion_perception.audio_format import S16LE, encode_pcm
     pcm = None if clip.audio is None else np.clip(clip.audio, -1.0, 1.0).astype(np.float32)
 
     counts = {image_topic: 0, topics.audio: 0, topics.truth: 0}

@@ -14,8 +14,14 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import ReliabilityPolicy
+from rosbags.rosbag2 import Writer
+
 from .bag_io import SENSOR_TYPES, BagError, ros_class
 from .bag_make import storage_plugin
+from .bag_replay import reliable_qos, sensor_qos
 from .bag_types import add_connection, typestore
 
 log = logging.getLogger('emotion_bag')
@@ -45,9 +51,6 @@ def _qos_for(node: Any, topic: str, msgtype: str):
     while a best-effort one matches both; reliable is still preferred where every publisher offers
     it because it does not drop /emotion messages under load.
     """
-    from rclpy.qos import ReliabilityPolicy
-
-    from .bag_replay import reliable_qos, sensor_qos
     if msgtype in STREAM_TYPES:
         return sensor_qos()
     infos = node.get_publishers_info_by_topic(topic)
@@ -62,8 +65,6 @@ def record(out: str | pathlib.Path, options: RecordOptions, node: Any = None,
 
     `ready` is set once every subscription exists (tests and scripts start publishing then).
     """
-    from rclpy.executors import SingleThreadedExecutor
-    from rosbags.rosbag2 import Writer
     out = pathlib.Path(out)
     if out.exists():
         raise BagError(f'output bag {out} exists already; remove it or choose another path')
@@ -74,7 +75,6 @@ def record(out: str | pathlib.Path, options: RecordOptions, node: Any = None,
     own = node is None
     context = None
     if own:
-        import rclpy
         context = rclpy.Context()
         rclpy.init(args=[], context=context)  # our argv is not ROS args (old:=new)
         node = rclpy.create_node('emotion_bag_record', context=context)
@@ -158,5 +158,4 @@ def record(out: str | pathlib.Path, options: RecordOptions, node: Any = None,
         executor.shutdown()
         if own:
             node.destroy_node()
-            import rclpy
             rclpy.try_shutdown(context=context)

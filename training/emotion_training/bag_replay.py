@@ -19,9 +19,12 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
+import rclpy
+from rclpy.duration import Duration
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from tqdm import tqdm
 
-from .bag_io import SENSOR_TYPES, BagError, iter_messages, open_bag, ros_class, typestore
+from .bag_io import SENSOR_TYPES, BagError, decode_image, iter_messages, open_bag, ros_class, typestore
 
 log = logging.getLogger('emotion_bag')
 
@@ -41,12 +44,10 @@ def parse_remaps(items: Sequence[str]) -> dict[str, str]:
 
 def sensor_qos():
     """Best effort, depth 5: what the camera and microphone nodes offer (DESIGN.md)."""
-    from rclpy.qos import qos_profile_sensor_data
     return qos_profile_sensor_data
 
 
 def reliable_qos(depth: int = 10):
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
@@ -87,7 +88,6 @@ COMPRESSED_TYPE, IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage', 'sensor_msgs/ms
 
 def _decompressed(raw: bytes) -> bytes:
     """A CompressedImage (JPEG/PNG) CDR message as a bgr8 Image CDR message, same header."""
-    from .bag_io import decode_image  # noqa: PLC0415 - cv2 only when images are decoded
     ts = typestore()
     msg = ts.deserialize_cdr(raw, COMPRESSED_TYPE)
     bgr = decode_image(msg)
@@ -118,7 +118,6 @@ def replay(bag: str | pathlib.Path, options: Optional[ReplayOptions] = None,
             raise BagError(f'bag {bag}: nothing to replay (asked for {opts.topics}, '
                            f'bag has {have})')
         if own:
-            import rclpy
             context = rclpy.Context()
             rclpy.init(args=[], context=context)  # our argv is not ROS args (old:=new)
             node = rclpy.create_node('emotion_bag_replay', context=context)
@@ -191,7 +190,6 @@ def replay(bag: str | pathlib.Path, options: Optional[ReplayOptions] = None,
             time.sleep(min(0.1, span / 1e9 / opts.rate / max(1, total)))
         # Reliable subscribers get everything: wait for their acknowledgements before the
         # publishers go away (a process that exits right after the last publish loses it).
-        from rclpy.duration import Duration
         unacked = [t for t, p in by_topic.items()
                    if not p.wait_for_all_acked(Duration(seconds=opts.flush_timeout))]
         if unacked:
@@ -204,5 +202,4 @@ def replay(bag: str | pathlib.Path, options: Optional[ReplayOptions] = None,
         reader.close()
         if own and node is not None:
             node.destroy_node()
-            import rclpy
             rclpy.try_shutdown(context=context)

@@ -26,7 +26,7 @@ MSG_PACKAGES = (MSG_PACKAGE, 'hri_msgs')
 def msg_dir(package: str = MSG_PACKAGE) -> Path:
     """The directory holding a package's .msg files (installed share dir, else source tree)."""
     try:
-        from ament_index_python.packages import get_package_share_directory
+        from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415 - ROS optional
         path = Path(get_package_share_directory(package)) / 'msg'
         if path.is_dir():
             return path

@@ -41,6 +41,7 @@ from emotion_fusion.features import MODALITY_VISION, MODALITY_VOICE, Feature
 from emotion_fusion.fusion_engine import FaceBox
 from emotion_fusion.fusion_runner import FusionRunner
 from emotion_perception import node_params as param_tables
+from emotion_perception.audio_format import decode_pcm, to_mono
 from emotion_runtime.params import validate
 
 from .bag_io import (
@@ -286,8 +287,8 @@ class OfflinePipeline:
 
     def __init__(self, bundle: Any, fusion_cfg: Any = None,
                  face_params: Optional[dict] = None, vocal_params: Optional[dict] = None) -> None:
-        from emotion_perception.vision_pipeline import build_face_pipeline  # noqa: PLC0415 - cv2: only for an offline run
-        from emotion_perception.voice_pipeline import build_voice_pipeline  # noqa: PLC0415 - librosa: only for an offline run
+        from emotion_perception.vision_pipeline import build_face_pipeline  # noqa: PLC0415 - cv2, onnxruntime: offline run only
+        from emotion_perception.voice_pipeline import build_voice_pipeline  # noqa: PLC0415 - onnxruntime: offline run only
         self.bundle = bundle
         self.cfg = fusion_cfg or FusionConfig()
         fp = node_params('face_node', face_params)
@@ -570,7 +571,6 @@ def play(pipe: OfflinePipeline, reader: Any, bag: Any, img_conns: list, aud_conn
          on_frame: Any = None, progress: bool = False) -> None:
     """Feed the bag's images and audio to `pipe` in header-stamp order (its clock), then run
     what is left (``finish``).  ``on_frame(stamp, bgr, tracks)`` is called after each image."""
-    from emotion_perception.audio_format import decode_pcm, to_mono  # noqa: PLC0415 - cv2
     bar = tqdm(total=sum(c.msgcount for c in img_conns + aud_conns), desc='offline eval',
                unit='msg', disable=not progress, leave=False)
     image_ids = {c.id for c in img_conns}
@@ -846,7 +846,7 @@ def default_param_files() -> list[pathlib.Path]:
                           ('emotion_fusion', 'fusion.yaml')):
         path = None
         try:
-            from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415
+            from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415 - ROS optional
             path = pathlib.Path(get_package_share_directory(package)) / 'config' / name
         except Exception:  # noqa: BLE001 - not installed or no ament index: the source tree
             pass

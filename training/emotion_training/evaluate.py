@@ -54,9 +54,9 @@ def emit(result: dict) -> None:
 
 def plot_confusion(summary: dict, path: str, title: str) -> None:
     """Row-normalised confusion matrix with counts, saved as PNG."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib  # noqa: PLC0415 - matplotlib: only when a plot is drawn
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - after use('Agg')
     cm = np.array(summary['confusion'], float)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     labels = summary['labels']

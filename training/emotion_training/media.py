@@ -22,6 +22,13 @@ from typing import Callable, Iterator, Optional, Sequence
 import cv2
 import numpy as np
 
+from .audio_io import AudioReadError, read_mono
+from .datasets.common import UnreadableImageError, read_face
+from .datasets.emodb import load_emodb, parse_emodb_name
+from .datasets.folders import load_audio_folders, load_image_folders
+from .datasets.ravdess import load_ravdess, parse_ravdess_name
+from .labels import canonical
+
 log = logging.getLogger('emotion_bag')
 
 DEFAULT_SIZE = (640, 480)
@@ -158,12 +165,11 @@ def face_path(t: float, size: tuple[int, int], motion: str, face_h: int,
 
 def _resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Resample with the same polyphase filter the perception nodes use (one implementation)."""
-    from emotion_runtime import preprocess  # noqa: PLC0415 - the runtime on use only
+    from emotion_runtime import preprocess  # noqa: PLC0415 - scipy (~0.6 s): on use only
     return preprocess.resample(np.asarray(samples, np.float32).reshape(-1), from_rate, to_rate)
 
 
 def _read_audio(path: pathlib.Path, rate: int) -> np.ndarray:
-    from .audio_io import AudioReadError, read_mono  # noqa: PLC0415 - audio reading on use only
     try:
         samples, sr = read_mono(path)
     except AudioReadError as exc:
@@ -279,9 +285,6 @@ def _load_speech(root: pathlib.Path, labels: Sequence[str]) -> list:
     """Utterances under `root`: EmoDB-named WAVs (e.g. 03a01Fa.wav), RAVDESS speech
     (`Actor_AA/03-01-EE-II-SS-RR-AA.flac`, or such files directly in `root`; calm left out) or
     `<class>/*.wav` folders."""
-    from .datasets.emodb import load_emodb, parse_emodb_name  # noqa: PLC0415 - dataset loaders on use only
-    from .datasets.folders import load_audio_folders  # noqa: PLC0415 - dataset loaders on use only
-    from .datasets.ravdess import load_ravdess, parse_ravdess_name  # noqa: PLC0415 - on use only
     if not root.is_dir():
         raise MediaError(f'--speech {root} is not a directory')
     wav_dir = root / 'wav' if (root / 'wav').is_dir() else root
@@ -309,8 +312,6 @@ def faces_speech_source(faces_dir: pathlib.Path, speech_dir: Optional[pathlib.Pa
     detector at its default parameters) finds an upscaled 48x48 FER-style crop in every frame,
     at 0.42 in about half of them, at 0.3 hardly ever.
     """
-    from .datasets.common import UnreadableImageError, read_face  # noqa: PLC0415 - on use only
-    from .datasets.folders import load_image_folders  # noqa: PLC0415 - dataset loaders on use only
     faces_dir = pathlib.Path(faces_dir)
     if not faces_dir.is_dir():
         raise MediaError(f'--faces {faces_dir} is not a directory')
@@ -374,7 +375,6 @@ def faces_speech_source(faces_dir: pathlib.Path, speech_dir: Optional[pathlib.Pa
 # --------------------------------------------------------------------------- recorded clip
 def read_segments(path: pathlib.Path, labels: Sequence[str]) -> list[Segment]:
     """A CSV of `start,end,label` rows (seconds; a header row is allowed; aliases are mapped)."""
-    from .labels import canonical  # noqa: PLC0415 - on use only (media is imported by light paths)
     path = pathlib.Path(path)
     if not path.is_file():
         raise MediaError(f'--segments {path} does not exist')
@@ -422,7 +422,6 @@ def video_source(video: pathlib.Path, audio: Optional[pathlib.Path], labels: Seq
     """A recorded clip: a video file (read with OpenCV) plus a WAV, or the video's own sound track
     through ffmpeg when that is installed.  The ground truth is one `--label` for the whole clip or
     a `--segments` CSV.  Frames keep the clip's timeline (frame i at i / fps)."""
-    from .labels import canonical  # noqa: PLC0415 - on use only (media is imported by light paths)
     video = pathlib.Path(video)
     if not video.is_file():
         raise MediaError(f'--video {video} does not exist')

@@ -45,7 +45,20 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .datasets.common import Sample
+from emotion_runtime.model_bundle import BundleError, ModelBundle
+
+from . import media
+from .bag_cli import _size as _parse_size
+from .bag_io import BagError
+from .bag_make import write_clip
+from .config import default_data_root
+from .datasets.common import Sample, read_face
+from .datasets.emodb import load_emodb
+from .datasets.folders import load_image_folders
+from .datasets.ravdess import load_ravdess
+from .eval_bag import evaluate_offline, load_params
+from .media import MediaError
+from .report import _plt
 
 log = logging.getLogger('emotion_eval')
 
@@ -57,8 +70,6 @@ MIN_SEG, MAX_SEG = 3.0, 10.0
 def load_speech_spec(spec: str, data: pathlib.Path, labels: Sequence[str],
                      calm: str = 'exclude') -> list[Sample]:
     """'ravdess' | 'ravdess:01,02' | 'emodb' | 'emodb:10,15' -> utterances under ``data``."""
-    from .datasets.emodb import load_emodb  # noqa: PLC0415
-    from .datasets.ravdess import load_ravdess  # noqa: PLC0415
     corpus, _, who = spec.partition(':')
     speakers = [s.strip().zfill(2) for s in who.split(',') if s.strip()] or None
     if corpus == 'ravdess':
@@ -177,8 +188,6 @@ def build_stream_clip(face_items: Sequence[Sample], speech_items: Sequence[Sampl
                       size: tuple[int, int] = (320, 240), fps: float = 15.0, rate: int = 16000,
                       face_scale: float = 0.5) -> tuple[Any, list[StreamSegment]]:
     """One seed's dev stream as a `media.Clip` (frames rendered on demand) and its plan."""
-    from . import media  # noqa: PLC0415 - cv2
-    from .datasets.common import read_face  # noqa: PLC0415
     cache: dict[int, np.ndarray] = {}
 
     def audio(i: int) -> np.ndarray:
@@ -316,7 +325,6 @@ def markdown(result: dict) -> str:
 
 def plot(path: pathlib.Path, rows: Sequence[dict]) -> None:
     """Per-seed bars: fused / vision-only / voice-only UAR, coverage as a line."""
-    from .report import _plt  # noqa: PLC0415 - matplotlib
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.2))
     x = np.arange(len(rows))
@@ -345,16 +353,10 @@ def camera_geometry(size: tuple[int, int]) -> dict:
 
 def default_data() -> pathlib.Path:
     """$EMOTION_DATA, else ../shared/data beside the checkout (as emotion-train)."""
-    from .config import default_data_root  # noqa: PLC0415
     return default_data_root()
 
 
 def run_benchmark(args: argparse.Namespace) -> dict:
-    from emotion_runtime.model_bundle import ModelBundle  # noqa: PLC0415 - onnxruntime
-
-    from .bag_make import write_clip  # noqa: PLC0415 - rosbags
-    from .datasets.folders import load_image_folders  # noqa: PLC0415
-    from .eval_bag import evaluate_offline, load_params  # noqa: PLC0415
     data = pathlib.Path(args.data)
     faces_dir = pathlib.Path(args.faces) if args.faces else data / 'fer2013' / 'validation'
     bundle = ModelBundle.load(args.bundle)
@@ -422,8 +424,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
 
 # --------------------------------------------------------------------------- CLI glue
 def _size(text: str) -> tuple[int, int]:
-    from .bag_cli import _size as parse  # noqa: PLC0415
-    return parse(text)
+    return _parse_size(text)
 
 
 def add_parser(sub: Any) -> None:
@@ -453,10 +454,6 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emotion_runtime.model_bundle import BundleError  # noqa: PLC0415
-
-    from .bag_io import BagError  # noqa: PLC0415
-    from .media import MediaError  # noqa: PLC0415
     logging.basicConfig(level=logging.INFO, format='[emotion-eval] %(levelname)s: %(message)s')
     try:
         res = run_benchmark(args)

@@ -149,6 +149,7 @@ def test_make_from_faces_and_emodb_speech(tmp_path):
 def test_make_from_video_and_wav(tmp_path):
     import cv2
     import soundfile as sf
+
     from emotion_training.bag_cli import main
     video = tmp_path / 'clip.mp4'
     wr = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'mp4v'), 10.0, (64, 48))
@@ -183,8 +184,9 @@ def test_make_errors_are_clear(tmp_path, capsys):
 # --------------------------------------------------------------------------- replay + record
 def test_replay_publishes_in_order_with_rate_and_remap(demo_bag):
     from rclpy.qos import qos_profile_sensor_data
-    from emotion_msgs.msg import AudioChunk, Emotion
     from sensor_msgs.msg import Image
+
+    from emotion_msgs.msg import AudioChunk, Emotion
     from emotion_test_tools.dds import RosHarness, isolated_domain, ros_env
     with isolated_domain() as domain_id, RosHarness('replay_checker') as ros:
         truth = ros.collect(Emotion, '/eval/truth', 10)
@@ -230,8 +232,9 @@ def test_replay_restamp_and_loop(demo_bag):
 
 
 def test_record_round_trip_and_live_eval(tmp_path, capsys):
-    from emotion_msgs.msg import Emotion
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from emotion_msgs.msg import Emotion
     from emotion_test_tools.dds import RosHarness, isolated_domain, ros_env
     from emotion_training.eval_bag import main as eval_main
     labels = list(DEFAULT_LABELS)
@@ -348,6 +351,7 @@ def test_eval_bag_offline_is_deterministic_and_reads_node_params(demo_bag, bundl
 
 def test_eval_bag_errors_name_the_problem(tmp_path, demo_bag, bundle, capsys):
     from rosbags.rosbag2 import Writer
+
     from emotion_training.bag_types import typestore
     from emotion_training.eval_bag import main as eval_main
     # missing

@@ -1,12 +1,11 @@
 """The engine with a deterministic fake model: masks, voice policy, bad inputs, tracks."""
 import numpy as np
 import pytest
+from fakes import LABELS, FakeFusion, onehot
 
 from emotion_fusion.config import FusionConfig
 from emotion_fusion.features import MODALITY_VISION, MODALITY_VOICE, Feature, RejectReason
 from emotion_fusion.fusion_engine import FaceBox, FusionEngine
-
-from fakes import LABELS, FakeFusion, onehot
 
 S = 1_000_000_000
 MS = 1_000_000

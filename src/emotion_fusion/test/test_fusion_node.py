@@ -23,8 +23,9 @@ ROS = pytest.importorskip('rclpy')
 
 from builtin_interfaces.msg import Time as TimeMsg  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
-from emotion_msgs.msg import Emotion, EmotionFeature, TrackerState  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+
+from emotion_msgs.msg import Emotion, EmotionFeature, TrackerState  # noqa: E402
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 COLLECT = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)

@@ -19,10 +19,10 @@ from emotion_test_tools.tiny_bundle import make_tiny_bundle
 rclpy = pytest.importorskip('rclpy')
 
 from builtin_interfaces.msg import Time as TimeMsg  # noqa: E402
-from emotion_msgs.msg import EmotionFeature  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from emotion_fusion.fusion_node import FusionNode, face_topic_token  # noqa: E402
+from emotion_msgs.msg import EmotionFeature  # noqa: E402
 from emotion_runtime.node_kit import bring_up as kit_bring_up  # noqa: E402
 
 NS = 1_000_000_000

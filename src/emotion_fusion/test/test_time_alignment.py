@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from emotion_fusion.features import MODALITY_VISION, MODALITY_VOICE, Feature
-from emotion_fusion.time_alignment import (DropReason, StreamBuffer, TimeAligner,
-                                           interval_distance_ns)
+from emotion_fusion.time_alignment import DropReason, StreamBuffer, TimeAligner, interval_distance_ns
 
 S = 1_000_000_000
 MS = 1_000_000

@@ -9,9 +9,9 @@ import array
 from typing import Any
 
 from builtin_interfaces.msg import Time
-from emotion_msgs.msg import (AudioChunk, Emotion, EmotionFeature, Face, FaceArray, PanTilt,
-                              TrackerState)
 from std_msgs.msg import Header
+
+from emotion_msgs.msg import AudioChunk, Emotion, EmotionFeature, Face, FaceArray, PanTilt, TrackerState
 
 
 def _header(frame: str, sec: int) -> Header:

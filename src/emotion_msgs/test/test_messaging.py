@@ -65,8 +65,8 @@ def test_rosbags_cdr_matches_rclpy(name):
     store = typestore()
     msg = samples()[name]
     type_name = f'emotion_msgs/msg/{name}'
-    from rclpy.serialization import deserialize_message
     from cdr_layout import padding_mask
+    from rclpy.serialization import deserialize_message
     rclpy_bytes = serialize_message(msg)
     rb_msg = store.deserialize_cdr(rclpy_bytes, type_name)
     rb_bytes = store.serialize_cdr(rb_msg, type_name).tobytes()

@@ -3,8 +3,13 @@ import cv2
 import numpy as np
 import pytest
 
-from emotion_perception.camera_source import (Backoff, CameraError, CameraSource,
-                                              load_calibration, parse_source)
+from emotion_perception.camera_source import (
+    Backoff,
+    CameraError,
+    CameraSource,
+    load_calibration,
+    parse_source,
+)
 
 CALIBRATION = """\
 image_width: 640

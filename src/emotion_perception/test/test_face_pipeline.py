@@ -2,8 +2,8 @@
 import cv2
 import numpy as np
 import pytest
-
 from perception_media import FRAME_H, FRAME_W, astronaut_face_patch, moving_face_frames
+
 from emotion_perception.face_detection import Detection, HaarFaceDetector
 from emotion_perception.face_tracking import FaceTracker, iou
 from emotion_perception.vision_pipeline import FacePipeline, crop_face, draw_debug

@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 
 from emotion_perception import image_conversion
-from emotion_perception.image_conversion import (ImageConversionError, cv_bridge_available,
-                                                 decode_compressed, encoding_info, image_to_numpy,
-                                                 numpy_to_image, to_bgr8)
+from emotion_perception.image_conversion import (
+    ImageConversionError,
+    cv_bridge_available,
+    decode_compressed,
+    encoding_info,
+    image_to_numpy,
+    numpy_to_image,
+    to_bgr8,
+)
 
 
 @pytest.fixture(autouse=True)

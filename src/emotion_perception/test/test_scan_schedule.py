@@ -2,8 +2,8 @@
 import cv2
 import numpy as np
 import pytest
-
 from perception_media import FRAME_H, FRAME_W, astronaut_face_patch, moving_face_frames
+
 from emotion_perception.face_detection import Detection, HaarFaceDetector, iou
 from emotion_perception.face_tracking import FaceTracker
 from emotion_perception.scan_schedule import ScanRegion, ScanSchedule

@@ -4,8 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from emotion_runtime.speaker_calibration import (SpeakerCalibration, normalise_by_speaker,
-                                                    speaker_section)
+from emotion_runtime.speaker_calibration import SpeakerCalibration, normalise_by_speaker, speaker_section
 
 BANDS = 4
 
@@ -76,6 +75,7 @@ def test_speaker_section_holds_population_band_statistics():
 
 def test_a_speaker_bundle_is_refused_when_its_statistics_do_not_fit(speaker_bundle, tmp_path):
     import shutil
+
     from emotion_runtime.model_bundle import BundleError, load_manifest
     assert load_manifest(speaker_bundle)['vocal']['normalisation']['type'] == 'speaker'
     bad = tmp_path / 'bad'

@@ -4,8 +4,7 @@ import pytest
 import soundfile as sf
 
 from emotion_perception.audio_buffer import AudioStreamBuffer, ChunkEvent
-from emotion_perception.audio_format import (AudioFormatError, decode_pcm, encode_pcm,
-                                             to_mono)
+from emotion_perception.audio_format import AudioFormatError, decode_pcm, encode_pcm, to_mono
 from emotion_perception.voice_activity import EnergyVad
 from emotion_perception.voice_pipeline import VoicePipeline
 

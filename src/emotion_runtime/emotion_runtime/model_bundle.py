@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import pathlib
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -60,7 +60,7 @@ def default_bundle_path() -> pathlib.Path:
     if env:
         return pathlib.Path(env)
     try:
-        from ament_index_python.packages import get_package_share_directory
+        from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415 - ROS optional
         share = pathlib.Path(get_package_share_directory('emotion_runtime')) / 'models' / 'default'
         if (share / MANIFEST).is_file():
             return share

@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 
 from emotion_runtime import preprocess
-from emotion_runtime.model_bundle import (BundleError, ModelBundle, default_bundle_path,
-                                             load_manifest)
-from emotion_runtime.voice_windows import (active_mask, aggregate, utterance_logits,
-                                              window_starts, windows)
+from emotion_runtime.model_bundle import BundleError, ModelBundle, default_bundle_path, load_manifest
+from emotion_runtime.voice_windows import active_mask, aggregate, utterance_logits, window_starts, windows
 from emotion_test_tools import tiny_bundle as testing
 
 

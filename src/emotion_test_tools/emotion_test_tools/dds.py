@@ -18,6 +18,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+import rclpy
+from ament_index_python.packages import get_package_prefix
+from rclpy.executors import SingleThreadedExecutor
+
 _LOCK_DIR = Path(tempfile.gettempdir()) / 'emotion_dds_domains'
 # Domain ids 0..101 are valid for Fast DDS on Linux; keep clear of 0 (the default) and of the ids a
 # developer's own robot is likely to use.
@@ -95,7 +99,6 @@ def isolated_domain() -> Iterator[int]:
 
 def executable_path(package: str, executable: str) -> str:
     """Path of a colcon-installed node executable (install/<pkg>/lib/<pkg>/<exe>)."""
-    from ament_index_python.packages import get_package_prefix
     path = Path(get_package_prefix(package)) / 'lib' / package / executable
     if not path.exists():
         raise FileNotFoundError(f'{package}/{executable} is not installed at {path}; '
@@ -191,8 +194,6 @@ class RosHarness:
     """
 
     def __init__(self, name: str = 'test_harness') -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
         self._rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context)

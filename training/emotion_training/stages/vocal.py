@@ -27,7 +27,7 @@ from emotion_training.models.vocal_encoder import VocalEncoder
 from ..augment import augment_logmel
 from ..config import VOCAL_PREPROCESS
 from ..datasets import Sample, load_audio_folders, load_cremad, load_csv_manifest, load_emodb, load_ravdess
-from ..datasets.ravdess import CALM_CHOICES
+from ..datasets.ravdess import CALM_CHOICES, parse_ravdess_name
 from ..engine import FitConfig, fit, load_checkpoint
 from ..labels import label_mask
 from ..metrics import summarise
@@ -197,7 +197,6 @@ CORPUS_FOLDERS = ('emodb', 'ravdess', 'cremad')
 
 
 def _is_ravdess(src: pathlib.Path) -> bool:
-    from ..datasets.ravdess import parse_ravdess_name  # noqa: PLC0415
     return any(src.glob('Actor_*')) or any(parse_ravdess_name(f.name) for f in src.glob('*.*'))
 
 
