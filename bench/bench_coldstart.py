@@ -42,6 +42,7 @@ from typing import Callable, Optional
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from table import print_table  # bench/table.py (scripts run from bench/)
 
 from emotion_bringup.demo import make_sample
 from emotion_bringup.graph import GraphArgs, robot_graph
@@ -266,11 +267,7 @@ def main(argv=None) -> int:
     print(f'cold-start bench, median of {a.repeats} (cold: fresh PYTHONPYCACHEPREFIX and '
           f'NUMBA_CACHE_DIR per start, {nb_files} numba cache files under site-packages not used; '
           f'onnxruntime has no disk cache; OS page cache not dropped)')
-    w = [max(len(r[i]) for r in rows + [('stage', 'figure', 'target', 'measured')]) for i in range(3)]
-    print(f'{"stage":<{w[0]}}  {"figure":<{w[1]}}  {"target":<{w[2]}}  measured')
-    print(f'{"-" * w[0]}  {"-" * w[1]}  {"-" * w[2]}  {"-" * 10}')
-    for r in rows:
-        print(f'{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}')
+    print_table(rows)
     return 0
 
 

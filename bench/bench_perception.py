@@ -20,7 +20,6 @@ import pathlib
 import sys
 import tempfile
 import time
-import types
 
 # One core: set before numpy/onnxruntime/OpenCV start their thread pools.
 for var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
@@ -125,49 +124,14 @@ def frame_ms(detectors: list, frames: list, rounds: int = 2) -> list[tuple[float
     return [(float(np.percentile(t, 50)), float(np.percentile(t, 95))) for t in ts]
 
 
-def _torchvision_stub() -> None:
-    """facenet-pytorch imports torchvision only for batched_nms (and to_tensor, unused by detect);
-    torchvision is not in this venv, so give it a small greedy NMS (measurement only)."""
-    import torch  # noqa: PLC0415 - optional (--mtcnn)
-
-    def batched_nms(boxes, scores, idxs, iou_threshold):
-        if boxes.numel() == 0:
-            return torch.zeros(0, dtype=torch.int64)
-        b = boxes.detach().cpu().double().numpy()
-        b = b + (idxs.cpu().double().numpy() * (b.max() + 1))[:, None]
-        order = np.argsort(-scores.detach().cpu().numpy(), kind='stable')
-        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-        keep = []
-        while order.size:
-            i, rest = order[0], order[1:]
-            keep.append(i)
-            w = np.clip(np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0]), 0, None)
-            h = np.clip(np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1]), 0, None)
-            inter = w * h
-            order = rest[inter / (area[i] + area[rest] - inter) <= iou_threshold]
-        return torch.as_tensor(keep, dtype=torch.int64)
-
-    tv = types.ModuleType('torchvision')
-    tv.ops = types.ModuleType('torchvision.ops')
-    tv.ops.boxes = types.ModuleType('torchvision.ops.boxes')
-    tv.ops.boxes.batched_nms = batched_nms
-    tv.transforms = types.ModuleType('torchvision.transforms')
-    tv.transforms.functional = types.ModuleType('torchvision.transforms.functional')
-    tv.transforms.functional.to_tensor = lambda a: torch.as_tensor(a).permute(2, 0, 1) / 255.0
-    for name, mod in (('torchvision', tv), ('torchvision.ops', tv.ops),
-                      ('torchvision.ops.boxes', tv.ops.boxes),
-                      ('torchvision.transforms', tv.transforms),
-                      ('torchvision.transforms.functional', tv.transforms.functional)):
-        sys.modules.setdefault(name, mod)
-
-
 def mtcnn_detector():
     try:
         import torch  # noqa: PLC0415 - optional (--mtcnn)
         try:
             import torchvision  # noqa: F401, PLC0415 - optional (--mtcnn)
         except ImportError:
-            _torchvision_stub()
+            from emotion_training.mtcnn_onnx import torchvision_stub  # noqa: PLC0415 - torch, --mtcnn only
+            torchvision_stub()
         from facenet_pytorch import MTCNN  # noqa: PLC0415 - optional (--mtcnn)
     except ImportError as exc:
         print(f'MTCNN skipped: {exc}')

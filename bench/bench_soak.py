@@ -37,6 +37,7 @@ from emotion_test_tools.dds import RosHarness, isolated_domain, ros_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_system import rss_mb  # noqa: E402
+from table import print_table  # noqa: E402
 
 LEVELS = {0: 'OK', 1: 'WARN', 2: 'ERROR', 3: 'STALE'}
 
@@ -222,13 +223,7 @@ def main(argv=None) -> int:
     print(f'soak bench ({run_s / 60:.0f} min, looping 12 s clip at 640x480 / 30 fps, '
           f'transport none{overrides}, {os.cpu_count()} CPUs, load average mean '
           f'{np.mean(load) if load else float("nan"):.1f}{", DEAD: " + str(dead) if dead else ""})')
-    widths = [max(len(r[i]) for r in rows + [('stage', 'figure', 'target', 'measured')])
-              for i in range(4)]
-    header = ('stage', 'figure', 'target', 'measured')
-    print('  '.join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
-    print('  '.join('-' * w for w in widths))
-    for r in rows:
-        print('  '.join(' '.join(c.split()).ljust(w) for c, w in zip(r, widths)).rstrip())
+    print_table(rows)
     return 0
 
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from table import print_table  # bench/table.py (scripts run from bench/)
 
 from emotion_bringup.demo import make_sample
 from emotion_bringup.graph import GraphArgs, robot_graph
@@ -90,10 +91,7 @@ def main(argv=None) -> int:
          f'{max(memory) / 1024:.2f} GB' if memory else 'n/a'),
     ]
     print(f'live graph bench (640x480 at 30 fps, transport none{", DEAD: " + str(dead) if dead else ""})')
-    print(f'{"stage":<28}  {"figure":<16}  {"target":<9}  {"measured"}')
-    print(f'{"-" * 28}  {"-" * 16}  {"-" * 9}  {"-" * 10}')
-    for r in rows:
-        print(f'{r[0]:<28}  {r[1]:<16}  {r[2]:<9}  {r[3]}')
+    print_table(rows)
     return 0
 
 

@@ -32,8 +32,9 @@ DEFAULT_OUT = Path(__file__).resolve().parents[2] / 'src' / 'emotion_runtime' / 
 OPSET = 17
 
 
-def _torchvision_stub() -> None:
-    """Just what facenet-pytorch's detect_face uses: batched_nms and to_tensor."""
+def torchvision_stub() -> None:
+    """Just what facenet-pytorch's detect_face uses (batched_nms, to_tensor): torchvision is not in
+    this venv, so a small greedy NMS stands in (conversion checks and measurements only)."""
 
     def batched_nms(boxes, scores, idxs, iou_threshold):
         if boxes.numel() == 0:
@@ -71,7 +72,7 @@ def import_facenet() -> types.ModuleType:
     try:
         import torchvision  # noqa: F401, PLC0415 - optional; the stand-in replaces it
     except ImportError:
-        _torchvision_stub()
+        torchvision_stub()
     from facenet_pytorch.models import mtcnn  # noqa: PLC0415 - optional training-side package
     return mtcnn
 
