@@ -1,14 +1,16 @@
 """Load the model bundle for a node, turning every failure into a logged message.
 
-Why: both perception nodes must keep running without a model (the face node still tracks faces)
-and report the reason on /diagnostics; the try/except and the '' -> default-path rule are the
-same for both.
+Why: the face and vocal nodes load a bundle the same way in their lifecycle configure step
+and turn a failure into the reason that configure reports (log, /diagnostics, exit code 1 when
+the node started itself); the try/except and the '' -> default-path rule are the same for both.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
+
+from . import preprocess
 
 __all__ = ['load_bundle_or_error', 'warm_up']
 
@@ -32,7 +34,8 @@ def warm_up(bundle: Any, vision: bool = False, voice: bool = False) -> None:
 
     Why: the first call creates the onnxruntime session (and, for voice, the cached STFT window
     and mel filterbank), which takes hundreds of ms; done inside the first callback it stalls the
-    subscription and best-effort input is lost meanwhile.  (The log-mel is plain numpy since
+    subscription and best-effort input is lost meanwhile; the resampler's import (scipy.signal,
+    ~1.7 s cold) is paid here too.  (The log-mel is plain numpy since
     librosa's numba code, compiled at the first call for up to ~50 s, left the node path.)
     """
     if vision:
@@ -40,3 +43,5 @@ def warm_up(bundle: Any, vision: bool = False, voice: bool = False) -> None:
     if voice:
         bundle.encode_voice_window(np.zeros(bundle.window_samples, np.float32),
                                    bundle.sample_rate)
+        # a microphone at another rate is resampled: import and run that path now too
+        preprocess.resample(np.zeros(480, np.float32), 48000, bundle.sample_rate)

@@ -16,7 +16,6 @@ from typing import Any, Mapping, Optional
 import cv2
 import numpy as np
 from scipy import fft as sp_fft
-from scipy.signal import resample_poly
 
 from .speaker_calibration import SpeakerCalibration
 
@@ -85,6 +84,9 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
         raise ValueError(f'sample rates must be positive, got {from_rate} -> {to_rate}')
     if from_rate == to_rate or samples.size == 0:
         return samples.copy()
+    # scipy.signal takes ~1.7 s to import on a cold start: keep it off a node's start-up (before
+    # its first /diagnostics); model_loading.warm_up pays it during configure.
+    from scipy.signal import resample_poly  # noqa: PLC0415 - heavy import, see above
     g = gcd(from_rate, to_rate)
     return resample_poly(samples, to_rate // g, from_rate // g).astype(np.float32)
 
