@@ -30,6 +30,7 @@ from rclpy.time import Time
 from emotion_msgs.msg import Emotion, EmotionFeature, FaceArray, TrackerState
 from emotion_runtime.face_boxes import BOX_REJECT_REASONS, face_box_problem
 from emotion_runtime.labels import parse_labels
+from emotion_runtime.model_loading import load_bundle_or_error
 from emotion_runtime.node_kit import ConfigureError, KitNode, run_node
 from emotion_runtime.stats import ERROR, OK, WARN, RateMeter, StatusReport
 
@@ -156,15 +157,17 @@ class FusionNode(KitNode):
     # ------------------------------------------------------------------ model
     def _load_model(self):
         """Load the bundle and create its fusion session: (bundle, window_s) or (None, 0.0)."""
-        try:
-            from emotion_runtime.model_bundle import ModelBundle, default_bundle_path  # noqa: PLC0415 - onnxruntime loads at configure
-            path = self.cfg.model_bundle or None
-            self.bundle_path = str(path or default_bundle_path())
-            bundle = ModelBundle.load(path, threads=self.cfg.onnx_threads,
-                                      expected_labels=parse_labels(self.cfg.expected_labels))
-            bundle.session('fusion')   # fail now, not at the first step
-        except Exception as exc:  # noqa: BLE001 - BundleError, ImportError, onnxruntime errors
-            self.model_status = f'ERROR: {exc}'
+        from emotion_runtime.model_bundle import default_bundle_path  # noqa: PLC0415 - onnxruntime loads at configure
+        self.bundle_path = str(self.cfg.model_bundle or default_bundle_path())
+        bundle, reason = load_bundle_or_error(self.cfg.model_bundle, self.cfg.onnx_threads,
+                                              parse_labels(self.cfg.expected_labels))
+        if bundle is not None:
+            try:
+                bundle.session('fusion')   # fail now, not at the first step
+            except Exception as exc:  # noqa: BLE001 - onnxruntime errors
+                bundle, reason = None, f'{type(exc).__name__}: {exc}'
+        if bundle is None:
+            self.model_status = f'ERROR: {reason}'
             return None, 0.0
         self.model_ok = True
         self.model_status = f'loaded {len(bundle.labels)} labels from {bundle.path}'

@@ -59,7 +59,7 @@ class FaceNode(KitNode):
         self.pipeline = pipeline
         with self.warming_up('loading the model bundle'):
             self.bundle, self.model_error = load_bundle_or_error(
-                p['model_bundle'], p['encoder_threads'], lambda _msg: None,
+                p['model_bundle'], p['encoder_threads'],
                 expected_labels=parse_labels(p['expected_labels']))
         if self.bundle is None:
             raise ConfigureError(f'model bundle not loaded: {self.model_error}')

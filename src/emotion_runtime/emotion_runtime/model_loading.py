@@ -6,7 +6,7 @@ the node started itself); the try/except and the '' -> default-path rule are the
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from . import preprocess
 __all__ = ['load_bundle_or_error', 'warm_up']
 
 
-def load_bundle_or_error(path: str, threads: int, log_error: Callable[[str], None],
+def load_bundle_or_error(path: str, threads: int,
                          expected_labels: Optional[Sequence[str]] = None) -> tuple[Any, str]:
     """(bundle, '') on success, (None, reason) on failure; '' means default_bundle_path().
     ``expected_labels``: refuse a bundle whose manifest has other labels or another order."""
@@ -24,9 +24,7 @@ def load_bundle_or_error(path: str, threads: int, log_error: Callable[[str], Non
         where = path or str(default_bundle_path())
         return ModelBundle.load(where, expected_labels=expected_labels, threads=threads), ''
     except Exception as exc:  # noqa: BLE001 - BundleError, ImportError, onnxruntime errors
-        reason = f'{type(exc).__name__}: {exc}'
-        log_error(f'model bundle not loaded ({reason}); running without the encoder')
-        return None, reason
+        return None, f'{type(exc).__name__}: {exc}'
 
 
 def warm_up(bundle: Any, vision: bool = False, voice: bool = False) -> None:
