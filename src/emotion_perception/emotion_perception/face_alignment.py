@@ -26,8 +26,9 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-__all__ = ['FER_TEMPLATE', 'similarity_transform', 'apply_transform', 'align_face',
-           'precrop_landmarks', 'align_precropped', 'PRECROP_UPSCALE', 'PRECROP_PAD']
+__all__ = ['FER_TEMPLATE', 'similarity_transform', 'fixed_rotation_transform',
+           'roll_limited_transform', 'apply_transform', 'align_face', 'precrop_landmarks',
+           'align_precropped', 'PRECROP_UPSCALE', 'PRECROP_PAD']
 
 #: (x, y) of left eye, right eye, nose tip, left and right mouth corner in a FER2013 crop,
 #: as fractions of the crop side (see the module docstring for how they were measured).
@@ -70,6 +71,43 @@ def similarity_transform(src: Any, dst: Any) -> np.ndarray:
     return m
 
 
+def fixed_rotation_transform(src: Any, dst: Any, angle: float = 0.0) -> np.ndarray:
+    """The 2x3 matrix M (``[s R(angle) | t]``) that maps ``src`` [N, 2] onto ``dst`` [N, 2] with
+    least squared error over uniform scales and translations, the rotation fixed at ``angle``
+    radians (0: scale and shift only).  N >= 2 distinct points."""
+    src = np.asarray(src, np.float64).reshape(-1, 2)
+    dst = np.asarray(dst, np.float64).reshape(-1, 2)
+    if src.shape != dst.shape or src.shape[0] < 2:
+        raise ValueError(f'need two matching point sets of >= 2 points, got {src.shape} and '
+                         f'{dst.shape}')
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[c, -s], [s, c]])
+    sc, dc = (src - mu_s) @ rot.T, dst - mu_d
+    var_s = (sc ** 2).sum()
+    if var_s < 1e-12:
+        raise ValueError('source points coincide')
+    scale = float((sc * dc).sum()) / var_s
+    m = np.empty((2, 3), np.float64)
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def roll_limited_transform(src: Any, dst: Any, keep_roll_deg: float = 0.0) -> np.ndarray:
+    """``similarity_transform`` whose rotation leaves up to ``keep_roll_deg`` degrees of the
+    face's roll in place: a face rolled by r is turned by sign(r) * max(0, |r| - keep_roll_deg)
+    only (0: fully upright, as ``similarity_transform``; >= 180: never rotated), then scale and
+    shift are fitted for that rotation (``fixed_rotation_transform``)."""
+    m = similarity_transform(src, dst)
+    if keep_roll_deg <= 0.0:
+        return m
+    angle = float(np.arctan2(m[1, 0], m[0, 0]))       # the rotation that makes the face upright
+    keep = np.radians(float(keep_roll_deg))
+    turn = float(np.sign(angle)) * max(0.0, abs(angle) - keep)
+    return fixed_rotation_transform(src, dst, turn)
+
+
 def apply_transform(m: np.ndarray, points: Any) -> np.ndarray:
     """``points`` [N, 2] mapped by the 2x3 matrix ``m``."""
     p = np.asarray(points, np.float64).reshape(-1, 2)
@@ -77,13 +115,17 @@ def apply_transform(m: np.ndarray, points: Any) -> np.ndarray:
 
 
 def align_face(image: np.ndarray, landmarks: Any, size: Optional[int] = None,
-               template: np.ndarray = FER_TEMPLATE) -> np.ndarray:
+               template: np.ndarray = FER_TEMPLATE, keep_roll_deg: float = 0.0) -> np.ndarray:
     """The face with these five landmarks (image pixels) warped upright into a ``size`` x
     ``size`` crop whose landmarks sit on ``template`` (fractions of the side).  ``size`` None:
     about the face's own resolution (the side at which no pixels are invented or lost), kept
-    within 48-256 px.  Pixels outside the image repeat its edge."""
+    within 48-256 px.  Pixels outside the image repeat its edge.  ``keep_roll_deg``: roll up to
+    this many degrees stays in the crop, only the excess is turned upright
+    (``roll_limited_transform``; 0 = fully upright, >= 180 = scale and shift only: an
+    axis-aligned square cut in FER2013's framing).  Why: FER2013's crops, which the encoder was
+    trained on, keep their faces' own roll."""
     lm = np.asarray(landmarks, np.float64).reshape(-1, 2)
-    unit = similarity_transform(lm, template)          # image px -> fractions of the crop side
+    unit = roll_limited_transform(lm, template, keep_roll_deg)   # image px -> crop-side fractions
     if size is None:
         px_per_unit = 1.0 / max(float(np.hypot(*unit[:, 0])), 1e-9)
         size = int(np.clip(round(px_per_unit), _MIN_SIDE, _MAX_SIDE))

@@ -135,6 +135,10 @@ class FaceNode(KitNode):
             pipe.crop_margin = changed['crop_margin']
         if 'align_faces' in changed:
             pipe.align_faces = bool(changed['align_faces'])
+        if 'align_keep_roll' in changed:
+            pipe.align_keep_roll = float(changed['align_keep_roll'])
+        if 'identity_threshold' in changed:
+            pipe.identity_threshold = float(changed['identity_threshold'])
 
     def _on_image(self, msg: Image) -> None:
         self.in_meter.tick()

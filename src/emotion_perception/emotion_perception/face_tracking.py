@@ -115,6 +115,18 @@ class FaceTracker:
                 visible.append(t)
         return visible
 
+    def reidentify(self, track: Track) -> str:
+        """Give a confirmed track a new id (another person now stands where it was: see
+        ``vision_pipeline.FacePipeline``'s ``identity_threshold``); the old id ends here.
+        Returns the new id."""
+        if track.id:
+            self.expired += 1
+            self.created += 1
+            track.id = f'{self.id_prefix}{self._next_id}'
+            self._next_id += 1
+            track.first_seen = track.last_seen
+        return track.id
+
     def last_frame_boxes(self) -> list[tuple[float, float, float, float]]:
         """Boxes of the tracks (tentative ones too) seen in the newest frame so far: where the
         detector's windowed scan (``scan_schedule``) looks for them in the next frame."""

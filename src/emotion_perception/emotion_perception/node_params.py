@@ -105,6 +105,16 @@ FACE_PARAMS = [
               'landmarks (Haar) keep the box crop. Measured against the box crop: README '
               '"Aligned crops (measured)".',
               live=True),
+    ParamSpec('align_keep_roll', 10.0, 'Aligned crops: in-plane roll [deg] a face keeps in its '
+              'crop; only the excess is turned upright (0 = every face fully upright; 180 = '
+              'scale and shift onto the FER2013 template only, never rotated). FER2013 crops, '
+              'which the encoder was trained on, keep their own roll. Measured: README '
+              '"Stream vision (measured)".', range=(0.0, 180.0), live=True),
+    ParamSpec('identity_threshold', 0.5, 'Tracking: a track whose face crop correlates with '
+              'its previous frame\'s below this (16x16 grey thumbnails) is taken to be another '
+              'person standing where the tracked one stood and gets a new id, so fusion starts '
+              'its state afresh. 0 = off (ids follow box overlap only).', range=(0.0, 1.0),
+              live=True),
     ParamSpec('publish_debug_image', False, 'Publish debug_image (boxes, ids, latest label).'),
     ParamSpec('image_input', 'raw', 'Camera input: raw (image_raw, sensor_msgs/Image), compressed '
               '(image_raw/compressed, sensor_msgs/CompressedImage JPEG/PNG), or both.',
@@ -152,6 +162,14 @@ VOCAL_PARAMS = [
               'statistics online to the person talking (false = training population\'s).'),
     ParamSpec('speaker_half_life_seconds', 300.0, 'Speaker adaptation: speech this many seconds '
               'old counts half (shorter follows a new speaker sooner).', range=(1.0, 36000.0)),
+    ParamSpec('span_pooling', False, 'Decide per voiced span: each speech window publishes the '
+              'mean embedding and logits of the speech windows of its span so far (a span ends '
+              'at a pause longer than span_hangover_seconds) instead of its own; the message '
+              'and its embedding size stay the same.'),
+    ParamSpec('span_hangover_seconds', 0.5, 'Span pooling: a pause between speech windows longer '
+              'than this [s] (beyond one hop) starts a new span.', range=(0.0, 10.0)),
+    ParamSpec('span_max_seconds', 10.0, 'Span pooling: at most the speech windows of the last '
+              'this many seconds of a span are pooled.', range=(0.5, 120.0)),
 ]
 
 BY_NODE = {'camera_node': CAMERA_PARAMS, 'microphone_node': MICROPHONE_PARAMS,

@@ -21,7 +21,7 @@ from .mtcnn_detection import MtcnnFaceDetector
 from .scan_schedule import ScanSchedule
 
 __all__ = ['FrameResult', 'FacePipeline', 'build_detector', 'build_face_pipeline', 'crop_face',
-           'draw_debug']
+           'draw_debug', 'thumbnail']
 
 
 @dataclass
@@ -56,15 +56,26 @@ class FacePipeline:
     ``align_faces``: a face whose detection has landmarks (MTCNN) is cropped by
     ``face_alignment.align_face`` (upright, FER2013 geometry) instead of its box; without
     landmarks (Haar) the box crop stays.  ``aligned_crops`` counts the aligned ones.
+    ``align_keep_roll``: roll [deg] an aligned crop keeps (only the excess is turned upright;
+    ``face_alignment.align_face``'s ``keep_roll_deg``).
+    ``identity_threshold`` > 0: a track whose crop no longer looks like its crop of the previous
+    frame (normalised correlation of 16x16 grey thumbnails below the threshold: another person
+    now stands where the tracked one stood, which box overlap alone cannot tell) gets a new id
+    (``FaceTracker.reidentify``), so per-face state downstream (fusion's LSTM) starts afresh.
     """
 
     def __init__(self, detector: Any, tracker: FaceTracker,
                  bundle: Any = None, crop_margin: float = 0.1, max_faces: int = 8,
                  schedule: Optional[ScanSchedule] = None, background: bool = False,
-                 scan_thread: bool = True, align_faces: bool = False) -> None:
+                 scan_thread: bool = True, align_faces: bool = False,
+                 align_keep_roll: float = 0.0, identity_threshold: float = 0.0) -> None:
         self.detector, self.tracker, self.bundle = detector, tracker, bundle
         self.crop_margin, self.max_faces = crop_margin, max_faces
         self.align_faces, self.aligned_crops = bool(align_faces), 0
+        self.align_keep_roll = float(align_keep_roll)
+        self.identity_threshold = float(identity_threshold)
+        self._looks: dict[str, np.ndarray] = {}       # track id -> previous crop's thumbnail
+        self.identity_changes = 0
         self.schedule = schedule
         self.background = ((BackgroundScan if scan_thread else DeferredScan)(detector)
                            if background and schedule is not None else None)
@@ -100,11 +111,14 @@ class FacePipeline:
         t2 = time.perf_counter()
         result = FrameResult(tracks, None, None, {'detect': t1 - t0, 'track': t2 - t1},
                              full_scan=whole)
-        if self.bundle is not None and tracks:
+        check = self.identity_threshold > 0.0
+        if (self.bundle is not None or check) and tracks:
             marks = {d.box: d.landmarks for d in detections} if self.align_faces else {}
             crops = [self._crop(image, t.box, marks.get(t.box)) for t in tracks]
             crops = [c for c in crops if c.shape[0] >= 2 and c.shape[1] >= 2]
-            if len(crops) == len(tracks):
+            if check and len(crops) == len(tracks):
+                self._check_identity(tracks, crops)
+            if self.bundle is not None and len(crops) == len(tracks):
                 try:
                     result.embeddings, result.logits = self.bundle.encode_faces(crops)
                 except Exception as exc:  # noqa: BLE001 - a model failure must not stop tracking
@@ -114,19 +128,42 @@ class FacePipeline:
         result.timings['total'] = time.perf_counter() - t0
         return result
 
+    def _check_identity(self, tracks: list, crops: list) -> None:
+        """New ids for tracks whose face changed into another (``identity_threshold``)."""
+        looks = {}
+        for t, crop in zip(tracks, crops):
+            look = thumbnail(crop)
+            prev = self._looks.get(t.id)
+            if prev is not None and float(prev @ look) < self.identity_threshold:
+                self.tracker.reidentify(t)
+                self.identity_changes += 1
+            looks[t.id] = look
+        # ids not seen this frame keep their last look while the tracker keeps them
+        alive = {t.id for t in self.tracker.confirmed()}
+        self._looks = {**{k: v for k, v in self._looks.items() if k in alive}, **looks}
+
     def _crop(self, image: np.ndarray, box: tuple, landmarks: Optional[tuple]) -> np.ndarray:
         """The encoder's crop of one face: aligned on its landmarks where known (and
         ``align_faces``), else the box with ``crop_margin``.  (A track visible in this frame has
         its detection's exact box, which finds that detection's landmarks.)"""
         if landmarks is not None:
             self.aligned_crops += 1
-            return align_face(image, landmarks)
+            return align_face(image, landmarks, keep_roll_deg=self.align_keep_roll)
         return crop_face(image, box, self.crop_margin)
 
     def close(self) -> None:
         """Stop the background scan's thread (if any)."""
         if self.background is not None:
             self.background.close()
+
+
+def thumbnail(crop: np.ndarray, side: int = 16) -> np.ndarray:
+    """A crop as a zero-mean unit-norm vector of its ``side`` x ``side`` grey thumbnail (the dot
+    product of two is their normalised correlation, in [-1, 1])."""
+    grey = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    v = cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    v -= v.mean()
+    return v / max(float(np.linalg.norm(v)), 1e-6)
 
 
 def build_detector(p: Mapping[str, Any]) -> Any:
@@ -154,7 +191,9 @@ def build_face_pipeline(p: Mapping[str, Any], bundle: Any = None,
     schedule = ScanSchedule(p['full_scan_every'], p['track_search_margin'])
     return FacePipeline(detector, tracker, bundle, p['crop_margin'], p['max_faces'], schedule,
                         background=p['background_scan'], scan_thread=scan_thread,
-                        align_faces=p.get('align_faces', False))
+                        align_faces=p.get('align_faces', False),
+                        align_keep_roll=p.get('align_keep_roll', 0.0),
+                        identity_threshold=p.get('identity_threshold', 0.0))
 
 
 def draw_debug(image: np.ndarray, tracks: list, labels: Optional[list] = None,

@@ -5,6 +5,8 @@ tests drive it with espeak-ng speech; vocal_node only decodes AudioChunks into i
 what comes out.  Windows are cut at the stream's own rate; the bundle resamples each window to
 its manifest rate (ModelBundle.encode_voice_windows -> preprocess.resample), so the same
 resampler as in training is used and a stream at 44.1 or 48 kHz needs no extra step.
+With ``span_pooling`` a speech window publishes the mean embedding/logits of its voiced span so
+far (``voice_windows.SpanPool``: a decision per span rather than per window; same sizes).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from emotion_runtime.voice_windows import stream_ready
+from emotion_runtime.voice_windows import SpanPool, stream_ready
 
 from .audio_buffer import AudioStreamBuffer, PushResult
 from .audio_format import check_finite, check_sample_rate, check_stamp
@@ -35,8 +37,11 @@ class VoiceWindow:
     samples: np.ndarray                # float32 mono
     speech: bool                       # speech_probability >= min_speech_fraction
     speech_probability: float          # fraction of VAD frames flagged as speech
-    embedding: Optional[np.ndarray] = None
-    logits: Optional[np.ndarray] = None
+    embedding: Optional[np.ndarray] = None   # what is published: the window's own, or with
+    logits: Optional[np.ndarray] = None      # span pooling the mean over its voiced span so far
+    window_embedding: Optional[np.ndarray] = None   # the window's own encoder outputs
+    window_logits: Optional[np.ndarray] = None
+    span_windows: int = 0              # speech windows pooled into embedding/logits (0: none)
 
 
 class VoicePipeline:
@@ -46,12 +51,15 @@ class VoicePipeline:
                  buffer: Optional[AudioStreamBuffer] = None, vad_params: Optional[dict] = None,
                  min_speech_fraction: float = 0.2, encode: bool = True,
                  speaker_half_life_seconds: Optional[float] = 300.0,
-                 vad_factory: Optional[Callable[[int], Any]] = None) -> None:
+                 vad_factory: Optional[Callable[[int], Any]] = None,
+                 span_pool: Optional[SpanPool] = None) -> None:
         """``speaker_half_life_seconds``: for a speaker-normalised bundle, the online speaker
         calibration forgets speech this old by half (None = no calibration: the training
         population's statistics are used throughout).  ``vad_factory(rate)`` makes the VAD of a
         stream (``process``/``reset``/``frame``/``sample_rate``, as EnergyVad and SileroVad);
-        None = ``EnergyVad(rate, **vad_params)``."""
+        None = ``EnergyVad(rate, **vad_params)``.  ``span_pool``: publish for each speech window
+        the mean embedding/logits over its voiced span so far (``voice_windows.SpanPool``; None =
+        each window's own)."""
         if window_seconds < 0.01 or hop_seconds < 0.001:
             raise ValueError(f'window ({window_seconds} s) must be >= 0.01 s and hop '
                              f'({hop_seconds} s) >= 0.001 s')
@@ -73,6 +81,7 @@ class VoicePipeline:
         self.windows_emitted = 0
         self.encode_seconds = 0.0
         self.model_error = ''
+        self.span_pool = span_pool
         # Online calibration to the person talking (speaker-normalised bundles only): every
         # window the VAD calls speech is added before it is normalised (speaker_calibration).
         self.calibration = (bundle.new_calibration(speaker_half_life_seconds)
@@ -94,6 +103,8 @@ class VoicePipeline:
         self._vad_cursor = self._flags_start = self._stream_start = start
         self._last_end = None
         self._flags = np.zeros(0, bool)
+        if self.span_pool is not None:      # a new stream: what was said before is not this span
+            self.span_pool.reset()
 
     def push(self, stamp: float, sample_rate: int,
              samples: np.ndarray) -> tuple[PushResult, list[VoiceWindow]]:
@@ -148,7 +159,11 @@ class VoicePipeline:
                     [w.samples for w in windows], rate, self.calibration,
                     learn=[w.speech for w in windows])
                 for w, e, lg in zip(windows, emb, logits):
+                    w.window_embedding, w.window_logits = e, lg
                     w.embedding, w.logits = e, lg
+                    if self.span_pool is not None:
+                        w.embedding, w.logits = self.span_pool.add(w.stamp, w.speech, e, lg)
+                        w.span_windows = self.span_pool.windows if w.speech else 0
                 self.model_error = ''
             except Exception as exc:  # noqa: BLE001 - windows still carry the VAD result
                 self.model_error = f'{type(exc).__name__}: {exc}'
@@ -163,7 +178,8 @@ def build_voice_pipeline(p: Mapping[str, Any], bundle: Any = None,
     window and hop from the parameters, else the bundle's manifest (else the fallbacks without a
     bundle), the stream buffer, the VAD (``vad``: silero, or energy; silero falls back to energy
     when its model file is missing or unusable, with the reason in ``vad_error``; ``vad_model``:
-    the Silero file, None = the shipped one) and the online speaker adaptation.
+    the Silero file, None = the shipped one), the online speaker adaptation and the voiced-span
+    pooling (``span_pooling``).
     ``emotion-eval bag`` builds it the same way, so offline numbers are the robot's.  Raises
     ValueError naming a bad value."""
     window = p['window_seconds'] or (bundle.window_seconds if bundle is not None
@@ -185,9 +201,11 @@ def build_voice_pipeline(p: Mapping[str, Any], bundle: Any = None,
                 p['vad_silero_hangover_seconds'])
         except VadModelError as exc:
             error = f'{exc}; using the energy VAD instead'
+    pool = (SpanPool(hop, p['span_hangover_seconds'], p['span_max_seconds'])
+            if p['span_pooling'] else None)
     pipe = VoicePipeline(bundle, window, hop, buffer, vad, p['min_speech_fraction'],
                          speaker_half_life_seconds=(p['speaker_half_life_seconds']
                                                     if p['speaker_adaptation'] else None),
-                         vad_factory=factory)
+                         vad_factory=factory, span_pool=pool)
     pipe.vad_kind, pipe.vad_error = ('silero' if factory is not None else 'energy'), error
     return pipe

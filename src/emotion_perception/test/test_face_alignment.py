@@ -3,7 +3,14 @@ import cv2
 import numpy as np
 import pytest
 
-from emotion_perception.face_alignment import FER_TEMPLATE, align_face, apply_transform, similarity_transform
+from emotion_perception.face_alignment import (
+    FER_TEMPLATE,
+    align_face,
+    apply_transform,
+    fixed_rotation_transform,
+    roll_limited_transform,
+    similarity_transform,
+)
 from emotion_perception.face_detection import Detection, HaarFaceDetector
 from emotion_perception.face_tracking import FaceTracker
 from emotion_perception.node_params import FACE_PARAMS
@@ -128,3 +135,77 @@ def test_mtcnn_pipeline_from_parameters_aligns_the_astronaut():
     assert crop.shape[0] == crop.shape[1] >= 48
     params['align_faces'] = False
     assert build_face_pipeline(params).align_faces is False
+
+
+def _angle(m: np.ndarray) -> float:
+    return float(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
+
+
+@pytest.mark.parametrize('roll', [25.0, -25.0])
+def test_roll_limited_transform_keeps_the_allowed_roll(roll):
+    target = FER_TEMPLATE * 100.0
+    src = apply_transform(_rotation(roll, 1.6, (40, 25)), target)
+    full = similarity_transform(src, target)
+    assert np.allclose(roll_limited_transform(src, target, 0.0), full)
+    assert _angle(full) == pytest.approx(-roll, abs=1e-6)
+    # 10 degrees of the roll stay in the crop, the other 15 are turned upright
+    part = roll_limited_transform(src, target, 10.0)
+    assert _angle(part) == pytest.approx(-np.sign(roll) * 15.0, abs=1e-6)
+    for keep in (25.0, 40.0, 180.0):      # the whole roll kept: scale and shift only
+        m = roll_limited_transform(src, target, keep)
+        assert _angle(m) == pytest.approx(0.0, abs=1e-9)
+        assert np.allclose(m, fixed_rotation_transform(src, target, 0.0))
+    # scale and shift still fit: the landmarks' centre lands on the template's centre, and the
+    # scale is the full fit's times cos(roll) (the least-squares scale of a rotated point set)
+    m = roll_limited_transform(src, target, 180.0)
+    assert np.allclose(apply_transform(m, src).mean(0), target.mean(0))
+    assert np.hypot(m[0, 0], m[1, 0]) == pytest.approx(
+        np.hypot(full[0, 0], full[1, 0]) * np.cos(np.radians(roll)), rel=1e-6)
+
+
+def test_fixed_rotation_transform_recovers_a_scaled_shifted_face():
+    target = FER_TEMPLATE * 64.0
+    src = target * 2.5 + (120.0, 40.0)
+    m = fixed_rotation_transform(src, target, 0.0)
+    assert np.abs(apply_transform(m, src) - target).max() < 1e-9
+    with pytest.raises(ValueError):
+        fixed_rotation_transform(np.ones((5, 2)), target)
+
+
+def test_aligned_crop_keeping_the_roll_is_the_rotated_face_unturned():
+    img, lm = _synthetic_face()
+    big = cv2.copyMakeBorder(img, 100, 100, 100, 100, cv2.BORDER_REPLICATE)
+    lm = lm + 100
+    rot = cv2.getRotationMatrix2D((200.0, 200.0), 8.0, 1.0)
+    turned = cv2.warpAffine(big, rot, (400, 400), borderMode=cv2.BORDER_REPLICATE)
+    marks = apply_transform(rot, lm)
+    upright = align_face(turned, marks, size=96)
+    kept = align_face(turned, marks, size=96, keep_roll_deg=180.0)
+    box = cv2.resize(turned[100:300, 100:300], (96, 96), interpolation=cv2.INTER_AREA)
+
+    def corr(a, b):
+        return float(np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1])
+
+    # the roll-keeping crop is the face's own (rolled) square; the upright one is turned
+    assert corr(kept, box) > 0.95
+    assert corr(kept, box) > corr(upright, box) + 0.02
+
+
+def test_pipeline_passes_align_keep_roll_to_the_crop():
+    img, lm = _synthetic_face()
+    frame = np.full((480, 640, 3), 120, np.uint8)
+    frame[100:300, 200:400] = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    rot = cv2.getRotationMatrix2D((300.0, 200.0), 12.0, 1.0)
+    frame = cv2.warpAffine(frame, rot, (640, 480), borderMode=cv2.BORDER_REPLICATE)
+    marks = tuple(map(tuple, apply_transform(rot, lm + (200, 100))))
+    box = (210.0, 110.0, 180.0, 180.0)
+    params = {s.name: s.default for s in FACE_PARAMS}
+    assert params['align_keep_roll'] == 10.0
+    for keep in (0.0, 5.0, 180.0):
+        bundle = _Bundle()
+        params.update(align_faces=True, align_keep_roll=keep, min_hits=1)
+        pipe = build_face_pipeline(params, bundle)
+        pipe.detector = _Detector([Detection(*box, 0.99, marks)])
+        pipe.schedule = None
+        pipe.process(frame, 0.0)
+        assert np.array_equal(bundle.crops[0], align_face(frame, marks, keep_roll_deg=keep))

@@ -145,3 +145,50 @@ def test_pcm_codec_round_trip_and_errors():
     from emotion_perception.audio_format import check_finite
     with pytest.raises(AudioFormatError):
         check_finite(decode_pcm(nan_bytes, 'F32LE', 1))
+
+
+def test_span_pooling_publishes_the_running_mean_of_the_voiced_span(speech_file, test_bundle):
+    """Same audio with and without span pooling: each speech window's published outputs are the
+    mean of the own outputs of its span's speech windows so far; sizes and stamps unchanged."""
+    from emotion_runtime.model_bundle import ModelBundle
+    from emotion_runtime.voice_windows import SpanPool
+    bundle = ModelBundle.load(test_bundle)
+    path, _, _ = speech_file
+    x, rate = sf.read(path, dtype='float32')
+    x = np.concatenate([x, np.zeros(2 * rate, np.float32), x])     # two spans, 2 s apart
+    plain = feed(VoicePipeline(bundle, bundle.window_seconds, bundle.hop_seconds), x, rate)
+    pool = SpanPool(bundle.hop_seconds, hangover_s=0.5)
+    pooled = feed(VoicePipeline(bundle, bundle.window_seconds, bundle.hop_seconds,
+                                span_pool=pool), x, rate)
+    assert [w.stamp for w in plain] == [w.stamp for w in pooled]
+    assert pool.spans == 2
+    span, last = [], None
+    for a, b in zip(plain, pooled):
+        assert b.embedding.shape == (bundle.voice_embedding_size,)
+        np.testing.assert_allclose(b.window_embedding, a.embedding, atol=1e-5)
+        if not b.speech:
+            np.testing.assert_allclose(b.embedding, a.embedding, atol=1e-5)
+            assert b.span_windows == 0
+            continue
+        if last is not None and b.stamp - last > bundle.hop_seconds + 0.5 + 1e-6:
+            span = []
+        span.append(a)
+        last = b.stamp
+        assert b.span_windows == len(span)
+        np.testing.assert_allclose(b.embedding, np.mean([w.embedding for w in span], 0),
+                                   atol=1e-5)
+        np.testing.assert_allclose(b.logits, np.mean([w.logits for w in span], 0), atol=1e-5)
+
+
+def test_build_voice_pipeline_takes_span_pooling_from_the_parameters(test_bundle):
+    from emotion_perception.node_params import VOCAL_PARAMS
+    from emotion_perception.voice_pipeline import build_voice_pipeline
+    from emotion_runtime.model_bundle import ModelBundle
+    bundle = ModelBundle.load(test_bundle)
+    p = {s.name: s.default for s in VOCAL_PARAMS}
+    p.update(vad='energy', span_pooling=True, span_hangover_seconds=0.25, span_max_seconds=4.0)
+    pipe = build_voice_pipeline(p, bundle)
+    assert pipe.span_pool is not None and pipe.span_pool.hangover_s == 0.25
+    assert pipe.span_pool.max_s == 4.0 and pipe.span_pool.hop_s == bundle.hop_seconds
+    p['span_pooling'] = False
+    assert build_voice_pipeline(p, bundle).span_pool is None
