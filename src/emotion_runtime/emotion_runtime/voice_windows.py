@@ -104,3 +104,55 @@ def stream_ready(buffer_len: int, rate: int, window_s: float, hop_s: float,
     if last_end is None:
         return buffer_len >= n
     return buffer_len - last_end >= h
+
+
+class SpanPool:
+    """Running decision over the current voiced span of a stream (the stream's counterpart of
+    ``aggregate``): each speech window's embedding and logits are replaced by the mean over the
+    speech windows of its span so far, so a voice feature says what the utterance says, not
+    what its last second says.
+
+    A span starts at a speech window and goes on while speech windows follow each other; it ends
+    when the next speech window starts more than ``hop_s + hangover_s`` after the previous one
+    (the VAD heard a pause longer than the hangover), or when ``reset`` is called (stream
+    restart).  ``max_s`` bounds the pool: windows that start more than ``max_s`` before the
+    current one drop out (a long monologue still follows a change of mood).  Windows without
+    speech pass unchanged and do not end the span by themselves.  Numpy only.
+    """
+
+    def __init__(self, hop_s: float, hangover_s: float = 0.5, max_s: float = 10.0) -> None:
+        if hop_s <= 0 or hangover_s < 0 or max_s <= 0:
+            raise ValueError(f'span pooling needs hop > 0, hangover >= 0 and max > 0 (got '
+                             f'{hop_s}, {hangover_s}, {max_s})')
+        self.hop_s, self.hangover_s, self.max_s = float(hop_s), float(hangover_s), float(max_s)
+        self.spans = 0                  # spans started since construction
+        self.reset()
+
+    def reset(self) -> None:
+        """Close the current span (the next speech window starts a new one)."""
+        self._stamps: list[float] = []
+        self._emb: list[np.ndarray] = []
+        self._logits: list[np.ndarray] = []
+
+    @property
+    def windows(self) -> int:
+        """Speech windows in the current span's pool."""
+        return len(self._stamps)
+
+    def add(self, stamp: float, speech: bool, embedding: np.ndarray, logits: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """One window in stream order -> the (embedding, logits) to emit for it."""
+        if not speech:
+            return embedding, logits
+        # small tolerance: stamps of consecutive windows are hop apart up to float rounding
+        if self._stamps and stamp - self._stamps[-1] > self.hop_s + self.hangover_s + 1e-6:
+            self.reset()
+        if not self._stamps:
+            self.spans += 1
+        self._stamps.append(float(stamp))
+        self._emb.append(np.asarray(embedding, np.float32))
+        self._logits.append(np.asarray(logits, np.float32))
+        while self._stamps[0] < stamp - self.max_s - 1e-6:
+            del self._stamps[0], self._emb[0], self._logits[0]
+        return (np.mean(self._emb, axis=0).astype(np.float32),
+                np.mean(self._logits, axis=0).astype(np.float32))
