@@ -164,6 +164,71 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
     return out
 
 
+def export_fusion_head(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
+                       fusion: FusionModel, training: dict, version: Optional[str] = None,
+                       seed: int = 0) -> pathlib.Path:
+    """A copy of the bundle at ``bundle_dir`` whose fusion head is ``fusion``.
+
+    Every other file is copied byte for byte; the new ``fusion_step.onnx`` is checked against
+    torch, the manifest's fusion section, file hashes, version and ``training.fusion`` are
+    rewritten (the old fusion record moves to ``training.fusion_replaced``), and the bundle is
+    loaded back.  Used by ``emotion-train stream-fusion``."""
+    import shutil  # noqa: PLC0415
+    src = ModelBundle.load(bundle_dir)
+    labels = list(src.labels)
+    if int(fusion.config['num_classes']) != len(labels):
+        raise ValueError(f'the head has {fusion.config["num_classes"]} classes, the bundle '
+                         f'{len(labels)} labels')
+    for key, size in (('vision_dim', src.vision_embedding_size),
+                      ('voice_dim', src.voice_embedding_size)):
+        if int(fusion.config[key]) != int(size):
+            raise ValueError(f'the head takes {fusion.config[key]}-d {key}, the bundle gives {size}')
+    out = pathlib.Path(out_dir)
+    if out.resolve() == src.path.resolve():
+        raise ValueError(f'{out}: write the new bundle to another folder than its source')
+    out.mkdir(parents=True, exist_ok=True)
+    for f in src.path.iterdir():
+        if f.is_file() and f.name not in (FUSION_FILE, 'manifest.json'):
+            shutil.copy2(f, out / f.name)
+    rng = np.random.default_rng(seed)
+    step = FusionStep(fusion).eval()
+    ev, ea = fusion.config['vision_dim'], fusion.config['voice_dim']
+    L, H = fusion.num_layers, fusion.hidden_size
+
+    def feeds(n: int) -> dict[str, np.ndarray]:
+        return {'vision_embedding': rng.standard_normal((n, ev)).astype(np.float32),
+                'vision_present': (rng.random(n) > 0.3).astype(np.float32),
+                'voice_embedding': rng.standard_normal((n, ea)).astype(np.float32),
+                'voice_present': (rng.random(n) > 0.3).astype(np.float32),
+                'h': rng.standard_normal((L, n, H)).astype(np.float32) * 0.1,
+                'c': rng.standard_normal((L, n, H)).astype(np.float32) * 0.1}
+    dyn = {k: {0: 'n'} for k in FUSION_INPUTS[:4] + FUSION_OUTPUTS[:2]}
+    dyn.update({k: {1: 'n'} for k in ('h', 'c', 'h_out', 'c_out')})
+    _export(step, tuple(torch.from_numpy(v) for v in feeds(2).values()), out / FUSION_FILE,
+            FUSION_INPUTS, FUSION_OUTPUTS, dyn)
+    diff = _check(step, out / FUSION_FILE, feeds(3), FUSION_OUTPUTS)
+    m = json.loads(json.dumps(src.manifest))
+    m['version'] = version or f'{m["version"]}+stream'
+    m['created'] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
+    cfg = {k: v for k, v in fusion.config.items() if k != 'va_table'}
+    m['fusion'] = {'file': FUSION_FILE, 'hidden_size': H, 'num_layers': L,
+                   'inputs': FUSION_INPUTS, 'outputs': FUSION_OUTPUTS, 'architecture': cfg,
+                   'state_shape': '[num_layers, N, hidden_size]'}
+    tr = m.setdefault('training', {})
+    data = tr.setdefault('data', {})
+    if 'fusion' in data:
+        data['fusion_replaced'] = data['fusion']
+    data['fusion'] = training.get('data', '')
+    tr['stream_fusion'] = training
+    m.setdefault('export', {}).setdefault('max_abs_diff_torch_vs_onnxruntime', {})['fusion'] = diff
+    m['files'][FUSION_FILE] = sha256_of(out / FUSION_FILE)
+    (out / 'manifest.json').write_text(json.dumps(m, indent=1) + '\n', encoding='utf-8')
+    loaded = ModelBundle.load(out, expected_labels=labels)
+    for key in ('vision', 'vocal', 'fusion'):
+        loaded.session(key)
+    return out
+
+
 def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
                             ) -> tuple[list[str], VisionEncoder | VisionEnsemble, dict,
                                        VocalEncoder | VocalEnsemble, dict, FusionModel, dict]:

@@ -70,3 +70,52 @@ def check_speech_split(checkpoint: dict, val_speakers: Iterable[str], source: st
             f'metrics are optimistic (not speaker-independent)')
         return False
     return True
+
+
+# --------------------------------------------------------------------------- stream data
+# The stream benchmark (stream_bench) and the stream-trained fusion head (stream_fusion) split the
+# dev data in two halves, so the head is never judged on faces or voices it was trained on:
+# FER2013 validation faces by a stable hash of the file name, RAVDESS by actor (5 m + 5 f each).
+# The fusion half is split again: its validation streams (early stopping) use other faces and
+# other actors than its training streams, or the head would be selected for memorising them.
+STREAM_DEV, STREAM_FUSION = 'dev', 'fusion'
+FUSION_TRAIN, FUSION_VAL = 'fusion_train', 'fusion_val'
+STREAM_RAVDESS_ACTORS = {STREAM_FUSION: tuple(f'{i:02d}' for i in range(1, 11)),
+                         FUSION_TRAIN: tuple(f'{i:02d}' for i in range(1, 9)),
+                         FUSION_VAL: ('09', '10'),
+                         STREAM_DEV: tuple(f'{i:02d}' for i in range(11, 21))}
+
+
+def stream_half(path: str | pathlib.Path) -> str:
+    """'dev' or 'fusion': the half of FER2013 validation a face file belongs to (sha1 of its
+    file name, so the same on every machine and independent of the folder it sits in)."""
+    return STREAM_DEV if _name_hash(path)[0] % 2 == 0 else STREAM_FUSION
+
+
+def stream_part(path: str | pathlib.Path) -> str:
+    """'dev', 'fusion_train' or 'fusion_val' (a quarter of the fusion half)."""
+    if stream_half(path) == STREAM_DEV:
+        return STREAM_DEV
+    return FUSION_VAL if _name_hash(path)[1] % 4 == 0 else FUSION_TRAIN
+
+
+def _name_hash(path: str | pathlib.Path) -> bytes:
+    import hashlib  # noqa: PLC0415
+    return hashlib.sha1(pathlib.Path(path).name.encode()).digest()
+
+
+def stream_faces(folder: str | pathlib.Path, labels: Iterable[str], half: str) -> list:
+    """The face items of ``folder`` (class sub-folders) in ``half``: 'dev', 'fusion' (both of
+    its parts), 'fusion_train', 'fusion_val' or 'all'."""
+    from .datasets.folders import load_image_folders  # noqa: PLC0415
+    items = load_image_folders(folder, list(labels))
+    if half == 'all':
+        return items
+    if half in (STREAM_DEV, STREAM_FUSION):
+        return [s for s in items if stream_half(s.path) == half]
+    return [s for s in items if stream_part(s.path) == half]
+
+
+def stream_speech_spec(half: str) -> str:
+    """The RAVDESS speech spec of a half or part ('ravdess:01,...')."""
+    return 'ravdess:' + ','.join(STREAM_RAVDESS_ACTORS[half])

@@ -1,6 +1,7 @@
 """`emotion-eval stream`: the stream benchmark (what the robot publishes, not clip by clip).
 
-    emotion-eval stream [--data DIR] [--speech ravdess|ravdess:01,02|emodb:10,15]
+    emotion-eval stream [--data DIR] [--faces-half dev|fusion|all]
+                        [--speech ravdess:11,...,20|ravdess:01,02|emodb:10,15]
                         [--seeds 0 1 2 3 4] [--segments 60] [--out DIR] [--bundle DIR]
 
 For each seed it builds one dev stream bag (`build_stream_clip` + the bag writer of
@@ -11,10 +12,12 @@ vision-only and voice-only UAR, coverage (fraction of ground-truth samples with 
 stamped within the last 0.5 s), output age (step time - newest input stamp, p50/p95) and the time
 the fused label takes to follow a change of the true label (median per seed; `eval_bag.follow_times`).
 
-Dev data (default): FER2013 `validation` faces (PublicTest; never trained on) and the speech of a
-speech spec, by default all RAVDESS actors present (01-20: English; the shipped bundle never heard
-any of them).  EmoDB speakers (`emodb:SS,SS`) are only held out for dev bundles trained without
-them: the shipped vocal encoders were trained on all 8 EmoDB speakers here.
+Dev data (default): the dev half of FER2013 `validation` faces (PublicTest; no encoder trained on
+it; `splits.stream_half` splits it by a hash of the file name) and RAVDESS actors 11-20 (English;
+no encoder heard them).  The other halves (the fusion half of the faces, actors 01-10) train the
+stream-fusion head (`emotion-train stream-fusion`), so it is never scored on what it learnt from.
+EmoDB speakers (`emodb:SS,SS`) are only held out for dev bundles trained without them: the shipped
+vocal encoders were trained on all 8 EmoDB speakers here.
 
 A stream is a sequence of segments of 3-10 s, one true label each (face and speech of that
 label; labels restricted to the bundle's; RAVDESS calm is excluded by default or mapped to
@@ -59,6 +62,7 @@ from .datasets.ravdess import load_ravdess
 from .eval_bag import evaluate_offline, load_params
 from .media import MediaError
 from .report import _plt
+from .splits import STREAM_DEV, STREAM_FUSION, stream_faces, stream_speech_spec
 
 log = logging.getLogger('emotion_eval')
 
@@ -276,13 +280,16 @@ def seed_row(seed: int, res: dict, counts: dict, wall: dict) -> dict:
             'coverage_vision_only': ab['vision_only']['coverage'],
             'coverage_voice_only': ab['voice_only']['coverage'],
             'output_age_p50_ms': age.get('p50'), 'output_age_p95_ms': age.get('p95'),
+            'uar_vision_head': res['encoder_heads']['vision']['uar'],
+            'uar_voice_head': res['encoder_heads']['voice']['uar'],
             'follow_median_s': fol['median_s'], 'followed': fol['followed'],
             'changes': fol['changes'], 'n_fused': ab['fused']['n'],
             'placements': counts, **wall}
 
 
-FIGURES = ('uar_fused', 'uar_vision_only', 'uar_voice_only', 'coverage', 'output_age_p50_ms',
-           'output_age_p95_ms', 'follow_median_s', 'faces_tracked_per_shown')
+FIGURES = ('uar_fused', 'uar_vision_only', 'uar_voice_only', 'uar_vision_head',
+           'uar_voice_head', 'coverage', 'output_age_p50_ms', 'output_age_p95_ms',
+           'follow_median_s', 'faces_tracked_per_shown')
 
 
 def markdown(result: dict) -> str:
@@ -290,20 +297,21 @@ def markdown(result: dict) -> str:
     rows = result['seeds']
     face = result.get('params', {}).get('face_node', {})
     voice = result.get('params', {}).get('vocal_node', {})
-    head = ('| seed | fused UAR | vision-only UAR | voice-only UAR | coverage | output age p50 / '
-            'p95 [ms] | follow median [s] (followed) | faces tracked / shown | stream [s] | '
-            'replay [s] |')
+    head = ('| seed | fused UAR | vision-only UAR | voice-only UAR | vision / voice head UAR | '
+            'coverage | output age p50 / p95 [ms] | follow median [s] (followed) | '
+            'faces tracked / shown | stream [s] | replay [s] |')
     lines = [f'# Stream benchmark: {result["faces"]} + speech {result["speech"]}', '',
              f'- bundle: `{result["bundle"]}`', f'- {result["note"]}',
              f'- face detector: {face.get("face_detector", "haar")}, min_face_size '
              f'{face.get("min_face_size")}; VAD: {voice.get("vad", "energy")}', '', head,
-             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
 
     def f(x: Any, d: int = 3) -> str:
         return '-' if x is None else f'{x:.{d}f}'
     for r in rows:
         lines.append(f'| {r["seed"]} | {f(r["uar_fused"])} | {f(r["uar_vision_only"])} | '
-                     f'{f(r["uar_voice_only"])} | {f(r["coverage"])} | '
+                     f'{f(r["uar_voice_only"])} | {f(r.get("uar_vision_head"))} / '
+                     f'{f(r.get("uar_voice_head"))} | {f(r["coverage"])} | '
                      f'{f(r["output_age_p50_ms"], 0)} / {f(r["output_age_p95_ms"], 0)} | '
                      f'{f(r["follow_median_s"], 2)} ({r["followed"]}/{r["changes"]}) | '
                      f'{f(r["faces_tracked_per_shown"], 2)} | '
@@ -313,10 +321,13 @@ def markdown(result: dict) -> str:
     def ms(k: str, d: int = 3) -> str:
         return '-' if m[k]['mean'] is None else f'{m[k]["mean"]:.{d}f} ± {m[k]["sd"]:.{d}f}'
     lines.append(f'| **mean ± sd** | **{ms("uar_fused")}** | {ms("uar_vision_only")} | '
-                 f'{ms("uar_voice_only")} | {ms("coverage")} | {ms("output_age_p50_ms", 0)} / '
+                 f'{ms("uar_voice_only")} | {ms("uar_vision_head")} / {ms("uar_voice_head")} | '
+                 f'{ms("coverage")} | {ms("output_age_p50_ms", 0)} / '
                  f'{ms("output_age_p95_ms", 0)} | {ms("follow_median_s", 2)} | '
                  f'{ms("faces_tracked_per_shown", 2)} | | |')
     p = rows[0]['placements'] if rows else {}
+    lines += ['', 'Vision / voice head: the encoders\' own label per face per frame / per speech '
+              'window, scored against the truth at its stamp, before the fusion head.']
     lines += ['', f'Placements (seed {rows[0]["seed"] if rows else "-"}): '
               + ', '.join(f'{k} {v}' for k, v in p.items() if k != 'speakers'), '',
               '![per-seed UAR and coverage](stream.png)', '']
@@ -361,7 +372,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     faces_dir = pathlib.Path(args.faces) if args.faces else data / 'fer2013' / 'validation'
     bundle = ModelBundle.load(args.bundle)
     labels = list(bundle.labels)
-    face_items = load_image_folders(faces_dir, labels)
+    face_items = (load_image_folders(faces_dir, labels) if args.faces
+                  else stream_faces(faces_dir, labels, args.faces_half))
     if not face_items:
         raise ValueError(f'--faces {faces_dir}: no face images of {labels}')
     speech_items = load_speech_spec(args.speech, data, labels, args.ravdess_calm)
@@ -409,7 +421,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             f'each seed\'s bag replayed through the nodes\' own pipelines (emotion-eval bag '
             f'offline, default node parameters{" + --params" if args.params else ""}); '
             f'RAVDESS calm: {args.ravdess_calm}')
-    result = {'command': 'stream', 'bundle': str(bundle.path), 'faces': str(faces_dir),
+    faces_desc = str(faces_dir) if args.faces else f'{faces_dir} ({args.faces_half} half)'
+    result = {'command': 'stream', 'bundle': str(bundle.path), 'faces': faces_desc,
               'speech': args.speech, 'labels': labels, 'seeds': rows,
               'mean': {k: _mean_sd([r[k] for r in rows]) for k in FIGURES}, 'note': note,
               'params': res['params']}       # every node parameter value the replays used
@@ -435,10 +448,15 @@ def add_parser(sub: Any) -> None:
                    help='data root with fer2013/, ravdess/, emodb/ (default: $EMOTION_DATA, '
                         'else ../shared/data beside the checkout)')
     p.add_argument('--faces', default=None,
-                   help='face folder (default DATA/fer2013/validation)')
-    p.add_argument('--speech', default='ravdess',
-                   help='speech spec: ravdess[:AA,...] or emodb[:SS,...] (default: all RAVDESS '
-                        'actors; EmoDB only for bundles trained without those speakers)')
+                   help='face folder, all of it (default: the --faces-half of '
+                        'DATA/fer2013/validation)')
+    p.add_argument('--faces-half', choices=(STREAM_DEV, STREAM_FUSION, 'all'), default=STREAM_DEV,
+                   help='which half of FER2013 validation (splits.stream_half): dev (default), '
+                        'or fusion, the half emotion-train stream-fusion trains the head on')
+    p.add_argument('--speech', default=stream_speech_spec(STREAM_DEV),
+                   help='speech spec: ravdess[:AA,...] or emodb[:SS,...] (default: RAVDESS actors '
+                        '11-20, the dev half; actors 01-10 train the stream-fusion head; EmoDB '
+                        'only for bundles trained without those speakers) [%(default)s]')
     p.add_argument('--ravdess-calm', choices=('exclude', 'neutral'), default='exclude')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     p.add_argument('--segments', type=int, default=60, help='segments per seed (default 60)')

@@ -12,6 +12,8 @@ Examples::
     emotion-train fusion --init-vocal runs/vocal/best.pt,runs/vocal_b/best.pt ...   # idem
     emotion-train vision --teacher runs/wide/best.pt --distill-weight 0.5 --out runs/student
     emotion-train fusion --pairs SEMAINE_ROOT ...   # real pairs with valence/arousal traces
+    emotion-train stream-fusion --out runs/stream_fusion   # the head, on replayed streams
+                                                           # (emotion-train stream-fusion --help)
 
 Every run writes ``OUT/metrics.csv`` (one row per epoch), ``OUT/curves.png`` (loss, accuracy/UAR
 and feature variance per epoch), ``OUT/last.pt`` (resume with ``--resume OUT/last.pt``),
@@ -46,7 +48,8 @@ def log(msg: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='emotion-train', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('stage', choices=STAGES)
+    p.add_argument('stage', choices=STAGES,
+                   help='what to train (stream-fusion: see emotion-train stream-fusion --help)')
     p.add_argument('--data', default=str(default_data_root()),
                    help='data root (default $EMOTION_DATA or ../shared/data) [%(default)s]')
     p.add_argument('--labels', default=None, help='comma-separated label set (aliases ok); '
@@ -170,6 +173,10 @@ def refuse_ensemble_init(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['stream-fusion']:      # its own options: stream_fusion.py
+        from .stream_fusion import main as stream_fusion_main  # noqa: PLC0415 - bag tools
+        return stream_fusion_main(argv[1:])
     args = build_parser().parse_args(argv)
     refuse_ensemble_init(args)
     args.labels_list = parse_labels(args.labels)

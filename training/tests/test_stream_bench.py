@@ -12,43 +12,22 @@ import pathlib
 import numpy as np
 import pytest
 import soundfile as sf
+from emotion_training_helpers import LABELS6, write_ravdess
 
 from emotion_training import media
 from emotion_training import stream_bench as sb
 from emotion_training.datasets.folders import load_image_folders
 from emotion_training.eval_bag import NS, Prediction, Truth, follow_times
-from emotion_training.synthetic import tone, write_face_folders
+from emotion_training.synthetic import write_face_folders
 
 SIZE, FPS, RATE = (160, 120), 5.0, 16000
-#: the shipped bundle's six labels (no surprise: RAVDESS surprised must be left out)
-LABELS6 = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
-#: RAVDESS emotion codes of the six labels, plus calm (02) and surprised (08)
-CODES = {'neutral': '01', 'happy': '03', 'sad': '04', 'angry': '05', 'fear': '06',
-         'disgust': '07'}
-
-
-def write_ravdess(root: pathlib.Path, actors=('01', '02'), per_label: int = 3,
-                  seed: int = 0) -> pathlib.Path:
-    """RAVDESS-named speech (Actor_AA/03-01-EE-II-SS-RR-AA.wav): a quiet lead, a tone of the
-    label of 0.6-1.6 s, a quiet tail, as the real clips keep their silences."""
-    rng = np.random.default_rng(seed)
-    for actor in actors:
-        d = root / f'Actor_{actor}'
-        d.mkdir(parents=True, exist_ok=True)
-        for lab, code in [*CODES.items(), ('neutral', '02'), ('happy', '08')]:  # calm, surprised
-            for i in range(per_label):
-                x = tone(lab, rng, float(rng.uniform(0.6, 1.6)), RATE)
-                x = np.pad(x, (int(0.4 * RATE), int(0.5 * RATE)))
-                name = f'03-01-{code}-01-{i % 2 + 1:02d}-{i // 2 + 1:02d}-{actor}.wav'
-                sf.write(str(d / name), x, RATE)
-    return root
 
 
 @pytest.fixture(scope='module')
 def syn_root(tmp_path_factory) -> pathlib.Path:
     root = tmp_path_factory.mktemp('streamdata')
     write_face_folders(root / 'fer2013' / 'validation', LABELS6, per_class=6, seed=4)
-    write_ravdess(root / 'ravdess')
+    write_ravdess(root / 'ravdess', actors=('01', '02', '11'))   # 11: the dev half
     return root
 
 
@@ -73,11 +52,11 @@ def _frames_digest(clip) -> str:
 def test_ravdess_spec_maps_labels_and_excludes_calm_and_surprise(syn_root):
     items = sb.load_speech_spec('ravdess', syn_root, LABELS6)
     assert {s.label for s in items} == set(LABELS6)
-    assert {s.speaker for s in items} == {'01', '02'}
+    assert {s.speaker for s in items} == {'01', '02', '11'}
     codes = {s.path.name.split('-')[2] for s in items}
     assert '02' not in codes and '08' not in codes          # calm and surprised left out
     calm = sb.load_speech_spec('ravdess', syn_root, LABELS6, calm='neutral')
-    assert len(calm) == len(items) + 2 * 3                  # calm files become neutral
+    assert len(calm) == len(items) + 3 * 3                  # calm files become neutral
     one = sb.load_speech_spec('ravdess:2', syn_root, LABELS6)
     assert {s.speaker for s in one} == {'02'}
     with pytest.raises(ValueError, match='ravdess'):
@@ -171,7 +150,7 @@ def test_stream_cli_builds_scores_and_reports(syn_root, tmp_path, capsys):
     line = json.loads(captured.out.strip().splitlines()[-1])
     assert [r['seed'] for r in line['seeds']] == [0, 1]
     for key in sb.FIGURES:
-        assert key in line['mean'] and line['mean'][key]['n'] in (0, 2), key
+        assert key in line['mean'] and 0 <= line['mean'][key]['n'] <= 2, key
     full = json.loads((out / 'stream.json').read_text())
     for row in full['seeds']:
         assert row['placements']['segments'] == 3 and row['frames'] > 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Protocol, Sequence
+from typing import Callable, Dict, List, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from .features import MODALITY_VISION, MODALITY_VOICE, Feature, check_feature
 from .smoothing import LabelHysteresis
 from .time_alignment import NS, TimeAligner
 
-__all__ = ['FusionStep', 'FaceBox', 'EmotionEstimate', 'StepResult', 'FusionEngine']
+__all__ = ['FusionStep', 'StepInputs', 'FaceBox', 'EmotionEstimate', 'StepResult', 'FusionEngine']
 
 
 class FusionStep(Protocol):
@@ -53,6 +53,25 @@ class FusionStep(Protocol):
     def fusion_step(self, vision_emb: np.ndarray, vision_present: np.ndarray,
                     voice_emb: np.ndarray, voice_present: np.ndarray, h: np.ndarray,
                     c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    """What one step fed the fusion model, row by row (``FusionEngine.input_observer``).
+
+    ``fresh[i]``: row i started from the zero LSTM state (a new track); ``stamps_ns[i]``: the
+    newest contributing input's stamp (the published estimate's stamp).  The arrays are the
+    model's inputs as given to ``fusion_step``.
+    """
+
+    t_ns: int
+    face_ids: List[str]
+    fresh: List[bool]
+    stamps_ns: List[int]
+    vision_emb: np.ndarray
+    vision_present: np.ndarray
+    voice_emb: np.ndarray
+    voice_present: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,9 @@ class FusionEngine:
         self.rows_over_capacity = 0
         self.model_errors = 0
         self.nonfinite_outputs = 0
+        # called with each step's StepInputs before the model runs (training on replayed
+        # streams records what the model saw; None on the robot)
+        self.input_observer: Optional[Callable[[StepInputs], None]] = None
         if model is not None:
             self.set_model(model)
 
@@ -240,6 +262,11 @@ class FusionEngine:
                 ve[i], vp[i] = vf.embedding, 1.0
             if af is not None:
                 ae[i], ap[i] = af.embedding, 1.0
+        if self.input_observer is not None:
+            self.input_observer(StepInputs(
+                now_ns, [fid for fid, _, _ in rows], [t.steps == 0 for t in tracks],
+                [max(f.stamp_ns for f in (vf, af) if f is not None) for _, vf, af in rows],
+                ve.copy(), vp.copy(), ae.copy(), ap.copy()))
         h = np.concatenate([t.state.h for t in tracks], axis=1)
         c = np.concatenate([t.state.c for t in tracks], axis=1)
         t0 = time.perf_counter()

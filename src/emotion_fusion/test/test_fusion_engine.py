@@ -216,3 +216,25 @@ def test_model_failure_reported_not_raised():
     eng.add_vision(vis('f1', 1, HAPPY), 1)
     res = eng.step(1)
     assert res.estimates == [] and 'kaput' in res.error and eng.model_errors == 1
+
+
+def test_input_observer_sees_what_the_model_gets():
+    eng, model = engine(voice_assignment='target')
+    seen = []
+    eng.input_observer = seen.append
+    now = 10 * S
+    eng.set_target('f1', now)
+    eng.add_vision(vis('f1', now - 50 * MS, HAPPY), now)
+    eng.add_vision(vis('f2', now - 40 * MS, SAD), now)
+    eng.add_voice(voc(now - 20 * MS, ANGRY), now)
+    eng.step(now)
+    eng.add_vision(vis('f1', now + 50 * MS, HAPPY), now + 100 * MS)
+    eng.step(now + 100 * MS)
+    first, second = seen
+    assert first.t_ns == now and first.face_ids == ['f1', 'f2']
+    assert first.fresh == [True, True]                   # both tracks start from zero state
+    assert first.stamps_ns == [now - 20 * MS, now - 40 * MS]   # newest contributing input
+    assert np.array_equal(first.vision_emb, model.calls[0]['ve'])
+    assert list(first.vision_present) == [1.0, 1.0] and list(first.voice_present) == [1.0, 0.0]
+    assert np.array_equal(first.voice_emb[0], onehot(ANGRY, 6))
+    assert second.fresh[second.face_ids.index('f1')] is False   # f1 carries its state on

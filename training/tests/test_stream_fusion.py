@@ -1,0 +1,187 @@
+"""`emotion-train stream-fusion`: the fusion head trained on replayed streams.
+
+Synthetic sequences for the learning tests, a torch-exported test bundle for the head swap, and
+synthetic faces and RAVDESS-named speech for the whole command (no shared data needed).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from emotion_training_helpers import LABELS6, write_ravdess
+
+from emotion_runtime.model_bundle import ModelBundle, sha256_of
+from emotion_training import stream_fusion as sfu
+from emotion_training.export import export_fusion_head
+from emotion_training.models.fusion_model import FusionModel
+from emotion_training.splits import (
+    FUSION_TRAIN,
+    FUSION_VAL,
+    STREAM_DEV,
+    STREAM_FUSION,
+    stream_faces,
+    stream_half,
+)
+from emotion_training.synthetic import write_face_folders
+
+EV, EA, C = 8, 6, 3
+
+
+def _model(seed: int = 0) -> FusionModel:
+    torch.manual_seed(seed)
+    return FusionModel(EV, EA, C, [[0.0, 0.0]] * C, hidden_size=16, dropout=0.0)
+
+
+def _sequence(rng, runner: str, T: int, change_every: int = 25) -> dict:
+    """Labels change every ``change_every`` steps; vision says the label with noise, voice says
+    it on the steps it is present (about a third)."""
+    y = np.repeat(rng.integers(0, C, T // change_every + 1), change_every)[:T]
+    ve = rng.normal(0, 1.0, (T, EV)).astype(np.float32)
+    ae = rng.normal(0, 1.0, (T, EA)).astype(np.float32)
+    ve[np.arange(T), y] += 2.0
+    ae[np.arange(T), y] += 2.0
+    vp = np.ones(T, np.float32) if runner != 'voice_only' else np.zeros(T, np.float32)
+    ap = (rng.random(T) < 0.35).astype(np.float32) if runner != 'vision_only' \
+        else np.zeros(T, np.float32)
+    if runner == 'voice_only':
+        ap[:] = 1.0
+    return {'runner': runner, 've': ve, 'vp': vp, 'ae': ae, 'ap': ap, 'y': y.astype(np.int64)}
+
+
+def _sequences(seed: int, n: int = 8, T: int = 150) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [_sequence(rng, r, T) for r in sfu.RUNNERS for _ in range(n)]
+
+
+def test_sequences_follow_the_engine_tracks():
+    # two runners; face 0 of 'fused' restarts (fresh) at its 3rd row; rows interleaved in time
+    steps = {'runner': np.array([0, 0, 1, 0, 0, 0], np.int8),
+             't_ns': np.array([1, 1, 1, 2, 3, 2], np.int64),
+             'face': np.array([0, 1, 0, 0, 0, 1], np.int32),
+             'fresh': np.array([True, True, True, False, True, False]),
+             've': np.arange(6, dtype=np.float32)[:, None] * np.ones((1, EV), np.float32),
+             'vp': np.ones(6, np.float32), 'ae': np.zeros((6, EA), np.float32),
+             'ap': np.zeros(6, np.float32), 'y': np.array([0, 1, 2, 0, 1, 1])}
+    seqs = sfu.sequences(steps)
+    got = sorted((s['runner'], tuple(s['ve'][:, 0].astype(int))) for s in seqs)
+    assert got == [('fused', (0, 3)), ('fused', (1, 5)), ('fused', (4,)), ('vision_only', (2,))]
+
+
+def test_stage_learns_each_runner_and_follows_label_changes(tmp_path):
+    from emotion_training.engine import FitConfig, fit
+    labels = ['a', 'b', 'c']
+    train, val = _sequences(0), _sequences(1, n=3)
+    model = _model()
+    before = sfu.runner_scores(model, val, labels)
+    stage = sfu.StreamFusionStage(model, labels, train, val, window=60, batch_size=16,
+                                  steps_per_epoch=20, voice_dropout=0.2, seed=0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    best = fit(stage, opt, None, FitConfig(epochs=6, out_dir=tmp_path, patience=6, quiet=True),
+               log=lambda m: None)
+    model.load_state_dict(torch.load(tmp_path / 'best.pt', weights_only=True)['model'])
+    after = sfu.runner_scores(model, val, labels)
+    assert best['best_uar'] > 0.85
+    for name in sfu.RUNNERS:
+        assert after[name]['uar'] > 0.75, (name, before, after)
+        assert after[name]['uar'] > before[name]['uar'] + 0.2, (name, before, after)
+    # the fused runner follows a change of the label within a few steps
+    s = next(s for s in val if s['runner'] == 'fused')
+    with torch.no_grad():
+        t = {k: torch.from_numpy(s[k])[None] for k in ('ve', 'vp', 'ae', 'ap')}
+        pred = model(t['ve'], t['vp'], t['ae'], t['ap'])[0][0].argmax(-1).numpy()
+    settled = np.array([k % 25 >= 5 for k in range(s['y'].size)])
+    assert (pred[settled] == s['y'][settled]).mean() > 0.85
+    # collapse diagnostics were computed on the fusion input each epoch
+    header = (tmp_path / 'metrics.csv').read_text().splitlines()[0]
+    assert 'var_fusion_input' in header
+
+
+def test_stage_warns_and_skips_classes_without_steps(caplog):
+    seqs = _sequences(0, n=2)
+    for s in seqs:
+        s['y'] = np.where(s['y'] == 2, 0, s['y'])
+    stage = sfu.StreamFusionStage(_model(), ['a', 'b', 'c'], seqs, seqs, 20, 4, 1, 0.0, 0)
+    assert stage.class_weight[2] == 0 and stage.class_weight[0] > 0
+    assert 'no training steps of' in caplog.text
+    for s in seqs:
+        s['y'][:] = -1
+    with pytest.raises(ValueError, match='no labelled training steps'):
+        sfu.StreamFusionStage(_model(), ['a', 'b', 'c'], seqs, seqs, 20, 4, 1, 0.0, 0)
+
+
+def test_export_fusion_head_swaps_only_the_head(tmp_path):
+    from emotion_training.testing import make_test_bundle
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    b = ModelBundle.load(src)
+    torch.manual_seed(3)
+    head = FusionModel(b.vision_embedding_size, b.voice_embedding_size, len(LABELS6),
+                       [b.manifest['valence_arousal'][k] for k in LABELS6],
+                       hidden_size=b.hidden_size, num_layers=b.num_layers).eval()
+    out = export_fusion_head(src, tmp_path / 'new', head, {'data': 'test streams', 'x': 1})
+    new = ModelBundle.load(out, expected_labels=LABELS6)
+    for name in ('vision_encoder.onnx', 'vocal_encoder.onnx'):
+        assert sha256_of(out / name) == sha256_of(src / name)
+    assert sha256_of(out / 'fusion_step.onnx') != sha256_of(src / 'fusion_step.onnx')
+    m = new.manifest
+    assert m['version'] == b.manifest['version'] + '+stream'
+    assert m['training']['stream_fusion']['x'] == 1
+    assert m['training']['data']['fusion'] == 'test streams'
+    rng = np.random.default_rng(0)
+    ve = rng.standard_normal((2, b.vision_embedding_size)).astype(np.float32)
+    ae = rng.standard_normal((2, b.voice_embedding_size)).astype(np.float32)
+    vp, ap = np.array([1, 1], np.float32), np.array([1, 0], np.float32)
+    h, c = new.initial_state(2)
+    probs, _, _, _ = new.fusion_step(ve, vp, ae, ap, h, c)
+    with torch.no_grad():
+        ref = head.step(*(torch.from_numpy(x) for x in (ve, vp, ae, ap, h, c)))[0].numpy()
+    assert np.abs(probs - ref).max() < 1e-4
+    with pytest.raises(ValueError, match='another folder'):
+        export_fusion_head(out, out, head, {})
+    wrong = FusionModel(b.vision_embedding_size, b.voice_embedding_size, 3, [[0, 0]] * 3)
+    with pytest.raises(ValueError, match='classes'):
+        export_fusion_head(src, tmp_path / 'wrong', wrong, {})
+
+
+def test_stream_halves_are_disjoint_and_stable(tmp_path):
+    write_face_folders(tmp_path / 'v', LABELS6, per_class=40, seed=2)
+    dev = stream_faces(tmp_path / 'v', LABELS6, STREAM_DEV)
+    fus = stream_faces(tmp_path / 'v', LABELS6, STREAM_FUSION)
+    every = stream_faces(tmp_path / 'v', LABELS6, 'all')
+    assert dev and fus and not {s.path for s in dev} & {s.path for s in fus}
+    assert len(dev) + len(fus) == len(every)
+    assert stream_half('/a/b/PublicTest_1.jpg') == stream_half('/c/PublicTest_1.jpg')
+    train = stream_faces(tmp_path / 'v', LABELS6, FUSION_TRAIN)
+    val = stream_faces(tmp_path / 'v', LABELS6, FUSION_VAL)
+    assert train and val and sorted(s.path for s in train + val) == sorted(s.path for s in fus)
+
+
+def test_cli_records_trains_and_writes_a_bundle(tmp_path, capsys, caplog):
+    from emotion_training.testing import make_test_bundle
+    from emotion_training.train import main
+    root = tmp_path / 'data'
+    write_face_folders(root / 'fer2013' / 'validation', LABELS6, per_class=40, seed=4)
+    write_ravdess(root / 'ravdess', actors=('01', '02', '09', '11'))
+    bundle = make_test_bundle(tmp_path / 'b', LABELS6)
+    out = tmp_path / 'out'
+    args = ['stream-fusion', '--data', str(root), '--bundle', str(bundle), '--seeds', '0',
+            '--val-seeds', '1', '--segments', '8', '--size', '160x120', '--fps', '5',
+            '--epochs', '2', '--steps-per-epoch', '3', '--batch-size', '4', '--window', '20',
+            '--threads', '1', '--quiet', '--out', str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    res = json.loads((out / 'stream_fusion.json').read_text())
+    assert 'fused' in res['val_per_runner'] and set(res['val_per_runner']) <= set(sfu.RUNNERS)
+    new = ModelBundle.load(res['bundle'], expected_labels=LABELS6)
+    assert 'RAVDESS actors 01,02,03,04,05,06,07,08,' in new.manifest['training']['data']['fusion']
+    assert (out / 'steps' / 'fusion_val_seed1.npz').exists()
+    with np.load(out / 'steps' / 'fusion_train_seed0.npz') as z:
+        assert z['y'].size > 0 and set(np.unique(z['runner'])) <= {0, 1, 2}
+        assert z['ve'].shape == (z['y'].size, new.vision_embedding_size)
+    # a second run reuses the recorded steps
+    caplog.clear()
+    with caplog.at_level('INFO', logger='emotion_train'):
+        assert main(args + ['--record-only']) == 0
+    assert 'recorded rows from' in caplog.text
+    assert main(args[:1] + ['--data', str(tmp_path / 'none')] + args[3:]) == 2
+    assert 'fer2013/validation does not exist' in capsys.readouterr().err
