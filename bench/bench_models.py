@@ -55,7 +55,7 @@ def default_bundle(tmp: pathlib.Path) -> pathlib.Path:
                          FusionModel(256, 384, 6, [VALENCE_AROUSAL[k] for k in labels]))
 
 
-#: the shipped (0.5.0) ensembles' members, for the random-weight fallback bundle (float32: the
+#: the shipped (0.6.0) ensembles' members, for the random-weight fallback bundle (float32: the
 #: shipped vision graph is int8, which needs real faces to calibrate, and is ~3x faster)
 SHIPPED_VISION_MEMBERS = [
     dict(num_classes=6, layers=[2, 2, 2, 2], widths=[32, 64, 128, 256], stem_stride=2),

@@ -14,7 +14,7 @@ frames, JPEG q90 as the bag writer stores them) and scores every shown face in e
       ``crop_margin`` m, for several m (no alignment)
   c*  the landmarks fitted to the FER2013 template by scale and shift only (``align_face(...,
       rotate=False)``: FER's framing, the face's own roll kept)
-  d   the landmark-aligned crop (``align_face``; the 0.5.0 default)
+  d   the landmark-aligned crop (``align_face`` turning the face fully upright: align_keep_roll 0)
   e   the node pipeline itself (``build_face_pipeline`` with the stream's face_node parameters:
       windowed search, tracker, min_hits): the encoder head per track per frame, the same
       smoothed per track, and fusion_node's vision-only output (``eval_bag.OfflinePipeline``'s
@@ -197,7 +197,7 @@ def run_seed(seed: int, a: argparse.Namespace, bundle: ModelBundle, face_items: 
                     crops.append(align_face(jpg, d.landmarks, keep_roll_deg=180.0))
                     names.append('c* detector + landmarks, scale/shift only (no rotation)')
                     crops.append(align_face(jpg, d.landmarks))
-                    names.append('d  detector + landmark alignment (0.5.0 default)')
+                    names.append('d  detector + landmark alignment, fully upright')
                     for roll in a.keep_roll:
                         crops.append(align_face(jpg, d.landmarks, keep_roll_deg=roll))
                         names.append(f'd  detector + alignment keeping {roll:g} deg of roll')

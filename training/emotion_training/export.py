@@ -60,6 +60,28 @@ def _check(module: torch.nn.Module, path: pathlib.Path, feeds: dict[str, np.ndar
     return diff
 
 
+def _export_fusion(fusion: FusionModel, path: pathlib.Path, rng: np.random.Generator) -> float:
+    """Export one fusion step (state in/out, N dynamic) to ``path``; returns its torch vs
+    onnxruntime difference (``_check``)."""
+    step = FusionStep(fusion).eval()
+    ev, ea = fusion.config['vision_dim'], fusion.config['voice_dim']
+    L, H = fusion.num_layers, fusion.hidden_size
+
+    def feeds(n: int) -> dict[str, np.ndarray]:
+        # Non-zero state so the exporter cannot fold the zero initial state into constants.
+        return {'vision_embedding': rng.standard_normal((n, ev)).astype(np.float32),
+                'vision_present': (rng.random(n) > 0.3).astype(np.float32),
+                'voice_embedding': rng.standard_normal((n, ea)).astype(np.float32),
+                'voice_present': (rng.random(n) > 0.3).astype(np.float32),
+                'h': rng.standard_normal((L, n, H)).astype(np.float32) * 0.1,
+                'c': rng.standard_normal((L, n, H)).astype(np.float32) * 0.1}
+    dyn = {k: {0: 'n'} for k in FUSION_INPUTS[:4] + FUSION_OUTPUTS[:2]}
+    dyn.update({k: {1: 'n'} for k in ('h', 'c', 'h_out', 'c_out')})
+    _export(step, tuple(torch.from_numpy(v) for v in feeds(2).values()), path,
+            FUSION_INPUTS, FUSION_OUTPUTS, dyn)
+    return _check(step, path, feeds(3), FUSION_OUTPUTS)
+
+
 def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
                   vision: VisionEncoder | VisionEnsemble,
                   vision_pre: dict, vocal: VocalEncoder | VocalEnsemble, vocal_pre: dict,
@@ -99,24 +121,8 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
             {'logmel': {0: 'n'}, 'embedding': {0: 'n'}, 'logits': {0: 'n'}})
     d_vocal = _check(vocal, out / VOCAL_FILE, {'logmel': rng.standard_normal(
         (3, 1, int(vocal_pre['n_mels']), frames)).astype(np.float32)}, ['embedding', 'logits'])
-    step = FusionStep(fusion).eval()
-    ev, ea = fusion.config['vision_dim'], fusion.config['voice_dim']
+    d_fusion = _export_fusion(fusion, out / FUSION_FILE, rng)
     L, H = fusion.num_layers, fusion.hidden_size
-
-    def feeds(n: int) -> dict[str, np.ndarray]:
-        # Non-zero state so the exporter cannot fold the zero initial state into constants.
-        return {'vision_embedding': rng.standard_normal((n, ev)).astype(np.float32),
-                'vision_present': (rng.random(n) > 0.3).astype(np.float32),
-                'voice_embedding': rng.standard_normal((n, ea)).astype(np.float32),
-                'voice_present': (rng.random(n) > 0.3).astype(np.float32),
-                'h': rng.standard_normal((L, n, H)).astype(np.float32) * 0.1,
-                'c': rng.standard_normal((L, n, H)).astype(np.float32) * 0.1}
-    f2 = feeds(2)
-    dyn = {k: {0: 'n'} for k in FUSION_INPUTS[:4] + FUSION_OUTPUTS[:2]}
-    dyn.update({k: {1: 'n'} for k in ('h', 'c', 'h_out', 'c_out')})
-    _export(step, tuple(torch.from_numpy(v) for v in f2.values()), out / FUSION_FILE,
-            FUSION_INPUTS, FUSION_OUTPUTS, dyn)
-    d_fusion = _check(step, out / FUSION_FILE, feeds(3), FUSION_OUTPUTS)
 
     vision_section = {'file': VISION_FILE, 'input_size': size,
                       'channels': int(vision_pre.get('channels', 1)),
@@ -190,23 +196,8 @@ def export_fusion_head(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pa
     for f in src.path.iterdir():
         if f.is_file() and f.name not in (FUSION_FILE, 'manifest.json'):
             shutil.copy2(f, out / f.name)
-    rng = np.random.default_rng(seed)
-    step = FusionStep(fusion).eval()
-    ev, ea = fusion.config['vision_dim'], fusion.config['voice_dim']
+    diff = _export_fusion(fusion, out / FUSION_FILE, np.random.default_rng(seed))
     L, H = fusion.num_layers, fusion.hidden_size
-
-    def feeds(n: int) -> dict[str, np.ndarray]:
-        return {'vision_embedding': rng.standard_normal((n, ev)).astype(np.float32),
-                'vision_present': (rng.random(n) > 0.3).astype(np.float32),
-                'voice_embedding': rng.standard_normal((n, ea)).astype(np.float32),
-                'voice_present': (rng.random(n) > 0.3).astype(np.float32),
-                'h': rng.standard_normal((L, n, H)).astype(np.float32) * 0.1,
-                'c': rng.standard_normal((L, n, H)).astype(np.float32) * 0.1}
-    dyn = {k: {0: 'n'} for k in FUSION_INPUTS[:4] + FUSION_OUTPUTS[:2]}
-    dyn.update({k: {1: 'n'} for k in ('h', 'c', 'h_out', 'c_out')})
-    _export(step, tuple(torch.from_numpy(v) for v in feeds(2).values()), out / FUSION_FILE,
-            FUSION_INPUTS, FUSION_OUTPUTS, dyn)
-    diff = _check(step, out / FUSION_FILE, feeds(3), FUSION_OUTPUTS)
     m = json.loads(json.dumps(src.manifest))
     m['version'] = version or f'{m["version"]}+stream'
     m['created'] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')

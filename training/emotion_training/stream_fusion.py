@@ -29,7 +29,9 @@ change of the true label.  Here it learns from exactly that.
    class-balanced cross-entropy on every labelled step, early-stopped on the step UAR of the
    validation seeds' full sequences (`engine.fit`: checkpoints, curves, collapse checks of the
    fusion input).  Voice is dropped from some training windows (``--voice-dropout``) so that
-   the head keeps working while nobody speaks.
+   the head keeps working while nobody speaks, and half of the embedding values are zeroed
+   (``--input-dropout``) so that it cannot memorise the few hundred faces and utterances.
+   ``--prior-heads`` puts the encoders' own heads inside the model as a frozen starting point.
 4. **Bundle.**  The best head replaces the bundle's ``fusion_step.onnx`` in ``OUT/bundle``
    (`export.export_fusion_head`: the encoders are copied byte for byte, the manifest says how the
    head was trained, the bundle is loaded back and checked).  Judge it with
@@ -59,6 +61,7 @@ from .diagnostics import DEFAULT_THRESHOLD
 from .engine import FitConfig, fit, load_checkpoint
 from .seeding import seed_everything
 from .splits import FUSION_TRAIN, FUSION_VAL, stream_faces, stream_speech_spec
+from .stream_bench import START_NS, build_stream_clip, camera_geometry, load_speech_spec
 
 log = logging.getLogger('emotion_train')
 
@@ -160,11 +163,12 @@ class StreamFusionStage:
 
     def __init__(self, model: Any, labels: list[str], train: list[dict], val: list[dict],
                  window: int, batch_size: int, steps_per_epoch: int, voice_dropout: float,
-                 seed: int, balance_power: float = 1.0) -> None:
+                 seed: int, balance_power: float = 1.0, input_dropout: float = 0.0) -> None:
         self.model, self.labels = model, labels
         self.train, self.val = [s for s in train if s['y'].size], val
         self.window, self.batch_size = window, batch_size
         self._steps, self.voice_dropout = steps_per_epoch, voice_dropout
+        self.input_dropout = input_dropout
         self.rng = np.random.default_rng(seed)
         counts = np.bincount(np.concatenate([s['y'][s['y'] >= 0] for s in self.train]),
                              minlength=len(labels)).astype(np.float64)
@@ -189,6 +193,10 @@ class StreamFusionStage:
         w = {k: s[k][a:a + self.window] for k in ('ve', 'vp', 'ae', 'ap', 'y')}
         if self.voice_dropout > 0 and w['vp'].any() and self.rng.random() < self.voice_dropout:
             w['ap'] = np.zeros_like(w['ap'])    # a window in which nobody spoke
+        if self.input_dropout > 0:   # against memorising the few hundred faces and utterances
+            for k in ('ve', 'ae'):
+                keep = self.rng.random(w[k].shape) >= self.input_dropout
+                w[k] = w[k] * keep / (1.0 - self.input_dropout)
         return w
 
     def _batch(self, seqs: Sequence[dict]) -> dict[str, torch.Tensor]:
@@ -259,6 +267,50 @@ def runner_scores(model: Any, seqs: Sequence[dict], labels: Sequence[str]) -> di
     return out
 
 
+# --------------------------------------------------------------------------- encoder heads
+def linear_heads(bundle: ModelBundle, faces: Sequence[Any], speech: Sequence[Any],
+                 max_faces: int = 1500, max_clips: int = 200) -> dict:
+    """The encoders' heads as linear maps (logits = W @ embedding + b), fitted by least squares
+    to (embedding, logits) pairs the bundle's own graphs give for real faces and speech windows
+    (their heads are linear layers on the embedding; an int8 graph makes it nearly so).
+
+    Returns {'vision': (W, b), 'voice': (W, b), 'fit': {...}} where fit gives per modality the
+    pairs, the largest logit error and the share of pairs whose argmax the map reproduces."""
+    from .datasets.common import read_face  # noqa: PLC0415
+    from .media import _read_audio  # noqa: PLC0415
+    rng = np.random.default_rng(0)
+    pick = rng.permutation(len(faces))[:max_faces]
+    crops = [read_face(faces[i].path) for i in pick]
+    ve, vl = zip(*(bundle.encode_faces(crops[k:k + 256]) for k in range(0, len(crops), 256)))
+    rate, n, hop = bundle.sample_rate, bundle.window_samples, int(bundle.hop_seconds *
+                                                                  bundle.sample_rate)
+    ae, al = [], []
+    for i in rng.permutation(len(speech))[:max_clips]:
+        x = _read_audio(speech[i].path, rate)
+        wins = [x[a:a + n] for a in range(0, max(1, x.size - n + 1), hop) if x[a:a + n].size == n]
+        if wins:
+            e, lg = bundle.encode_voice_windows(wins, rate)
+            ae.append(e)
+            al.append(lg)
+    out: dict = {'fit': {}}
+    for name, e, lg in (('vision', ve, vl), ('voice', ae, al)):
+        if not e:
+            raise ValueError(f'no {name} pairs to fit the {name} head on')
+        E, L = np.concatenate(e).astype(np.float64), np.concatenate(lg).astype(np.float64)
+        A = np.hstack([E, np.ones((E.shape[0], 1))])
+        sol = np.linalg.lstsq(A, L, rcond=None)[0]
+        fit = A @ sol
+        agree = float((fit.argmax(1) == L.argmax(1)).mean())
+        out[name] = (sol[:-1].T.astype(np.float32), sol[-1].astype(np.float32))
+        out['fit'][name] = {'pairs': int(E.shape[0]), 'max_abs_logit_error':
+                            round(float(np.abs(fit - L).max()), 4), 'argmax_agreement':
+                            round(agree, 4)}
+        if agree < 0.97:
+            raise ValueError(f'the {name} encoder\'s head is not linear in its embedding '
+                             f'(argmax agreement {agree:.3f}): train without --prior-heads')
+    return out
+
+
 # --------------------------------------------------------------------------- the run
 def build_steps(args: argparse.Namespace, bundle: ModelBundle, seeds: Sequence[int],
                 out: pathlib.Path, part: str = FUSION_TRAIN) -> dict[int, dict[str, np.ndarray]]:
@@ -266,9 +318,7 @@ def build_steps(args: argparse.Namespace, bundle: ModelBundle, seeds: Sequence[i
     fusion_val): from OUT/steps/PART_seedN.npz when it was recorded with this bundle and these
     settings, else built, replayed and cached."""
     from .bag_make import write_clip  # noqa: PLC0415 - rosbags: bag writing only
-    from .datasets.common import Sample  # noqa: PLC0415, F401 - type of the item lists
     from .eval_bag import load_params  # noqa: PLC0415 - PyYAML
-    from .stream_bench import START_NS, build_stream_clip, camera_geometry, load_speech_spec  # noqa: PLC0415 - bag tools
     labels = list(bundle.labels)
     data = pathlib.Path(args.data)
     faces = stream_faces(data / 'fer2013' / 'validation', labels, part)
@@ -277,7 +327,10 @@ def build_steps(args: argparse.Namespace, bundle: ModelBundle, seeds: Sequence[i
         raise ValueError(f'no FER2013 validation faces of {labels} under {data}')
     fusion_cfg, face_p, vocal_p = load_params([])
     face_p = {**face_p, **camera_geometry(args.size)}
-    key = {'part': part, 'bundle_files': bundle.manifest['files'], 'segments': args.segments,
+    files = bundle.manifest['files']       # the encoders make the steps; the fusion head not
+    key = {'part': part, 'encoders': {k: files[bundle.manifest[k]['file']]
+                                      for k in ('vision', 'vocal')},
+           'segments': args.segments,
            'size': list(args.size), 'fps': args.fps, 'faces': len(faces), 'speech': len(speech),
            'face_params': face_p, 'vocal_params': vocal_p}
     cache = out / 'steps'
@@ -340,11 +393,22 @@ def run(args: argparse.Namespace) -> dict:
     arch = bundle.manifest['fusion'].get('architecture', {})
     va = bundle.manifest['valence_arousal']
     model = FusionModel(bundle.vision_embedding_size, bundle.voice_embedding_size, len(labels),
-                        [va[k] for k in labels], hidden_size=bundle.hidden_size, num_layers=bundle.num_layers,
-                        dropout=float(arch.get('dropout', 0.2)))
+                        [va[k] for k in labels], hidden_size=bundle.hidden_size,
+                        num_layers=bundle.num_layers, dropout=float(arch.get('dropout', 0.2)),
+                        prior_heads=args.prior_heads)
+    heads_fit = None
+    if args.prior_heads:
+        data = pathlib.Path(args.data)
+        heads = linear_heads(bundle, stream_faces(data / 'fer2013' / 'validation', labels,
+                                                  FUSION_TRAIN),
+                             load_speech_spec(stream_speech_spec(FUSION_TRAIN), data, labels,
+                                              'exclude'))
+        model.set_prior_heads(*heads['vision'], *heads['voice'])
+        heads_fit = heads['fit']
+        log.info('encoder heads as linear maps: %s', heads_fit)
     stage = StreamFusionStage(model, labels, train_seqs, val_seqs, args.window, args.batch_size,
                               args.steps_per_epoch, args.voice_dropout, args.seed,
-                              args.balance_power)
+                              args.balance_power, args.input_dropout)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
                                                 steps_per_epoch=args.steps_per_epoch)
@@ -370,6 +434,7 @@ def run(args: argparse.Namespace) -> dict:
                                                              else []),
         'best_epoch': int(best['best_epoch']), 'val_step_uar': round(float(best['best_uar']), 4),
         'val_step_uar_per_runner': scores,
+        'prior_heads': heads_fit or 'none',
     }
     path = export_fusion_head(bundle.path, out / 'bundle', model, training,
                               version=args.version)
@@ -400,10 +465,16 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--window', type=int, default=200,
                    help='steps per training window (200 = 20 s at 10 Hz) [%(default)s]')
-    p.add_argument('--lr', type=float, default=3e-3)
+    p.add_argument('--lr', type=float, default=1e-3, help='peak learning rate (one-cycle) [%(default)s]')
     p.add_argument('--weight-decay', type=float, default=1e-2)
     p.add_argument('--voice-dropout', type=float, default=0.2,
                    help='share of training windows with the voice removed [%(default)s]')
+    p.add_argument('--prior-heads', action=argparse.BooleanOptionalAction, default=False,
+                   help='put the encoders\' own heads inside the head: the LSTM learns a '
+                        'correction to "vision head + voice head" (models.fusion_model); on the '
+                        'dev stream it kept vision-only higher but fused lower [off]')
+    p.add_argument('--input-dropout', type=float, default=0.5,
+                   help='share of embedding values zeroed in training windows [%(default)s]')
     p.add_argument('--balance-power', type=float, default=1.0,
                    help='class weight = (mean count / class count) ** power [%(default)s]')
     p.add_argument('--version', default=None,

@@ -39,7 +39,13 @@ $N emotion-train fusion $C $FUS --vision-tta --init-vision $V --init-vocal $A --
 #    (vision: mirror TTA inside the graph, quantised to int8 on 512 random training faces)
 INT8="--vision-tta flip --int8-faces $DATA/fer2013/train"
 emotion-export --vision $V $INT8 --vocal $A --fusion $R/fusion_v5/last.pt \
-  --out "$ROOT/src/emotion_runtime/models/default" --version 0.5.0
+  --out $R/bundle_pairs --version 0.5.0
+#    then the fusion head trained on replayed streams (the fusion half of the dev data) replaces
+#    the pseudo-pair head: the shipped bundle 0.6.0
+emotion-train stream-fusion --data "$DATA" --bundle $R/bundle_pairs --out $R/stream_fusion \
+  --version 0.6.0 --threads 1
+cp $R/stream_fusion/bundle/*.onnx $R/stream_fusion/bundle/manifest.json \
+  "$ROOT/src/emotion_runtime/models/default/"
 # 6. faces on the unseen FER2013 validation split
 emotion-eval faces --plot $R/faces_cm.png "$DATA/fer2013/validation" | tee $R/eval_faces.json
 # 7. speech: each CV fold's three-seed ensemble, exported and scored on its held-out speakers

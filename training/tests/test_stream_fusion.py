@@ -111,14 +111,26 @@ def test_stage_warns_and_skips_classes_without_steps(caplog):
         sfu.StreamFusionStage(_model(), ['a', 'b', 'c'], seqs, seqs, 20, 4, 1, 0.0, 0)
 
 
-def test_export_fusion_head_swaps_only_the_head(tmp_path):
+@pytest.mark.parametrize('prior_heads', [False, True])
+def test_export_fusion_head_swaps_only_the_head(tmp_path, prior_heads):
     from emotion_training.testing import make_test_bundle
     src = make_test_bundle(tmp_path / 'src', LABELS6)
     b = ModelBundle.load(src)
     torch.manual_seed(3)
     head = FusionModel(b.vision_embedding_size, b.voice_embedding_size, len(LABELS6),
                        [b.manifest['valence_arousal'][k] for k in LABELS6],
-                       hidden_size=b.hidden_size, num_layers=b.num_layers).eval()
+                       hidden_size=b.hidden_size, num_layers=b.num_layers,
+                       prior_heads=prior_heads).eval()
+    if prior_heads:     # non-trivial priors, gains and offsets: all must reach the ONNX graph
+        g = torch.Generator().manual_seed(1)
+        head.set_prior_heads(torch.randn(6, b.vision_embedding_size, generator=g),
+                             torch.randn(6, generator=g),
+                             torch.randn(6, b.voice_embedding_size, generator=g),
+                             torch.randn(6, generator=g))
+        with torch.no_grad():
+            head.prior_gain.uniform_(0.5, 1.5, generator=g)
+            head.prior_bias.normal_(0, 0.3, generator=g)
+            head.head.weight.normal_(0, 0.1, generator=g)
     out = export_fusion_head(src, tmp_path / 'new', head, {'data': 'test streams', 'x': 1})
     new = ModelBundle.load(out, expected_labels=LABELS6)
     for name in ('vision_encoder.onnx', 'vocal_encoder.onnx'):
@@ -185,3 +197,32 @@ def test_cli_records_trains_and_writes_a_bundle(tmp_path, capsys, caplog):
     assert 'recorded rows from' in caplog.text
     assert main(args[:1] + ['--data', str(tmp_path / 'none')] + args[3:]) == 2
     assert 'fer2013/validation does not exist' in capsys.readouterr().err
+
+
+def test_linear_heads_recover_the_encoders_heads(tmp_path):
+    """On a float test bundle the fitted maps reproduce the encoders' logits; a model with
+    prior_heads and a zero LSTM head then says what vision head + voice head say."""
+    from emotion_training.stream_bench import load_speech_spec
+    from emotion_training.testing import make_test_bundle
+    root = tmp_path / 'data'
+    write_face_folders(root / 'fer2013' / 'validation', LABELS6, per_class=40, seed=4)
+    write_ravdess(root / 'ravdess', actors=('01', '02'), per_label=4)
+    b = ModelBundle.load(make_test_bundle(tmp_path / 'b', LABELS6))
+    faces = stream_faces(root / 'fer2013' / 'validation', LABELS6, 'all')
+    speech = load_speech_spec('ravdess', root, LABELS6)
+    heads = sfu.linear_heads(b, faces, speech)
+    for name in ('vision', 'voice'):
+        assert heads['fit'][name]['argmax_agreement'] == 1.0, heads['fit']
+        assert heads['fit'][name]['max_abs_logit_error'] < 1e-3, heads['fit']
+    e, lg = b.encode_faces([np.full((48, 48), 90, np.uint8)])
+    w, bias = heads['vision']
+    assert np.abs(e @ w.T + bias - lg).max() < 1e-3
+    m = FusionModel(b.vision_embedding_size, b.voice_embedding_size, 6, [[0, 0]] * 6,
+                    hidden_size=8, prior_heads=True).eval()
+    m.set_prior_heads(*heads['vision'], *heads['voice'])
+    with torch.no_grad():
+        out, _ = m(torch.from_numpy(e)[None], torch.ones(1, 1), torch.zeros(1, 1,
+                   b.voice_embedding_size), torch.zeros(1, 1))
+    assert np.abs(out[0, 0].numpy() - lg[0]).max() < 1e-3
+    with pytest.raises(ValueError, match='without prior_heads'):
+        _model().set_prior_heads(*heads['vision'], *heads['voice'])

@@ -46,15 +46,21 @@ PRECROP_PAD = 24
 _MIN_SIDE, _MAX_SIDE = 48, 256
 
 
-def similarity_transform(src: Any, dst: Any) -> np.ndarray:
-    """The 2x3 matrix M (``[s R | t]``) that maps the points ``src`` [N, 2] onto ``dst`` [N, 2]
-    with least squared error over rotations, uniform scales and translations (Umeyama 1991; no
-    reflection).  N >= 2 distinct points."""
+def _point_sets(src: Any, dst: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Both point sets as float64 [N, 2], checked to match with N >= 2."""
     src = np.asarray(src, np.float64).reshape(-1, 2)
     dst = np.asarray(dst, np.float64).reshape(-1, 2)
     if src.shape != dst.shape or src.shape[0] < 2:
         raise ValueError(f'need two matching point sets of >= 2 points, got {src.shape} and '
                          f'{dst.shape}')
+    return src, dst
+
+
+def similarity_transform(src: Any, dst: Any) -> np.ndarray:
+    """The 2x3 matrix M (``[s R | t]``) that maps the points ``src`` [N, 2] onto ``dst`` [N, 2]
+    with least squared error over rotations, uniform scales and translations (Umeyama 1991; no
+    reflection).  N >= 2 distinct points."""
+    src, dst = _point_sets(src, dst)
     mu_s, mu_d = src.mean(0), dst.mean(0)
     sc, dc = src - mu_s, dst - mu_d
     var_s = (sc ** 2).sum() / len(src)
@@ -75,11 +81,7 @@ def fixed_rotation_transform(src: Any, dst: Any, angle: float = 0.0) -> np.ndarr
     """The 2x3 matrix M (``[s R(angle) | t]``) that maps ``src`` [N, 2] onto ``dst`` [N, 2] with
     least squared error over uniform scales and translations, the rotation fixed at ``angle``
     radians (0: scale and shift only).  N >= 2 distinct points."""
-    src = np.asarray(src, np.float64).reshape(-1, 2)
-    dst = np.asarray(dst, np.float64).reshape(-1, 2)
-    if src.shape != dst.shape or src.shape[0] < 2:
-        raise ValueError(f'need two matching point sets of >= 2 points, got {src.shape} and '
-                         f'{dst.shape}')
+    src, dst = _point_sets(src, dst)
     mu_s, mu_d = src.mean(0), dst.mean(0)
     c, s = np.cos(angle), np.sin(angle)
     rot = np.array([[c, -s], [s, c]])

@@ -3,7 +3,11 @@
 Why this shape: faces arrive at camera rate and voice windows only while someone speaks, so at any
 step either modality may be missing.  Each step's input is ``[LN(vision)*vp, vp, LN(voice)*ap, ap]``
 (LN = per-modality LayerNorm so neither encoder dominates by scale; vp/ap = presence flags in
-{0, 1}); the LSTM carries evidence across steps when a modality drops out.  Valence/arousal is
+{0, 1}); the LSTM carries evidence across steps when a modality drops out.  With
+``prior_heads`` (the stream-trained head, stream_fusion.py) the encoders' own linear heads are
+frozen inside the model and added to the LSTM's logits with a learnt gain and offset per class
+and present modality, so the LSTM learns a correction to what the encoders already know rather
+than relearning faces from a few hundred examples.  Valence/arousal is
 ``probabilities @ VA`` with the documented circumplex table (a fixed buffer, exported inside the
 ONNX graph), so it is always consistent with the class probabilities.
 
@@ -25,11 +29,12 @@ class FusionModel(nn.Module):
 
     def __init__(self, vision_dim: int, voice_dim: int, num_classes: int,
                  va_table: Sequence[Sequence[float]], hidden_size: int = 64, num_layers: int = 1,
-                 dropout: float = 0.2) -> None:
+                 dropout: float = 0.2, prior_heads: bool = False) -> None:
         super().__init__()
         self.config = dict(vision_dim=vision_dim, voice_dim=voice_dim, num_classes=num_classes,
                            va_table=[list(map(float, r)) for r in va_table],
-                           hidden_size=hidden_size, num_layers=num_layers, dropout=dropout)
+                           hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
+                           prior_heads=bool(prior_heads))
         self.vision_norm = nn.LayerNorm(vision_dim)
         self.voice_norm = nn.LayerNorm(voice_dim)
         self.proj = nn.Sequential(nn.Linear(vision_dim + voice_dim + 2, hidden_size), nn.ReLU(),
@@ -42,6 +47,31 @@ class FusionModel(nn.Module):
         self.register_buffer('va', va)
         self.hidden_size = hidden_size
         self.num_layers = num_layers
+        self.prior_heads = bool(prior_heads)
+        if self.prior_heads:
+            # The encoders' own linear heads (embedding -> logits), frozen: the LSTM learns a
+            # correction on top of "vision head + voice head" with a learnt gain and offset per
+            # class and modality, so it starts from what each encoder knows (set_prior_heads).
+            self.register_buffer('prior_vision_w', torch.zeros(num_classes, vision_dim))
+            self.register_buffer('prior_vision_b', torch.zeros(num_classes))
+            self.register_buffer('prior_voice_w', torch.zeros(num_classes, voice_dim))
+            self.register_buffer('prior_voice_b', torch.zeros(num_classes))
+            self.prior_gain = nn.Parameter(torch.ones(2, num_classes))
+            self.prior_bias = nn.Parameter(torch.zeros(2, num_classes))
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def set_prior_heads(self, vision_w, vision_b, voice_w, voice_b) -> None:
+        """The encoders' heads: logits = w @ embedding + b, per modality (prior_heads only)."""
+        if not self.prior_heads:
+            raise ValueError('this FusionModel was built without prior_heads')
+        for name, v in (('prior_vision_w', vision_w), ('prior_vision_b', vision_b),
+                        ('prior_voice_w', voice_w), ('prior_voice_b', voice_b)):
+            buf = getattr(self, name)
+            t = torch.as_tensor(v, dtype=torch.float32)
+            if t.shape != buf.shape:
+                raise ValueError(f'{name}: expected {tuple(buf.shape)}, got {tuple(t.shape)}')
+            buf.copy_(t)
 
     def step_input(self, ve: torch.Tensor, vp: torch.Tensor, ae: torch.Tensor,
                    ap: torch.Tensor) -> torch.Tensor:
@@ -56,7 +86,14 @@ class FusionModel(nn.Module):
         """Sequences: ve [N,T,Ev], vp [N,T], ae [N,T,Ea], ap [N,T] -> (logits [N,T,C], (h, c))."""
         x = self.proj(self.step_input(ve, vp, ae, ap))
         out, state = self.lstm(x, state)
-        return self.head(out), state
+        logits = self.head(out)
+        if self.prior_heads:
+            pv = ve @ self.prior_vision_w.T + self.prior_vision_b
+            pa = ae @ self.prior_voice_w.T + self.prior_voice_b
+            logits = (logits
+                      + vp.unsqueeze(-1).to(ve.dtype) * (self.prior_gain[0] * pv + self.prior_bias[0])
+                      + ap.unsqueeze(-1).to(ae.dtype) * (self.prior_gain[1] * pa + self.prior_bias[1]))
+        return logits, state
 
     def step(self, ve: torch.Tensor, vp: torch.Tensor, ae: torch.Tensor, ap: torch.Tensor,
              h: torch.Tensor, c: torch.Tensor
