@@ -66,6 +66,9 @@ from .stream_bench import START_NS, build_stream_clip, camera_geometry, load_spe
 log = logging.getLogger('emotion_train')
 
 RUNNERS = ('fused', 'vision_only', 'voice_only')
+#: face_node without re-identification: one track carries on across a change of the true label,
+#: as for one person who changes expression (the stream's faces change person at every change)
+ONE_TRACK = {'identity_threshold': 0.0}
 NS = 1_000_000_000
 
 
@@ -313,10 +316,11 @@ def linear_heads(bundle: ModelBundle, faces: Sequence[Any], speech: Sequence[Any
 
 # --------------------------------------------------------------------------- the run
 def build_steps(args: argparse.Namespace, bundle: ModelBundle, seeds: Sequence[int],
-                out: pathlib.Path, part: str = FUSION_TRAIN) -> dict[int, dict[str, np.ndarray]]:
+                out: pathlib.Path, part: str = FUSION_TRAIN,
+                face_overrides: Optional[dict] = None) -> dict[int, dict[str, np.ndarray]]:
     """Each seed's recorded steps from the faces and speech of ``part`` (fusion_train or
-    fusion_val): from OUT/steps/PART_seedN.npz when it was recorded with this bundle and these
-    settings, else built, replayed and cached."""
+    fusion_val), face_node's defaults updated by ``face_overrides``: from OUT/steps/PART_seedN.npz
+    when it was recorded with these encoders and settings, else built, replayed and cached."""
     from .bag_make import write_clip  # noqa: PLC0415 - rosbags: bag writing only
     from .eval_bag import load_params  # noqa: PLC0415 - PyYAML
     labels = list(bundle.labels)
@@ -326,7 +330,7 @@ def build_steps(args: argparse.Namespace, bundle: ModelBundle, seeds: Sequence[i
     if not faces:
         raise ValueError(f'no FER2013 validation faces of {labels} under {data}')
     fusion_cfg, face_p, vocal_p = load_params([])
-    face_p = {**face_p, **camera_geometry(args.size)}
+    face_p = {**face_p, **camera_geometry(args.size), **(face_overrides or {})}
     files = bundle.manifest['files']       # the encoders make the steps; the fusion head not
     key = {'part': part, 'encoders': {k: files[bundle.manifest[k]['file']]
                                       for k in ('vision', 'vocal')},
@@ -377,7 +381,11 @@ def run(args: argparse.Namespace) -> dict:
     overlap = set(args.seeds) & set(args.val_seeds)
     if overlap:
         raise ValueError(f'--seeds and --val-seeds share {sorted(overlap)}')
+    one = set(args.one_track_seeds) & set(args.seeds + args.val_seeds)
+    if one:
+        raise ValueError(f'--one-track-seeds share {sorted(one)} with --seeds/--val-seeds')
     steps = build_steps(args, bundle, args.seeds, out, FUSION_TRAIN)
+    steps.update(build_steps(args, bundle, args.one_track_seeds, out, FUSION_TRAIN, ONE_TRACK))
     vsteps = build_steps(args, bundle, args.val_seeds, out, FUSION_VAL) if args.val_seeds else {}
     if args.record_only:
         return {'bundle': None, 'val_per_runner': {}, 'steps': str(out / 'steps'),
@@ -385,7 +393,8 @@ def run(args: argparse.Namespace) -> dict:
                              for part, d in ((FUSION_TRAIN, steps), (FUSION_VAL, vsteps))
                              for s, v in d.items()}}
     val_seeds = list(args.val_seeds)
-    train_seqs = [s for seed in args.seeds for s in sequences(steps[seed])]
+    train_seqs = [s for seed in [*args.seeds, *args.one_track_seeds]
+                  for s in sequences(steps[seed])]
     val_seqs = [s for seed in val_seeds for s in sequences(vsteps[seed])]
     if not val_seqs:
         log.warning('no validation streams: early stopping on the training streams')
@@ -452,6 +461,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help='the bundle whose encoders feed the head (default: the shipped one)')
     p.add_argument('--seeds', type=int, nargs='+', default=list(range(100, 110)),
                    help='training stream seeds (default 100-109; the stream benchmark uses 0-4)')
+    p.add_argument('--one-track-seeds', type=int, nargs='*', default=[],
+                   help='more training seeds replayed with face_node\'s re-identification off '
+                        '(identity_threshold 0), so a track carries on across a change of the '
+                        'true label, as one person who changes expression [none]')
     p.add_argument('--val-seeds', type=int, nargs='*', default=[200, 201],
                    help='validation stream seeds (early stopping), built from other faces and '
                         'actors than the training streams [200 201]')

@@ -190,6 +190,12 @@ def test_cli_records_trains_and_writes_a_bundle(tmp_path, capsys, caplog):
     with np.load(out / 'steps' / 'fusion_train_seed0.npz') as z:
         assert z['y'].size > 0 and set(np.unique(z['runner'])) <= {0, 1, 2}
         assert z['ve'].shape == (z['y'].size, new.vision_embedding_size)
+        assert json.loads(str(z['key']))['face_params']['identity_threshold'] > 0
+    # one-track seeds: face_node's re-identification off for those streams only
+    assert main(args + ['--one-track-seeds', '2', '--record-only']) == 0
+    with np.load(out / 'steps' / 'fusion_train_seed2.npz') as z:
+        assert json.loads(str(z['key']))['face_params']['identity_threshold'] == 0.0
+    assert main(args + ['--one-track-seeds', '0']) == 2      # a seed in both lists
     # a second run reuses the recorded steps
     caplog.clear()
     with caplog.at_level('INFO', logger='emotion_train'):
