@@ -1,6 +1,7 @@
 """`emotion-train stream-fusion`: train the fusion LSTM on the stream the robot publishes.
 
     emotion-train stream-fusion [--bundle DIR] [--seeds 100 ... 109] [--val-seeds 200 201]
+                                [--one-track-seeds 110 ... 119]
                                 [--segments 60] [--out runs/stream_fusion] [--epochs 40]
 
 Why: the fusion head of a bundle learnt from pseudo-pairs (one face and one voice window of a
@@ -17,6 +18,9 @@ change of the true label.  Here it learns from exactly that.
    benchmark scores the other half (``dev``) and actors 11-20.  Validation streams (early
    stopping) take a quarter of the fusion half's faces and actors 09-10; training streams the
    rest, so the head is not selected for memorising faces or utterances.
+   Ten more training streams (``--one-track-seeds``) are replayed with face_node's
+   re-identification off: there one track carries on across a change of the true label, as for
+   one person who changes expression, so the head learns to follow a change within a track too.
 2. **Replay.**  The clip is written as a bag and replayed through the nodes' own pipelines
    (`eval_bag.OfflinePipeline`, the code face_node, vocal_node and fusion_node run); every step
    of the three fusion runners (fused, vision only, voice only) is recorded as the model saw it
@@ -435,7 +439,9 @@ def run(args: argparse.Namespace) -> dict:
                  f'{args.segments} segments of 3-10 s, {args.size[0]}x{args.size[1]} at '
                  f'{args.fps:g} fps) built from the fusion half of FER2013 validation (3/4 of '
                  f'it) and RAVDESS actors {stream_speech_spec(FUSION_TRAIN).partition(":")[2]}, '
-                 f'replayed through the nodes\' pipelines; every step of the fused, vision-only '
+                 f'and {len(args.one_track_seeds)} more (seeds {list(args.one_track_seeds)}) '
+                 f'with face_node\'s re-identification off (one track across a change of the '
+                 f'true label), replayed through the nodes\' pipelines; every step of the fused, vision-only '
                  f'and voice-only runners; early stopping on {len(val_seeds)} validation streams '
                  f'(seeds {val_seeds}) of the other 1/4 of those faces and actors '
                  f'{stream_speech_spec(FUSION_VAL).partition(":")[2]}'),
@@ -461,10 +467,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help='the bundle whose encoders feed the head (default: the shipped one)')
     p.add_argument('--seeds', type=int, nargs='+', default=list(range(100, 110)),
                    help='training stream seeds (default 100-109; the stream benchmark uses 0-4)')
-    p.add_argument('--one-track-seeds', type=int, nargs='*', default=[],
+    p.add_argument('--one-track-seeds', type=int, nargs='*', default=list(range(110, 120)),
                    help='more training seeds replayed with face_node\'s re-identification off '
                         '(identity_threshold 0), so a track carries on across a change of the '
-                        'true label, as one person who changes expression [none]')
+                        'true label, as one person who changes expression; none: give the '
+                        'option without seeds [110-119]')
     p.add_argument('--val-seeds', type=int, nargs='*', default=[200, 201],
                    help='validation stream seeds (early stopping), built from other faces and '
                         'actors than the training streams [200 201]')

@@ -43,7 +43,7 @@ emotion-export --vision $V $INT8 --vocal $A --fusion $R/fusion_v5/last.pt \
 #    then the fusion head trained on replayed streams (the fusion half of the dev data) replaces
 #    the pseudo-pair head: the shipped bundle 0.6.0
 emotion-train stream-fusion --data "$DATA" --bundle $R/bundle_pairs --out $R/stream_fusion \
-  --version 0.6.0 --threads 1
+  --version 0.6.0 --threads 2
 cp $R/stream_fusion/bundle/*.onnx $R/stream_fusion/bundle/manifest.json \
   "$ROOT/src/emotion_runtime/models/default/"
 # 6. faces on the unseen FER2013 validation split
