@@ -8,6 +8,7 @@ split here; vision, vocal and fusion runs compare it with their own and warn lou
 """
 from __future__ import annotations
 
+import hashlib
 import pathlib
 from typing import Callable, Iterable, Optional
 
@@ -100,7 +101,6 @@ def stream_part(path: str | pathlib.Path) -> str:
 
 
 def _name_hash(path: str | pathlib.Path) -> bytes:
-    import hashlib  # noqa: PLC0415
     return hashlib.sha1(pathlib.Path(path).name.encode()).digest()
 
 

@@ -61,8 +61,11 @@ from emotion_runtime.model_bundle import BundleError, ModelBundle
 
 from .bag_cli import _size
 from .config import default_data_root
+from .datasets.common import read_face
 from .diagnostics import DEFAULT_THRESHOLD
 from .engine import FitConfig, fit, load_checkpoint
+from .media import _read_audio
+from .metrics import summarise
 from .seeding import seed_everything
 from .splits import FUSION_TRAIN, FUSION_VAL, stream_faces, stream_speech_spec
 from .stream_bench import START_NS, build_stream_clip, camera_geometry, load_speech_spec
@@ -255,7 +258,6 @@ class StreamFusionStage:
 
 def runner_scores(model: Any, seqs: Sequence[dict], labels: Sequence[str]) -> dict:
     """Step UAR per runner (fused / vision_only / voice_only) of ``model`` on ``seqs``."""
-    from .metrics import summarise  # noqa: PLC0415
     out = {}
     model.eval()
     with torch.no_grad():
@@ -283,8 +285,6 @@ def linear_heads(bundle: ModelBundle, faces: Sequence[Any], speech: Sequence[Any
 
     Returns {'vision': (W, b), 'voice': (W, b), 'fit': {...}} where fit gives per modality the
     pairs, the largest logit error and the share of pairs whose argmax the map reproduces."""
-    from .datasets.common import read_face  # noqa: PLC0415
-    from .media import _read_audio  # noqa: PLC0415
     rng = np.random.default_rng(0)
     pick = rng.permutation(len(faces))[:max_faces]
     crops = [read_face(faces[i].path) for i in pick]
