@@ -206,6 +206,12 @@ def main() -> None:
     ap.add_argument('--lfw', type=int, default=20, help='LFW faces from scikit-image')
     ap.add_argument('--negatives', type=int, default=1000, help='face-free frames')
     ap.add_argument('--detectors', nargs='*', default=['mtcnn', 'haar'])
+    ap.add_argument('--mtcnn-thresholds', type=float, nargs=3, default=(0.6, 0.7, 0.7),
+                    metavar=('P', 'R', 'O'), help='MTCNN stage thresholds [0.6 0.7 0.7]')
+    ap.add_argument('--mtcnn-min-confidence', type=float, default=0.9,
+                    help='MTCNN ONet score a face needs (face_node mtcnn_min_confidence) [0.9]')
+    ap.add_argument('--mtcnn-min-face', type=int, default=48,
+                    help='MTCNN smallest face in px (face_node min_face_size) [48]')
     a = ap.parse_args()
     cv2.setNumThreads(1)
     rng = np.random.default_rng(0)
@@ -217,7 +223,10 @@ def main() -> None:
     print(f'faces: {len(fer)} FER2013 validation ({"present" if fer else "absent"}), '
           f'{len(faces) - len(fer)} photos; {len(frames)} face frames, {len(negatives)} face-free; '
           f'machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}')
-    build = {'mtcnn': lambda: MtcnnFaceDetector(), 'haar': lambda: HaarFaceDetector()}
+    build = {'mtcnn': lambda: MtcnnFaceDetector(min_face_size=a.mtcnn_min_face,
+                                                thresholds=a.mtcnn_thresholds,
+                                                min_confidence=a.mtcnn_min_confidence),
+             'haar': lambda: HaarFaceDetector()}
     big = [f'size {s}' for s in SIZES if s >= 60] + ['rotation +-15', 'rotation +-30',
                                                      'motion blur', 'low light']
     rows = []
