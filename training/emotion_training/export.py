@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from emotion_runtime.model_bundle import BUNDLE_FORMAT, ModelBundle, sha256_of
+from emotion_runtime.model_bundle import BUNDLE_FORMAT, BundleError, ModelBundle, sha256_of
 from emotion_runtime.preprocess import logmel_frames
 from emotion_training.models.fusion_model import FUSION_INPUTS, FUSION_OUTPUTS, FusionModel, FusionStep
 from emotion_training.models.vision_encoder import VisionEncoder, VisionEnsemble
@@ -82,6 +82,89 @@ def _export_fusion(fusion: FusionModel, path: pathlib.Path, rng: np.random.Gener
     return _check(step, path, feeds(3), FUSION_OUTPUTS)
 
 
+def _export_vocal(vocal: torch.nn.Module, vocal_pre: dict, path: pathlib.Path,
+                  rng: np.random.Generator) -> float:
+    """Export the vocal encoder (N dynamic) to ``path``; returns its torch vs onnxruntime
+    difference (``_check``)."""
+    frames = logmel_frames(vocal_pre)
+    a = rng.standard_normal((2, 1, int(vocal_pre['n_mels']), frames)).astype(np.float32)
+    _export(vocal, (torch.from_numpy(a),), path, ['logmel'], ['embedding', 'logits'],
+            {'logmel': {0: 'n'}, 'embedding': {0: 'n'}, 'logits': {0: 'n'}})
+    return _check(vocal, path, {'logmel': rng.standard_normal(
+        (3, 1, int(vocal_pre['n_mels']), frames)).astype(np.float32)}, ['embedding', 'logits'])
+
+
+def _vocal_section(vocal: torch.nn.Module, vocal_pre: dict) -> dict:
+    """The manifest's ``vocal`` section of an exported vocal encoder."""
+    section = dict(vocal_pre)
+    section.update({'file': VOCAL_FILE, 'embedding_size': int(vocal.config['embedding_size']),
+                    'frames': logmel_frames(vocal_pre),
+                    'input': ('logmel [N,1,n_mels,frames] float32 = '
+                              'ModelBundle.voice_input (preprocess.logmel, normalised as '
+                              '"normalisation" says; type speaker: per speaker, see '
+                              'speaker_calibration.py)'),
+                    'outputs': ['embedding', 'logits'], 'architecture': vocal.config})
+    return section
+
+
+def _fusion_section(fusion: FusionModel) -> dict:
+    """The manifest's ``fusion`` section of an exported fusion head."""
+    cfg = {k: v for k, v in fusion.config.items() if k != 'va_table'}
+    return {'file': FUSION_FILE, 'hidden_size': fusion.hidden_size,
+            'num_layers': fusion.num_layers, 'inputs': FUSION_INPUTS, 'outputs': FUSION_OUTPUTS,
+            'architecture': cfg, 'state_shape': '[num_layers, N, hidden_size]'}
+
+
+def graft_vision_head(src: pathlib.Path, dst: pathlib.Path, weight: np.ndarray,
+                      bias: np.ndarray) -> None:
+    """Write ``src``'s vision graph to ``dst`` with ``logits = embedding @ weight.T + bias``.
+
+    The encoders' logits are already a linear map of the exported embedding (each member's head
+    is linear, members and mirror views are averaged), so a head fitted on the embedding
+    (``vision_head.py``) replaces them exactly: the old logits nodes are dropped, everything
+    up to ``embedding`` is kept byte for byte, int8 nodes included."""
+    import onnx  # noqa: PLC0415 - export only
+    from onnx import helper, numpy_helper  # noqa: PLC0415
+    weight = np.asarray(weight, np.float32)
+    bias = np.asarray(bias, np.float32)
+    model = onnx.load(str(src))
+    g = model.graph
+    emb = next((o for o in g.output if o.name == 'embedding'), None)
+    if emb is None or not any(o.name == 'logits' for o in g.output):
+        raise ValueError(f'{src}: a vision graph has outputs embedding and logits')
+    kept = [n for n in g.node if 'logits' not in n.output]
+    w_name, b_name, mm = 'vision_head/weight', 'vision_head/bias', 'vision_head/matmul'
+    kept += [helper.make_node('MatMul', ['embedding', w_name], [mm], name='vision_head/MatMul'),
+             helper.make_node('Add', [mm, b_name], ['logits'], name='vision_head/Add')]
+    # keep only what the outputs need (the old head's nodes and weights go)
+    needed = {o.name for o in g.output}
+    producers = {o: n for n in kept for o in n.output}
+    live, stack = [], list(needed)
+    seen: set[str] = set()
+    while stack:
+        t = stack.pop()
+        n = producers.get(t)
+        if n is None or id(n) in seen:
+            continue
+        seen.add(id(n))
+        live.append(n)
+        stack.extend(n.input)
+    order = {id(n): i for i, n in enumerate(kept)}
+    live.sort(key=lambda n: order[id(n)])
+    used = {i for n in live for i in n.input}
+    inits = [t for t in g.initializer if t.name in used]
+    inits += [numpy_helper.from_array(np.ascontiguousarray(weight.T), w_name),
+              numpy_helper.from_array(bias, b_name)]
+    del g.node[:]
+    g.node.extend(live)
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    logits = next(o for o in g.output if o.name == 'logits')
+    logits.type.tensor_type.shape.dim[1].dim_value = int(weight.shape[0])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+
+
 def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
                   vision: VisionEncoder | VisionEnsemble,
                   vision_pre: dict, vocal: VocalEncoder | VocalEnsemble, vocal_pre: dict,
@@ -115,14 +198,8 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
     quantization = None
     if vision_int8_faces is not None:
         quantization = quantize_vision_graph(vision, out / VISION_FILE, vision_int8_faces)
-    frames = logmel_frames(vocal_pre)
-    a = rng.standard_normal((2, 1, int(vocal_pre['n_mels']), frames)).astype(np.float32)
-    _export(vocal, (torch.from_numpy(a),), out / VOCAL_FILE, ['logmel'], ['embedding', 'logits'],
-            {'logmel': {0: 'n'}, 'embedding': {0: 'n'}, 'logits': {0: 'n'}})
-    d_vocal = _check(vocal, out / VOCAL_FILE, {'logmel': rng.standard_normal(
-        (3, 1, int(vocal_pre['n_mels']), frames)).astype(np.float32)}, ['embedding', 'logits'])
+    d_vocal = _export_vocal(vocal, vocal_pre, out / VOCAL_FILE, rng)
     d_fusion = _export_fusion(fusion, out / FUSION_FILE, rng)
-    L, H = fusion.num_layers, fusion.hidden_size
 
     vision_section = {'file': VISION_FILE, 'input_size': size,
                       'channels': int(vision_pre.get('channels', 1)),
@@ -133,15 +210,7 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
                       'test_time_augmentation': ('mean of the face and its mirror image, inside '
                                                  'the graph' if vision.flip_tta else 'none'),
                       'quantization': quantization or 'none (float32)'}
-    vocal_section = dict(vocal_pre)
-    vocal_section.update({'file': VOCAL_FILE, 'embedding_size': int(vocal.config['embedding_size']),
-                          'frames': frames,
-                          'input': ('logmel [N,1,n_mels,frames] float32 = '
-                                    'ModelBundle.voice_input (preprocess.logmel, normalised as '
-                                    '"normalisation" says; type speaker: per speaker, see '
-                                    'speaker_calibration.py)'),
-                          'outputs': ['embedding', 'logits'], 'architecture': vocal.config})
-    cfg = {k: v for k, v in fusion.config.items() if k != 'va_table'}
+    vocal_section = _vocal_section(vocal, vocal_pre)
     manifest: dict[str, Any] = {
         'format': BUNDLE_FORMAT,
         'version': version,
@@ -149,9 +218,7 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
         'labels': labels,
         'vision': vision_section,
         'vocal': vocal_section,
-        'fusion': {'file': FUSION_FILE, 'hidden_size': H, 'num_layers': L,
-                   'inputs': FUSION_INPUTS, 'outputs': FUSION_OUTPUTS, 'architecture': cfg,
-                   'state_shape': '[num_layers, N, hidden_size]'},
+        'fusion': _fusion_section(fusion),
         'valence_arousal': va_table(labels),
         'valence_arousal_source': VA_SOURCE,
         'training': training or {},
@@ -170,54 +237,128 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
     return out
 
 
-def export_fusion_head(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
-                       fusion: FusionModel, training: dict, version: Optional[str] = None,
-                       seed: int = 0) -> pathlib.Path:
-    """A copy of the bundle at ``bundle_dir`` whose fusion head is ``fusion``.
+def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *,
+                      fusion: Optional[FusionModel] = None,
+                      vocal: Optional[tuple[torch.nn.Module, dict, Sequence[str]]] = None,
+                      vision_head: Optional[dict] = None, fusion_record: Optional[dict] = None,
+                      vocal_record: Optional[dict] = None, version: Optional[str] = None,
+                      seed: int = 0) -> pathlib.Path:
+    """A copy of the bundle at ``bundle_dir`` with some of its models replaced.
 
-    Every other file is copied byte for byte; the new ``fusion_step.onnx`` is checked against
-    torch, the manifest's fusion section, file hashes, version and ``training.fusion`` are
-    rewritten (the old fusion record moves to ``training.fusion_replaced``), and the bundle is
-    loaded back.  Used by ``emotion-train stream-fusion``."""
+    ``fusion``: a new fusion head; ``vocal``: (encoder, preprocess, labels) from a vocal
+    checkpoint; ``vision_head``: ``{'weight' [C,E], 'bias' [C], 'labels', 'training'}`` fitted on
+    the bundle's vision embedding (``vision_head.py``, grafted by ``graft_vision_head``).  The
+    label list may change (six to seven): the vision head and the vocal encoder must then both
+    say the new labels, and without ``fusion`` the bundle gets a freshly initialised head of the
+    new size that ``emotion-train stream-fusion`` is there to train (the manifest says so).
+    ``fusion_record``/``vocal_record`` go to the manifest's ``training.stream_fusion`` and
+    ``training.vocal`` (their ``data`` strings to ``training.data``).  Every other file is
+    copied byte for byte; replaced graphs are checked against torch; the manifest's sections,
+    labels, valence/arousal table, file hashes, version and training record are rewritten (a
+    replaced record moves to ``training.data.*_replaced``); the bundle is loaded back with every
+    session opened."""
     import shutil  # noqa: PLC0415
     src = ModelBundle.load(bundle_dir)
-    labels = list(src.labels)
-    if int(fusion.config['num_classes']) != len(labels):
-        raise ValueError(f'the head has {fusion.config["num_classes"]} classes, the bundle '
-                         f'{len(labels)} labels')
-    for key, size in (('vision_dim', src.vision_embedding_size),
-                      ('voice_dim', src.voice_embedding_size)):
-        if int(fusion.config[key]) != int(size):
-            raise ValueError(f'the head takes {fusion.config[key]}-d {key}, the bundle gives {size}')
+    old_labels = list(src.labels)
+    labels = old_labels
+    if vision_head is not None:
+        labels = list(vision_head['labels'])
+    if vocal is not None and list(vocal[2]) != labels:
+        raise ValueError(f'the vocal encoder says labels {list(vocal[2])}, the bundle '
+                         f'{"with the new vision head " if vision_head else ""}{labels}')
+    if labels != old_labels and vocal is None:
+        raise ValueError(f'new labels {labels}: give a vocal encoder trained on them too')
+    rng = np.random.default_rng(seed)
+    if fusion is None and labels != old_labels:
+        va = va_table(labels)
+        arch = src.manifest['fusion'].get('architecture', {})
+        torch.manual_seed(seed)
+        fusion = FusionModel(src.vision_embedding_size,
+                             int(vocal[0].config['embedding_size']) if vocal else
+                             src.voice_embedding_size, len(labels), [va[k] for k in labels],
+                             hidden_size=src.hidden_size, num_layers=src.num_layers,
+                             dropout=float(arch.get('dropout', 0.2)))
+        fusion_record = {'data': 'untrained (initial weights) after a change of labels: '
+                                 'train it with emotion-train stream-fusion'}
+        print(f'replace_in_bundle: the labels changed to {labels}; the fusion head is '
+              f'untrained: train it with emotion-train stream-fusion --bundle {out_dir}',
+              file=sys.stderr)
+    if fusion is not None:
+        if int(fusion.config['num_classes']) != len(labels):
+            raise ValueError(f'the head has {fusion.config["num_classes"]} classes, the bundle '
+                             f'{len(labels)} labels')
+        voice_size = int(vocal[0].config['embedding_size']) if vocal else src.voice_embedding_size
+        for key, size in (('vision_dim', src.vision_embedding_size), ('voice_dim', voice_size)):
+            if int(fusion.config[key]) != int(size):
+                raise ValueError(f'the head takes {fusion.config[key]}-d {key}, the bundle gives '
+                                 f'{size}')
+    elif vocal is not None and int(vocal[0].config['embedding_size']) != src.voice_embedding_size:
+        raise ValueError('the new vocal encoder\'s embedding size differs from the one the fusion '
+                         'head takes: give a fusion head too')
     out = pathlib.Path(out_dir)
     if out.resolve() == src.path.resolve():
         raise ValueError(f'{out}: write the new bundle to another folder than its source')
     out.mkdir(parents=True, exist_ok=True)
+    replaced = {VISION_FILE: vision_head is not None, VOCAL_FILE: vocal is not None,
+                FUSION_FILE: fusion is not None}
     for f in src.path.iterdir():
-        if f.is_file() and f.name not in (FUSION_FILE, 'manifest.json'):
+        if f.is_file() and f.name != 'manifest.json' and not replaced.get(f.name):
             shutil.copy2(f, out / f.name)
-    diff = _export_fusion(fusion, out / FUSION_FILE, np.random.default_rng(seed))
-    L, H = fusion.num_layers, fusion.hidden_size
     m = json.loads(json.dumps(src.manifest))
-    m['version'] = version or f'{m["version"]}+stream'
-    m['created'] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
-    cfg = {k: v for k, v in fusion.config.items() if k != 'va_table'}
-    m['fusion'] = {'file': FUSION_FILE, 'hidden_size': H, 'num_layers': L,
-                   'inputs': FUSION_INPUTS, 'outputs': FUSION_OUTPUTS, 'architecture': cfg,
-                   'state_shape': '[num_layers, N, hidden_size]'}
+    diffs = m.setdefault('export', {}).setdefault('max_abs_diff_torch_vs_onnxruntime', {})
     tr = m.setdefault('training', {})
     data = tr.setdefault('data', {})
-    if 'fusion' in data:
-        data['fusion_replaced'] = data['fusion']
-    data['fusion'] = training.get('data', '')
-    tr['stream_fusion'] = training
-    m.setdefault('export', {}).setdefault('max_abs_diff_torch_vs_onnxruntime', {})['fusion'] = diff
-    m['files'][FUSION_FILE] = sha256_of(out / FUSION_FILE)
+
+    def note(key: str, text: str) -> None:
+        if key in data:
+            data[f'{key}_replaced'] = data[key]
+        data[key] = text
+
+    if vision_head is not None:
+        graft_vision_head(src.path / VISION_FILE, out / VISION_FILE, vision_head['weight'],
+                          vision_head['bias'])
+        arch = m['vision'].setdefault('architecture', {})
+        arch['num_classes'] = len(labels)
+        arch['head'] = ('linear on the embedding, fitted on the frozen encoder '
+                        '(emotion-train vision-head); the members\' own heads are not in the graph')
+        head_tr = dict(vision_head.get('training', {}))
+        note('vision_head', head_tr.get('data', 'vision head fitted on the frozen embedding'))
+        tr['vision_head'] = head_tr
+    if vocal is not None:
+        model, pre, _ = vocal
+        model.eval()
+        diffs['vocal'] = _export_vocal(model, pre, out / VOCAL_FILE, rng)
+        m['vocal'] = _vocal_section(model, pre)
+        record = dict(vocal_record or {})
+        note('speech', record.get('data', 'vocal encoder replaced'))
+        tr['vocal'] = record
+    if fusion is not None:
+        fusion.eval()
+        diffs['fusion'] = _export_fusion(fusion, out / FUSION_FILE, rng)
+        m['fusion'] = _fusion_section(fusion)
+        record = dict(fusion_record or {})
+        note('fusion', record.get('data', 'fusion head replaced'))
+        tr['stream_fusion'] = record
+    m['labels'] = labels
+    m['valence_arousal'] = va_table(labels)
+    m['version'] = version or f'{m["version"]}+stream'
+    m['created'] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
+    m['files'] = {name: sha256_of(out / name) for name in (VISION_FILE, VOCAL_FILE, FUSION_FILE)}
     (out / 'manifest.json').write_text(json.dumps(m, indent=1) + '\n', encoding='utf-8')
     loaded = ModelBundle.load(out, expected_labels=labels)
     for key in ('vision', 'vocal', 'fusion'):
         loaded.session(key)
     return out
+
+
+def export_fusion_head(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
+                       fusion: FusionModel, training: dict, version: Optional[str] = None,
+                       seed: int = 0) -> pathlib.Path:
+    """A copy of the bundle with ``fusion`` as its head (``replace_in_bundle``); the record
+    ``training`` goes to the manifest's ``training.stream_fusion``.  Used by
+    ``emotion-train stream-fusion``."""
+    return replace_in_bundle(bundle_dir, out_dir, fusion=fusion, fusion_record=training,
+                             version=version, seed=seed)
 
 
 def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
@@ -255,13 +396,20 @@ def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog='emotion-export', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--vision', required=True,
+    p.add_argument('--vision', default=None,
                    help='vision stage checkpoint (best.pt); several joined by commas are exported '
                    'as one ensemble (mean logits, concatenated embeddings)')
-    p.add_argument('--vocal', required=True,
+    p.add_argument('--vocal', default=None,
                    help='vocal stage checkpoint; several joined by commas are exported as one '
                    'ensemble (mean logits, concatenated embeddings)')
-    p.add_argument('--fusion', required=True, help='fusion or end2end stage checkpoint')
+    p.add_argument('--fusion', default=None, help='fusion or end2end stage checkpoint')
+    p.add_argument('--from-bundle', metavar='BUNDLE', default=None,
+                   help='start from this bundle and replace only what is given: --vocal, '
+                   '--fusion, --vision-head (the rest is copied byte for byte); new labels '
+                   'without --fusion leave an untrained head for emotion-train stream-fusion')
+    p.add_argument('--vision-head', metavar='HEAD_NPZ', default=None,
+                   help='with --from-bundle: a head fitted on the bundle\'s vision embedding '
+                   '(emotion-train vision-head), grafted into the vision graph')
     p.add_argument('--out', required=True, help='bundle directory to write')
     p.add_argument('--version', default='0.1.0')
     p.add_argument('--vision-tta', choices=('checkpoint', 'none', 'flip'), default='checkpoint',
@@ -279,6 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--metrics-json', action='append', default=[],
                    help='JSON file(s) merged into manifest "metrics"')
     args = p.parse_args(argv)
+    if args.from_bundle:
+        return _main_from_bundle(p, args)
+    missing = [f'--{k}' for k in ('vision', 'vocal', 'fusion') if not getattr(args, k)]
+    if missing or args.vision_head:
+        p.error(f'{" ".join(missing) or "--vision-head"}: '
+                f'{"required without" if missing else "only with"} --from-bundle')
     labels, vision, vpre, vocal, apre, fusion, info = models_from_checkpoints(
         args.vision, args.vocal, args.fusion)
     if args.vision_tta != 'checkpoint':
@@ -295,6 +449,47 @@ def main(argv: list[str] | None = None) -> int:
         training['int8_calibration_faces'] = f'{len(faces)} drawn from {args.int8_faces}'
     out = export_bundle(args.out, labels, vision, vpre, vocal, apre, fusion, training, metrics,
                         args.version, vision_int8_faces=faces)
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    print(f'bundle written to {out} ({size / 1e6:.1f} MB)', file=sys.stderr)
+    return 0
+
+
+def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``emotion-export --from-bundle``: ``replace_in_bundle`` with the given parts."""
+    if args.vision or args.int8_faces:
+        p.error('--from-bundle keeps the vision encoder: --vision-head replaces its head')
+    if not (args.vocal or args.fusion or args.vision_head):
+        p.error('--from-bundle: give at least one of --vocal, --fusion, --vision-head')
+    head = None
+    if args.vision_head:
+        from .vision_head import load_head  # noqa: PLC0415
+        head = load_head(args.vision_head)
+    vocal = vocal_record = None
+    if args.vocal:
+        model, ck = load_vocal(args.vocal)
+        vocal = (model, ck['preprocess'], list(ck['labels']))
+        split = ck.get('split') or {}
+        heard = ', '.join(split.get('train_speakers') or []) or 'speakers not recorded'
+        vocal_record = {'data': f'vocal encoder {args.vocal}, trained on {heard}',
+                        'checkpoints': ck['summary'], 'split': split}
+        for f in args.training_json:
+            vocal_record.update(json.loads(pathlib.Path(f).read_text()))
+    fusion = fusion_record = None
+    if args.fusion:
+        cf = load_checkpoint(args.fusion)
+        fusion = FusionModel(**cf['model_config'])
+        sd = cf['model']
+        fusion.load_state_dict({k[7:]: v for k, v in sd.items() if k.startswith('fusion.')}
+                               if any(k.startswith('fusion.') for k in sd) else sd)
+        fusion_record = {'data': f'fusion head {args.fusion}',
+                         **{k: cf.get(k) for k in ('epoch', 'best_uar', 'best_epoch')}}
+    try:
+        out = replace_in_bundle(args.from_bundle, args.out, fusion=fusion, vocal=vocal,
+                                vision_head=head, fusion_record=fusion_record,
+                                vocal_record=vocal_record, version=args.version)
+    except (BundleError, ValueError) as exc:
+        print(f'emotion-export: {exc}', file=sys.stderr)
+        return 2
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     print(f'bundle written to {out} ({size / 1e6:.1f} MB)', file=sys.stderr)
     return 0

@@ -79,11 +79,15 @@ def check_speech_split(checkpoint: dict, val_speakers: Iterable[str], source: st
 # FER2013 validation faces by a stable hash of the file name, RAVDESS by actor (5 m + 5 f each).
 # The fusion half is split again: its validation streams (early stopping) use other faces and
 # other actors than its training streams, or the head would be selected for memorising them.
+# RAVDESS actors 01-06 train the vocal encoder (with EmoDB), so the fusion head's streams speak
+# with voices the encoder never heard (07-09 train it, 10 validates it), as the robot's will.
 STREAM_DEV, STREAM_FUSION = 'dev', 'fusion'
 FUSION_TRAIN, FUSION_VAL = 'fusion_train', 'fusion_val'
-STREAM_RAVDESS_ACTORS = {STREAM_FUSION: tuple(f'{i:02d}' for i in range(1, 11)),
-                         FUSION_TRAIN: tuple(f'{i:02d}' for i in range(1, 9)),
-                         FUSION_VAL: ('09', '10'),
+VOCAL_TRAIN = 'vocal_train'
+STREAM_RAVDESS_ACTORS = {VOCAL_TRAIN: tuple(f'{i:02d}' for i in range(1, 7)),
+                         STREAM_FUSION: ('07', '08', '09', '10'),
+                         FUSION_TRAIN: ('07', '08', '09'),
+                         FUSION_VAL: ('10',),
                          STREAM_DEV: tuple(f'{i:02d}' for i in range(11, 21))}
 
 

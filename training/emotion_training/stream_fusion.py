@@ -14,10 +14,11 @@ change of the true label.  Here it learns from exactly that.
    dev bags (`stream_bench.build_stream_clip`: segments of 3-10 s, pauses, silent segments, face
    gaps, two faces), but from the fusion half of the data (`splits.STREAM_FUSION`): the
    ``fusion`` half of FER2013 validation (the vision encoders never trained on it, so its features
-   are as reliable as a robot's, not as a training set's) and RAVDESS actors 01-10.  The stream
+   are as reliable as a robot's, not as a training set's) and RAVDESS actors 07-10 (the vocal
+   encoder trained on 01-06, so these voices are as new to it as a robot's).  The stream
    benchmark scores the other half (``dev``) and actors 11-20.  Validation streams (early
-   stopping) take a quarter of the fusion half's faces and actors 09-10; training streams the
-   rest, so the head is not selected for memorising faces or utterances.
+   stopping) take a quarter of the fusion half's faces and actor 10; training streams the rest
+   (actors 07-09), so the head is not selected for memorising faces or utterances.
    Ten more training streams (``--one-track-seeds``) are replayed with face_node's
    re-identification off: there one track carries on across a change of the true label, as for
    one person who changes expression, so the head learns to follow a change within a track too.
@@ -37,7 +38,7 @@ change of the true label.  Here it learns from exactly that.
    (``--input-dropout``) so that it cannot memorise the few hundred faces and utterances.
    ``--prior-heads`` puts the encoders' own heads inside the model as a frozen starting point.
 4. **Bundle.**  The best head replaces the bundle's ``fusion_step.onnx`` in ``OUT/bundle``
-   (`export.export_fusion_head`: the encoders are copied byte for byte, the manifest says how the
+   (`export.replace_in_bundle`: the encoders are copied byte for byte, the manifest says how the
    head was trained, the bundle is loaded back and checked).  Judge it with
    ``emotion-eval stream --bundle OUT/bundle``.
 """
@@ -67,7 +68,15 @@ from .engine import FitConfig, fit, load_checkpoint
 from .media import _read_audio
 from .metrics import summarise
 from .seeding import seed_everything
-from .splits import FUSION_TRAIN, FUSION_VAL, stream_faces, stream_speech_spec
+from .splits import (
+    FUSION_TRAIN,
+    FUSION_VAL,
+    STREAM_FUSION,
+    STREAM_RAVDESS_ACTORS,
+    VOCAL_TRAIN,
+    stream_faces,
+    stream_speech_spec,
+)
 from .stream_bench import START_NS, build_stream_clip, camera_geometry, load_speech_spec
 
 log = logging.getLogger('emotion_train')
@@ -372,6 +381,16 @@ def build_steps(args: argparse.Namespace, bundle: ModelBundle, seeds: Sequence[i
     return result
 
 
+def _heard_stream_voices(bundle: ModelBundle) -> list[str]:
+    """The fusion streams' RAVDESS speakers that the bundle's vocal encoder trained on, where
+    its manifest records them (``training.vocal.split``, written by emotion-export
+    --from-bundle)."""
+    split = ((bundle.manifest.get('training') or {}).get('vocal') or {}).get('split') or {}
+    trained = set(split.get('train_speakers') or [])
+    fusion = {f'ravdess:{a}' for a in STREAM_RAVDESS_ACTORS[STREAM_FUSION]}
+    return sorted(trained & fusion)
+
+
 def run(args: argparse.Namespace) -> dict:
     from emotion_training.models.fusion_model import FusionModel  # noqa: PLC0415 - torch model
 
@@ -388,6 +407,12 @@ def run(args: argparse.Namespace) -> dict:
     one = set(args.one_track_seeds) & set(args.seeds + args.val_seeds)
     if one:
         raise ValueError(f'--one-track-seeds share {sorted(one)} with --seeds/--val-seeds')
+    heard = _heard_stream_voices(bundle)
+    if heard:
+        log.warning('the bundle\'s vocal encoder trained on %s, whose voices are in the fusion '
+                    'streams: the head will learn to trust the voice more than it should on a '
+                    'robot (train the vocal encoder on RAVDESS actors %s and EmoDB only)',
+                    heard, ','.join(STREAM_RAVDESS_ACTORS[VOCAL_TRAIN]))
     steps = build_steps(args, bundle, args.seeds, out, FUSION_TRAIN)
     steps.update(build_steps(args, bundle, args.one_track_seeds, out, FUSION_TRAIN, ONE_TRACK))
     vsteps = build_steps(args, bundle, args.val_seeds, out, FUSION_VAL) if args.val_seeds else {}

@@ -14,6 +14,8 @@ Examples::
     emotion-train fusion --pairs SEMAINE_ROOT ...   # real pairs with valence/arousal traces
     emotion-train stream-fusion --out runs/stream_fusion   # the head, on replayed streams
                                                            # (emotion-train stream-fusion --help)
+    emotion-train vision-head --out runs/vision_head      # a new label head on a bundle's frozen
+                                                           # vision embedding (... vision-head --help)
 
 Every run writes ``OUT/metrics.csv`` (one row per epoch), ``OUT/curves.png`` (loss, accuracy/UAR
 and feature variance per epoch), ``OUT/last.pt`` (resume with ``--resume OUT/last.pt``),
@@ -49,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='emotion-train', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('stage', choices=STAGES,
-                   help='what to train (stream-fusion: see emotion-train stream-fusion --help)')
+                   help='what to train (also stream-fusion and vision-head: see '
+                   'emotion-train stream-fusion --help, emotion-train vision-head --help)')
     p.add_argument('--data', default=str(default_data_root()),
                    help='data root (default $EMOTION_DATA or ../shared/data) [%(default)s]')
     p.add_argument('--labels', default=None, help='comma-separated label set (aliases ok); '
@@ -177,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ['stream-fusion']:      # its own options: stream_fusion.py
         from .stream_fusion import main as stream_fusion_main  # noqa: PLC0415 - bag tools
         return stream_fusion_main(argv[1:])
+    if argv[:1] == ['vision-head']:        # its own options: vision_head.py
+        from .vision_head import main as vision_head_main  # noqa: PLC0415
+        return vision_head_main(argv[1:])
     args = build_parser().parse_args(argv)
     refuse_ensemble_init(args)
     args.labels_list = parse_labels(args.labels)

@@ -174,7 +174,7 @@ def test_cli_records_trains_and_writes_a_bundle(tmp_path, capsys, caplog):
     from emotion_training.train import main
     root = tmp_path / 'data'
     write_face_folders(root / 'fer2013' / 'validation', LABELS6, per_class=40, seed=4)
-    write_ravdess(root / 'ravdess', actors=('01', '02', '09', '11'))
+    write_ravdess(root / 'ravdess', actors=('01', '07', '10', '11'))
     bundle = make_test_bundle(tmp_path / 'b', LABELS6)
     out = tmp_path / 'out'
     args = ['stream-fusion', '--data', str(root), '--bundle', str(bundle), '--seeds', '0',
@@ -185,7 +185,7 @@ def test_cli_records_trains_and_writes_a_bundle(tmp_path, capsys, caplog):
     res = json.loads((out / 'stream_fusion.json').read_text())
     assert 'fused' in res['val_per_runner'] and set(res['val_per_runner']) <= set(sfu.RUNNERS)
     new = ModelBundle.load(res['bundle'], expected_labels=LABELS6)
-    assert 'RAVDESS actors 01,02,03,04,05,06,07,08,' in new.manifest['training']['data']['fusion']
+    assert 'RAVDESS actors 07,08,09,' in new.manifest['training']['data']['fusion']
     assert (out / 'steps' / 'fusion_val_seed1.npz').exists()
     with np.load(out / 'steps' / 'fusion_train_seed0.npz') as z:
         assert z['y'].size > 0 and set(np.unique(z['runner'])) <= {0, 1, 2}

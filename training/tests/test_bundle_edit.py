@@ -1,0 +1,152 @@
+"""Replacing parts of a bundle: a vision head grafted on the frozen embedding (six labels to
+seven), a vocal encoder, the fusion head; `emotion-train vision-head` and
+`emotion-export --from-bundle` end to end on synthetic faces."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from emotion_training_helpers import LABELS6
+
+from emotion_runtime.model_bundle import ModelBundle, sha256_of
+from emotion_training.config import VOCAL_PREPROCESS
+from emotion_training.export import main as export_main
+from emotion_training.export import replace_in_bundle
+from emotion_training.labels import DEFAULT_LABELS
+from emotion_training.synthetic import write_face_folders
+from emotion_training.testing import make_test_bundle, tiny_models
+from emotion_training.vision_head import fit_head, load_head
+
+LABELS7 = list(DEFAULT_LABELS)
+
+
+def _faces(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (48, 48), dtype=np.uint8) for _ in range(n)]
+
+
+def test_seven_label_bundle_from_a_six_label_one(tmp_path):
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    old = ModelBundle.load(src)
+    e = old.vision_embedding_size
+    rng = np.random.default_rng(1)
+    head = {'weight': rng.standard_normal((7, e)).astype(np.float32),
+            'bias': rng.standard_normal(7).astype(np.float32), 'labels': LABELS7,
+            'training': {'data': 'test head'}}
+    _, vocal7, _ = tiny_models(LABELS7, seed=2)
+    vocal = (vocal7, dict(VOCAL_PREPROCESS), LABELS7)
+    # new labels need a vocal encoder of the same labels
+    with pytest.raises(ValueError, match='vocal encoder trained on them'):
+        replace_in_bundle(src, tmp_path / 'a', vision_head=head)
+    _, vocal6, _ = tiny_models(LABELS6, seed=2)
+    with pytest.raises(ValueError, match='vocal encoder says labels'):
+        replace_in_bundle(src, tmp_path / 'b', vision_head=head,
+                          vocal=(vocal6, dict(VOCAL_PREPROCESS), LABELS6))
+    out = replace_in_bundle(src, tmp_path / 'new', vision_head=head, vocal=vocal,
+                            vocal_record={'data': 'test voices'}, version='9.9.9')
+    new = ModelBundle.load(out, expected_labels=LABELS7)
+    assert new.manifest['version'] == '9.9.9'
+    assert set(new.manifest['valence_arousal']) == set(LABELS7)
+    assert new.manifest['vision']['architecture']['num_classes'] == 7
+    # the encoder is the same up to its embedding; the logits are the grafted head's
+    faces = _faces(5)
+    e_old, _ = old.encode_faces(faces)
+    e_new, logits = new.encode_faces(faces)
+    assert np.array_equal(e_old, e_new)
+    assert logits.shape == (5, 7)
+    assert np.abs(logits - (e_new @ head['weight'].T + head['bias'])).max() < 1e-4
+    # the vocal graph is the new encoder's
+    x = np.random.default_rng(3).standard_normal(
+        (2, 1, new.manifest['vocal']['n_mels'], new.manifest['vocal']['frames'])).astype(np.float32)
+    emb, lg = new.session('vocal').run(['embedding', 'logits'], {'logmel': x})
+    with torch.no_grad():
+        ref = vocal7.eval()(torch.from_numpy(x))
+    assert np.abs(lg - ref[1].numpy()).max() < 1e-3 and lg.shape == (2, 7)
+    # the fusion head is a fresh 7-class one, and the manifest says it is untrained
+    assert 'untrained' in new.manifest['training']['data']['fusion']
+    assert new.manifest['training']['data']['speech'] == 'test voices'
+    h, c = new.initial_state(1)
+    probs = new.fusion_step(e_new[:1], np.ones(1, np.float32), emb[:1], np.ones(1, np.float32),
+                            h, c)[0]
+    assert probs.shape == (1, 7)
+    # the old logits' nodes and weights are gone from the graph
+    import onnx
+    names = {n.name for n in onnx.load(str(out / 'vision_encoder.onnx')).graph.node}
+    assert 'vision_head/MatMul' in names and '/ReduceMean' not in names
+
+
+def test_same_labels_keep_every_other_file(tmp_path):
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    e = ModelBundle.load(src).vision_embedding_size
+    head = {'weight': np.zeros((6, e), np.float32), 'bias': np.arange(6, dtype=np.float32),
+            'labels': list(LABELS6), 'training': {}}
+    out = replace_in_bundle(src, tmp_path / 'new', vision_head=head)
+    for name in ('vocal_encoder.onnx', 'fusion_step.onnx'):
+        assert sha256_of(out / name) == sha256_of(src / name)
+    _, logits = ModelBundle.load(out).encode_faces(_faces(3))
+    assert (logits.argmax(1) == 5).all()
+    with pytest.raises(ValueError, match='another folder'):
+        replace_in_bundle(out, out, vision_head=head)
+
+
+def test_fit_head_learns_and_folds_the_standardisation():
+    rng = np.random.default_rng(0)
+    labels = ['a', 'b', 'c']
+    centres = rng.normal(0, 1, (3, 10)) * 3
+
+    def draw(n):
+        y = rng.integers(0, 3, n)
+        # large offset and scale per feature: the folded weights must undo them
+        return (centres[y] + rng.normal(0, 1, (n, 10))) * 50 + 1000, y
+    x, y = draw(600)
+    xv, yv = draw(200)
+    w, b, best = fit_head(x, y, xv, yv, labels, steps=200)
+    assert best['uar'] > 0.9
+    assert ((xv @ w.T + b).argmax(1) == yv).mean() == pytest.approx(best['accuracy'], abs=0.02)
+    with pytest.raises(ValueError, match="no training faces of \\['c'\\]"):
+        fit_head(x[y < 2], y[y < 2], xv, yv, labels)
+
+
+def test_vision_head_cli_and_export_from_bundle(tmp_path, capsys):
+    from emotion_training.train import main as train_main
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    faces = write_face_folders(tmp_path / 'train', LABELS7, per_class=30, seed=1)
+    (faces / 'sad' / 'broken.png').write_bytes(b'not an image')
+    out = tmp_path / 'head'
+    args = ['vision-head', '--bundle', str(src), '--faces', str(faces), '--faces-val', str(faces),
+            '--steps', '30', '--threads', '1', '--out', str(out)]
+    assert train_main(args) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'broken.png' in err and "new: ['surprise']" in err
+    res = json.loads((out / 'result.json').read_text())
+    assert res['labels'] == LABELS7 and res['validation']['n'] == 7 * 30
+    head = load_head(out / 'head.npz')
+    assert head['weight'].shape == (7, ModelBundle.load(src).vision_embedding_size)
+    # export: a new label list also needs a vocal encoder
+    assert export_main(['--from-bundle', str(src), '--vision-head', str(out / 'head.npz'),
+                        '--out', str(tmp_path / 'b7')]) == 2
+    assert 'vocal encoder' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export_main(['--from-bundle', str(src), '--out', str(tmp_path / 'b0')])
+    with pytest.raises(SystemExit):
+        export_main(['--vision-head', str(out / 'head.npz'), '--out', str(tmp_path / 'b1')])
+    # a missing bundle is named
+    assert export_main(['--from-bundle', str(tmp_path / 'nope'), '--vision-head',
+                        str(out / 'head.npz'), '--out', str(tmp_path / 'b2')]) == 2
+    assert 'nope' in capsys.readouterr().err
+
+
+def test_stream_fusion_names_fusion_voices_the_vocal_encoder_heard(tmp_path):
+    from emotion_training.stream_fusion import _heard_stream_voices
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    assert _heard_stream_voices(ModelBundle.load(src)) == []        # no record: nothing to say
+    _, vocal6, _ = tiny_models(LABELS6, seed=2)
+    for speakers, heard in ((['emodb:03', 'ravdess:01', 'ravdess:06'], []),
+                            (['ravdess:05', 'ravdess:07', 'ravdess:10'],
+                             ['ravdess:07', 'ravdess:10'])):
+        out = replace_in_bundle(src, tmp_path / speakers[-1].replace(':', '_'),
+                                vocal=(vocal6, dict(VOCAL_PREPROCESS), list(LABELS6)),
+                                vocal_record={'split': {'train_speakers': speakers}})
+        assert _heard_stream_voices(ModelBundle.load(out)) == heard
