@@ -60,7 +60,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                    help='length of the generated sample clip (not with --faces)')
     p.add_argument('--labels', default=None,
                    help=f'segment labels of the clip (default {LABELS}; with --faces the label '
-                        'set, default the six labels of the shipped bundle)')
+                        'set, default the labels of the shipped bundle)')
     p.add_argument('--faces', type=Path, default=None,
                    help='build the clip from face images in <label>/ folders (e.g. FER2013 '
                         'validation) instead of the astronaut photo')

@@ -44,7 +44,22 @@ emotion-export --vision $V $INT8 --vocal $A --fusion $R/fusion_v5/last.pt \
 #    the pseudo-pair head: the shipped bundle 0.6.0
 emotion-train stream-fusion --data "$DATA" --bundle $R/bundle_pairs --out $R/stream_fusion \
   --version 0.6.0 --threads 2
-cp $R/stream_fusion/bundle/*.onnx $R/stream_fusion/bundle/manifest.json \
+#    then seven labels (0.7.0): a surprise-aware head on the frozen vision embedding (fitted on
+#    faces the encoders never trained on), a vocal encoder trained on EmoDB + RAVDESS actors
+#    01-06 with per-corpus label masks (actors 07-10 held out: the fusion head's streams speak
+#    with them), and the fusion head trained again on replayed seven-label streams
+emotion-train vision-head --data "$DATA" --bundle $R/stream_fusion/bundle \
+  --faces-val "$DATA/fer2013/validation" --threads 2 --out $R/vision_head7
+SPK7="--speech emodb,ravdess --vocal-normalisation speaker --epochs 25 --patience 1000 --optimizer adamw --lr 0.003 --weight-decay 0.01 --batch-size 64 --balance-power 1.0 --vocal-widths 12,24,48,96"
+SPK7="$SPK7 --train-speakers emodb:03,emodb:08,emodb:09,emodb:10,emodb:12,emodb:13,emodb:14,emodb:15,ravdess:01,ravdess:02,ravdess:03,ravdess:04,ravdess:05,ravdess:06"
+SPK7="$SPK7 --val-speakers ravdess:07,ravdess:08,ravdess:09,ravdess:10"
+$N emotion-train vocal --data "$DATA" --threads 2 --quiet $SPK7 --seed 0 --out $R/vocal7_s0
+emotion-export --from-bundle $R/stream_fusion/bundle --vision-head $R/vision_head7/head.npz \
+  --vocal $R/vocal7_s0/last.pt \
+  --out $R/bundle7_encoders --version 0.7.0-encoders
+emotion-train stream-fusion --data "$DATA" --bundle $R/bundle7_encoders --out $R/stream_fusion7 \
+  --version 0.7.0 --input-dropout 0.2 --threads 2
+cp $R/stream_fusion7/bundle/*.onnx $R/stream_fusion7/bundle/manifest.json \
   "$ROOT/src/emotion_runtime/models/default/"
 # 6. faces on the unseen FER2013 validation split
 emotion-eval faces --plot $R/faces_cm.png "$DATA/fer2013/validation" | tee $R/eval_faces.json

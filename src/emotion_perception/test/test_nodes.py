@@ -10,6 +10,7 @@ import soundfile as sf
 from perception_media import moving_face_frames
 
 from emotion_test_tools.dds import NodeProcess, RosHarness, isolated_domain, ros_env
+from emotion_test_tools.tiny_bundle import DEFAULT_LABELS
 
 rclpy = pytest.importorskip('rclpy')
 from builtin_interfaces.msg import Time  # noqa: E402
@@ -92,7 +93,7 @@ def test_face_node_tracks_the_moving_photo_with_one_id(test_bundle):
             assert len(got) == processed[_secs(f)], f'{len(got)} features for frame {_secs(f)}'
             e = got[0]
             assert e.source_id == 'f1' and e.modality == EmotionFeature.MODALITY_VISION
-            assert len(e.embedding) == 16 and len(e.logits) == len(e.labels) == 6
+            assert len(e.embedding) == 16 and len(e.logits) == len(e.labels) == len(DEFAULT_LABELS)
             assert e.quality == pytest.approx(f.faces[0].confidence)
         assert debug and debug[-1].encoding == 'bgr8'
         assert node.alive()

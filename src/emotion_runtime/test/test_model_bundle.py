@@ -17,6 +17,9 @@ from emotion_runtime.model_bundle import BundleError, ModelBundle, default_bundl
 from emotion_runtime.voice_windows import active_mask, aggregate, utterance_logits, window_starts, windows
 from emotion_test_tools import tiny_bundle as testing
 
+#: classes of the tiny bundle (the shipped bundle's labels)
+C = len(testing.DEFAULT_LABELS)
+
 
 @pytest.fixture(scope='module')
 def bundle_dir(tmp_path_factory):
@@ -49,9 +52,9 @@ def test_encode_faces_any_size_grey_or_bgr(bundle_dir):
     crops = [np.zeros((30, 40), np.uint8), np.full((120, 90, 3), 200, np.uint8),
              np.full((48, 48, 4), 10, np.uint8)]
     emb, logits = b.encode_faces(crops)
-    assert emb.shape == (3, b.vision_embedding_size) and logits.shape == (3, 6)
+    assert emb.shape == (3, b.vision_embedding_size) and logits.shape == (3, C)
     e0, l0 = b.encode_faces([])
-    assert e0.shape == (0, b.vision_embedding_size) and l0.shape == (0, 6)
+    assert e0.shape == (0, b.vision_embedding_size) and l0.shape == (0, C)
 
 
 def test_encode_voice_resamples(bundle_dir):
@@ -59,7 +62,7 @@ def test_encode_voice_resamples(bundle_dir):
     rng = np.random.default_rng(0)
     e1, l1 = b.encode_voice_window(0.1 * rng.standard_normal(44100).astype(np.float32), 44100)
     e2, l2 = b.encode_voice_window(0.1 * rng.standard_normal(16000).astype(np.float32), 16000)
-    assert e1.shape == e2.shape == (b.voice_embedding_size,) and l1.shape == (6,)
+    assert e1.shape == e2.shape == (b.voice_embedding_size,) and l1.shape == (C,)
 
 
 def test_fusion_step_state_and_va(bundle_dir):
@@ -69,7 +72,7 @@ def test_fusion_step_state_and_va(bundle_dir):
     ve = np.ones((2, b.vision_embedding_size), np.float32)
     ae = np.ones((2, b.voice_embedding_size), np.float32)
     p, va, h2, c2 = b.fusion_step(ve, [1, 0], ae, [0, 1], h, c)
-    assert p.shape == (2, 6) and va.shape == (2, 2) and h2.shape == h.shape
+    assert p.shape == (2, C) and va.shape == (2, 2) and h2.shape == h.shape
     assert np.allclose(p.sum(1), 1, atol=1e-5)
     assert np.allclose(va, p @ b.va_table, atol=1e-5)
     assert not np.allclose(h2, 0)
@@ -162,7 +165,7 @@ def test_utterance_logits(bundle_dir):
     rng = np.random.default_rng(0)
     x = np.concatenate([0.2 * rng.standard_normal(30000), np.zeros(20000)]).astype(np.float32)
     lg = utterance_logits(b, x, 22050)
-    assert lg.shape == (6,)
+    assert lg.shape == (C,)
 
 
 def test_tiny_bundle_graphs_have_the_shipped_interface(bundle_dir):
