@@ -269,13 +269,13 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     if labels != old_labels and vocal is None:
         raise ValueError(f'new labels {labels}: give a vocal encoder trained on them too')
     rng = np.random.default_rng(seed)
+    voice_size = int(vocal[0].config['embedding_size']) if vocal else src.voice_embedding_size
     if fusion is None and labels != old_labels:
         va = va_table(labels)
         arch = src.manifest['fusion'].get('architecture', {})
         torch.manual_seed(seed)
-        fusion = FusionModel(src.vision_embedding_size,
-                             int(vocal[0].config['embedding_size']) if vocal else
-                             src.voice_embedding_size, len(labels), [va[k] for k in labels],
+        fusion = FusionModel(src.vision_embedding_size, voice_size, len(labels),
+                             [va[k] for k in labels],
                              hidden_size=src.hidden_size, num_layers=src.num_layers,
                              dropout=float(arch.get('dropout', 0.2)))
         fusion_record = {'data': 'untrained (initial weights) after a change of labels: '
@@ -287,12 +287,11 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
         if int(fusion.config['num_classes']) != len(labels):
             raise ValueError(f'the head has {fusion.config["num_classes"]} classes, the bundle '
                              f'{len(labels)} labels')
-        voice_size = int(vocal[0].config['embedding_size']) if vocal else src.voice_embedding_size
         for key, size in (('vision_dim', src.vision_embedding_size), ('voice_dim', voice_size)):
             if int(fusion.config[key]) != int(size):
                 raise ValueError(f'the head takes {fusion.config[key]}-d {key}, the bundle gives '
                                  f'{size}')
-    elif vocal is not None and int(vocal[0].config['embedding_size']) != src.voice_embedding_size:
+    elif voice_size != src.voice_embedding_size:
         raise ValueError('the new vocal encoder\'s embedding size differs from the one the fusion '
                          'head takes: give a fusion head too')
     out = pathlib.Path(out_dir)
@@ -361,6 +360,17 @@ def export_fusion_head(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pa
                              version=version, seed=seed)
 
 
+def fusion_head(checkpoint: dict) -> FusionModel:
+    """The fusion head of a fusion, end2end or stream-fusion checkpoint.  Fusion/end2end
+    checkpoints hold the whole system (prefixes vision./vocal./fusion.); only the head is taken."""
+    fusion = FusionModel(**checkpoint['model_config'])
+    sd = checkpoint['model']
+    if any(k.startswith('fusion.') for k in sd):
+        sd = {k[7:]: v for k, v in sd.items() if k.startswith('fusion.')}
+    fusion.load_state_dict(sd)
+    return fusion
+
+
 def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
                             ) -> tuple[list[str], VisionEncoder | VisionEnsemble, dict,
                                        VocalEncoder | VocalEnsemble, dict, FusionModel, dict]:
@@ -374,19 +384,15 @@ def models_from_checkpoints(vision_ck: str, vocal_ck: str, fusion_ck: str
     for name, ck in (('vocal', ca), ('fusion', cf)):
         if list(ck['labels']) != labels:
             raise SystemExit(f'{name} checkpoint labels {ck["labels"]} differ from vision {labels}')
-    fusion = FusionModel(**cf['model_config'])
-    # Fusion/end2end checkpoints hold the whole system (prefixes vision./vocal./fusion.).  Only an
-    # end2end checkpoint's encoders were trained there and replace --vision/--vocal; a fusion
-    # checkpoint contributes just its head (its encoders are frozen copies).
+    # Only an end2end checkpoint's encoders were trained there and replace --vision/--vocal; a
+    # fusion checkpoint contributes just its head (its encoders are frozen copies).
     sd = cf['model']
-    if any(k.startswith('fusion.') for k in sd):
-        if cf.get('stage') == 'end2end':
-            vision.load_state_dict({k[7:]: v for k, v in sd.items() if k.startswith('vision.')})
-            vocal.load_state_dict({k[6:]: v for k, v in sd.items() if k.startswith('vocal.')})
-            print(f'emotion-export: encoders taken from the end2end checkpoint {fusion_ck}',
-                  file=sys.stderr)
-        sd = {k[7:]: v for k, v in sd.items() if k.startswith('fusion.')}
-    fusion.load_state_dict(sd)
+    if cf.get('stage') == 'end2end' and any(k.startswith('fusion.') for k in sd):
+        vision.load_state_dict({k[7:]: v for k, v in sd.items() if k.startswith('vision.')})
+        vocal.load_state_dict({k[6:]: v for k, v in sd.items() if k.startswith('vocal.')})
+        print(f'emotion-export: encoders taken from the end2end checkpoint {fusion_ck}',
+              file=sys.stderr)
+    fusion = fusion_head(cf)
     info = {'vision': cv['summary'],
             'vocal': ca['summary'],
             'fusion': {k: cf.get(k) for k in ('epoch', 'best_uar', 'best_epoch')}}
@@ -477,10 +483,7 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
     fusion = fusion_record = None
     if args.fusion:
         cf = load_checkpoint(args.fusion)
-        fusion = FusionModel(**cf['model_config'])
-        sd = cf['model']
-        fusion.load_state_dict({k[7:]: v for k, v in sd.items() if k.startswith('fusion.')}
-                               if any(k.startswith('fusion.') for k in sd) else sd)
+        fusion = fusion_head(cf)
         fusion_record = {'data': f'fusion head {args.fusion}',
                          **{k: cf.get(k) for k in ('epoch', 'best_uar', 'best_epoch')}}
     try:
