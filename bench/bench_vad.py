@@ -21,6 +21,7 @@ Signal: about 60 s of speech with pauses, mixed into noise at 0, 5, 10 and 20 dB
 * Cost: process CPU time / audio time (% of one core), 16 kHz and 48 kHz (resampled in the VAD).
 
     source scripts/env.sh && python bench/bench_vad.py [--seconds 60] [--speech auto|ravdess|espeak]
+        [--silero-thresholds 0.3,0.5 --silero-hangovers 0.1,0.3]   (a grid of Silero settings)
 """
 from __future__ import annotations
 
@@ -179,8 +180,22 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--seconds', type=float, default=60.0, help='length of the speech track')
     ap.add_argument('--speech', choices=('auto', 'ravdess', 'espeak'), default='auto')
-    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--seed', type=int, default=0,
+                    help='track, level spread and noise seed (tune on one, report another)')
+    ap.add_argument('--silero-thresholds', default=None,
+                    help="comma-separated vad_threshold values to compare (default: vocal_node's "
+                         'default)')
+    ap.add_argument('--silero-hangovers', default=None,
+                    help='comma-separated vad_silero_hangover_seconds values to compare '
+                         "(default: vocal_node's default)")
     a = ap.parse_args(argv)
+    try:
+        thresholds = [float(v) for v in a.silero_thresholds.split(',')] \
+            if a.silero_thresholds else [DEFAULTS['vad_threshold']]
+        hangovers = [float(v) for v in a.silero_hangovers.split(',')] \
+            if a.silero_hangovers else [DEFAULTS['vad_silero_hangover_seconds']]
+    except ValueError as exc:
+        ap.error(f'--silero-thresholds/--silero-hangovers: {exc}')
     rng = np.random.default_rng(a.seed)
     use_data = (data_root() / 'ravdess').is_dir() if a.speech == 'auto' else a.speech == 'ravdess'
     if use_data:
@@ -200,14 +215,18 @@ def main(argv=None) -> int:
     sig_power = np.mean(speech[:truth.size * FRAME].reshape(-1, FRAME)[truth] ** 2)
     noises = {'fan': fan_noise(n, rng), 'babble': babble_noise(n, ltass, rng)}
     model = SileroModel.load(threads=1)
-    hang = DEFAULTS['vad_silero_hangover_seconds']
-    detectors = {
-        'silero': lambda rate=RATE: SileroVad(rate, model, DEFAULTS['vad_threshold'],
-                                              DEFAULTS['vad_frame_seconds'], hang),
+    grid = len(thresholds) * len(hangovers) > 1
+    detectors = {}
+    for thr in thresholds:
+        for hang in hangovers:
+            name = f'silero t={thr:g} h={hang:g}' if grid else 'silero'
+            detectors[name] = lambda rate=RATE, thr=thr, hang=hang: SileroVad(
+                rate, model, thr, DEFAULTS['vad_frame_seconds'], hang)
+    detectors.update({
         'energy': lambda rate=RATE: EnergyVad(
             rate, DEFAULTS['vad_frame_seconds'], DEFAULTS['vad_margin_db'],
             DEFAULTS['vad_min_level_db'], DEFAULTS['vad_hangover_seconds'],
-            DEFAULTS['vad_noise_window_seconds'], DEFAULTS['vad_noise_percentile'])}
+            DEFAULTS['vad_noise_window_seconds'], DEFAULTS['vad_noise_percentile'])})
     table, cpu = [], {k: [0.0, 0.0] for k in detectors}
     clean_f1 = {k: f1(run_vad(make(), speech, RATE // 10)[0], truth)
                 for k, make in detectors.items()}
@@ -218,16 +237,16 @@ def main(argv=None) -> int:
                 flags, sec = run_vad(make(), x, RATE // 10)
                 cpu[det][0] += sec
                 cpu[det][1] += n / RATE
-                target = '>= 0.90' if snr == 10 and det == 'silero' else '-'
+                target = '>= 0.90' if snr == 10 and det.startswith('silero') else '-'
                 table.append((f'{det} frame F1, {noise_name} {snr} dB SNR',
                               f'{f1(flags, truth):.3f}', target))
     for det, value in clean_f1.items():
         table.append((f'{det} frame F1, clean', f'{value:.3f}', '-'))
     for det, (sec, audio) in cpu.items():
         table.append((f'{det} CPU, 16 kHz', f'{100 * sec / audio:.2f} % of one core',
-                      '<= 2 %' if det == 'silero' else '-'))
+                      '<= 2 %' if det.startswith('silero') else '-'))
     x48 = resample(speech + noises['fan'] * np.sqrt(sig_power / 10), RATE, 48000)
-    _, sec = run_vad(detectors['silero'](48000), x48, 4800)
+    _, sec = run_vad(next(iter(detectors.values()))(48000), x48, 4800)
     table.append(('silero CPU, 48 kHz (resampled in the VAD)',
                   f'{100 * sec / (x48.size / 48000):.2f} % of one core', '<= 2 %'))
     w = max(len(r[0]) for r in table)

@@ -13,8 +13,11 @@ What it does, in order:
   2. builds the Uno firmware and starts it in simavr behind a pty (firmware/build/simharness);
   3. starts the graph of robot.launch.py (robot_graph) as separate processes: camera_node on the
      video, microphone_node on the WAV, face, vocal, fusion and tracker (serial to the simulator);
-  4. publishes the true label of the clip time on emotion/ground_truth, records /emotion and the
-     truth, and prints one line per second: the emotion, the servo angles and pulse widths;
+     the video and the WAV get one `file_start_time` a few seconds ahead (--start-delay), so that
+     both play on one clock, stamped from it, once every process is up;
+  4. publishes the true label of the clip on emotion/ground_truth, stamped on that same clock,
+     records /emotion and the truth, and prints one line per second: the emotion, the servo
+     angles and pulse widths;
   5. evaluates the recording (`emotion-eval bag --mode live`): metrics, plots, annotated video,
      and adds the latency breakdown (camera, detection, DDS hops, voice windows, fusion, recorder)
      measured from the stamps, the receive times and the nodes' /diagnostics in the recording.
@@ -75,6 +78,11 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                    help='sim: the firmware in simavr over a pty; none: no actuator')
     p.add_argument('--model-bundle', default='', help="model bundle ('' = the shipped one)")
     p.add_argument('--no-eval', action='store_true', help='skip the evaluation report')
+    p.add_argument('--start-delay', type=float, default=8.0,
+                   help='seconds from starting the graph to the clip\'s first frame and sample '
+                        '(file_start_time of camera_node and microphone_node; default 8): time '
+                        'for every node and the recorder to come up. A node that is later '
+                        'skips what it missed and stays on the clip\'s clock')
     a = p.parse_args(argv)
     if a.speech is not None and a.faces is None:
         p.error('--speech needs --faces')
@@ -126,8 +134,8 @@ def truth_schedule(bag: Path, start_ns: int) -> list:
     """(clip time [ns], Emotion) of every ground-truth sample in the sample bag, in time order.
 
     The demo republishes exactly these messages (as emotion-bag wrote them: the label, one-hot
-    probabilities, its valence/arousal), restamped to the camera's clip start, so that the
-    evaluation can line the recording up with the bag's images for the annotated video.
+    probabilities, its valence/arousal), restamped to the clip's `file_start_time`, the start
+    the camera and microphone files play from, so that truth, video and audio share one clock.
     """
     from rclpy.serialization import deserialize_message  # noqa: PLC0415 - ROS on use only
     from rosbags.rosbag2 import Reader  # noqa: PLC0415 - the bag library on use only
@@ -219,6 +227,10 @@ def run_demo(a: argparse.Namespace) -> int:
                      serial_port=SIM_PORT, transport='serial' if board else 'none',
                      model_bundle=a.model_bundle)
     specs = robot_graph(args)
+    # One clock for video, audio and truth: frame n and sample k are stamped from this time, and
+    # so is the truth below (the clip's times are the bag's stamps minus its start).
+    start_ns = time.time_ns() + int(a.start_delay * 1e9)
+    set_file_start(specs, start_ns)
     print('[demo] 3/5 starting ' + ', '.join(s.name for s in specs))
     rec_proc = None
     live = LiveSamples()
@@ -259,12 +271,17 @@ def run_demo(a: argparse.Namespace) -> int:
                  '--prefix', '/humans'],
                 stdout=open(out / 'logs' / 'record.log', 'w'), stderr=subprocess.STDOUT)
             print('[demo] 4/5 running: one line per second (Ctrl-C to stop early)')
-            if not wait_until(lambda: bool(first_stamp), 30):
-                print('[demo] no image from camera_node within 30 s:\n' + graph.logs(),
-                      file=sys.stderr)
+            if not wait_until(lambda: bool(first_stamp), a.start_delay + 30):
+                print(f'[demo] no image from camera_node within {a.start_delay + 30:.0f} s:\n'
+                      + graph.logs(), file=sys.stderr)
                 return 1
-            t0 = first_stamp[0]
-            t_start = time.monotonic()
+            t0 = start_ns
+            late = (first_stamp[0] - t0) / 1e9
+            if late > 0.5:
+                print(f'[demo] the first frame received is {late:.1f} s into the clip (the graph '
+                      'was slower to start than --start-delay); its start is not scored',
+                      file=sys.stderr)
+            t_start = time.monotonic() - max(0.0, (time.time_ns() - t0) / 1e9)
             next_print = 0.0
             clip_ns = int(round(clip.duration * 1e9))
             truth_index = 0  # next ground-truth sample to publish (over loops of the clip)
@@ -573,6 +590,19 @@ def add_to_report(report_dir: Path, md: str, rows: list) -> None:
         text = text.replace('</body>', section + '</body>', 1) if '</body>' in text \
             else text + section
         html_path.write_text(text)
+
+
+def set_file_start(specs: list, start_ns: int) -> None:
+    """Give camera_node and microphone_node one `file_start_time` (their files' first frame and
+    first sample at `start_ns`, ROS time), so the clip's video and audio share one clock."""
+    found = set()
+    for spec in specs:
+        if spec.name in ('camera_node', 'microphone_node'):
+            spec.parameters['file_start_time'] = start_ns / 1e9
+            found.add(spec.name)
+    missing = {'camera_node', 'microphone_node'} - found
+    if missing:
+        raise RuntimeError(f'the graph has no {", ".join(sorted(missing))}')
 
 
 def truth_message(stamp_ns: int, sample):

@@ -20,8 +20,10 @@ from emotion_bringup.demo import (
     latency_breakdown,
     make_sample,
     parse_args,
+    set_file_start,
     truth_schedule,
 )
+from emotion_bringup.graph import GraphArgs, robot_graph
 
 LABELS = ('happy', 'sad', 'neutral')
 
@@ -53,11 +55,32 @@ def test_clip_from_faces_and_speech(folders, tmp_path, corpus):
     truths = truth_schedule(bag, start)
     assert {m.expression for _t, m in truths} == set(LABELS)
     assert clip.label_at(0.1) == labels[0]
+    # one file_start_time lines video, audio and truth up only if the video (at camera_node's
+    # 30 Hz) and the WAV last exactly the clip, loop after loop
+    import cv2
+    import soundfile as sf
+    cap = cv2.VideoCapture(str(video))
+    frames, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    assert fps == pytest.approx(30.0)
+    assert frames / 30.0 == pytest.approx(clip.duration, abs=1 / 30)
+    assert sf.info(str(wav)).duration == pytest.approx(clip.duration, abs=0.01)
+
+
+def test_video_and_audio_get_one_start_time():
+    specs = robot_graph(GraphArgs(camera='clip.mp4', audio_file='speech.wav', transport='none'))
+    set_file_start(specs, 1_700_000_000_123_456_789)
+    starts = {s.name: s.parameters.get('file_start_time') for s in specs}
+    assert starts['camera_node'] == starts['microphone_node'] == pytest.approx(1700000000.1234568)
+    assert all(v is None for k, v in starts.items() if k not in ('camera_node', 'microphone_node'))
+    with pytest.raises(RuntimeError, match='microphone_node'):
+        set_file_start([s for s in specs if s.name != 'microphone_node'], 0)
 
 
 def test_demo_options():
     a = parse_args(['--faces', 'f', '--speech', 's', '--segments', '4'])
     assert (str(a.faces), str(a.speech), a.segments, a.seconds) == ('f', 's', 4, None)
+    assert a.start_delay == 8.0 and parse_args(['--start-delay', '3']).start_delay == 3.0
     with pytest.raises(SystemExit):
         parse_args(['--speech', 's'])   # speech needs faces
 

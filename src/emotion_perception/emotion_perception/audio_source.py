@@ -53,10 +53,15 @@ class FileAudioSource:
     by 0 (counted in ``non_finite_samples``); ``channels`` > 0 mixes
     down or up to that count, 0 keeps the file's.  With ``realtime`` the caller sleeps until each
     block's capture time (``wait_time``), so downstream sees the rate a microphone would give.
+
+    ``start_time`` (> 0) puts the file's first sample at that time on ``clock`` instead of at the
+    first call: blocks are stamped from it, and a source first read after it skips the blocks
+    already past (counted in ``skipped_blocks``), as a microphone switched on late would, so that
+    the file stays on the same timeline as a video played from the same start.
     """
 
     def __init__(self, path: str, chunk_seconds: float, loop: bool = False, channels: int = 0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, start_time: float = 0.0) -> None:
         import soundfile as sf  # noqa: PLC0415 - libsndfile only for the file source
         try:
             data, rate = sf.read(path, dtype='float32', always_2d=True)
@@ -80,16 +85,34 @@ class FileAudioSource:
         self._pos = 0                 # read position in the file
         self._emitted = 0             # frames emitted since start (stream clock)
         self._t0: Optional[float] = None
+        self.start_time = float(start_time)
+        self.skipped_blocks = 0
         self.loops = 0
 
     @property
     def finished(self) -> bool:
         return not self.loop and self._pos >= self.data.shape[0]
 
+    def _begin(self) -> None:
+        """Fix the stream clock on first use (and skip what a late start missed)."""
+        if self._t0 is not None:
+            return
+        if self.start_time <= 0:
+            self._t0 = self._clock()
+            return
+        self._t0 = self.start_time
+        late = int((self._clock() - self.start_time) * self.sample_rate) // self.chunk_frames
+        for _ in range(max(0, late)):
+            if self.finished or self._take() is None:
+                break
+            self.skipped_blocks += 1
+
     def next_block(self) -> Optional[AudioBlock]:
         """The next block (the file's last one may be shorter), or None at the end."""
-        if self._t0 is None:
-            self._t0 = self._clock()
+        self._begin()
+        return self._take()
+
+    def _take(self) -> Optional[AudioBlock]:
         if self._pos >= self.data.shape[0]:
             if not self.loop:
                 return None
@@ -110,8 +133,7 @@ class FileAudioSource:
 
     def wait_time(self) -> float:
         """Seconds to wait until the next block would be fully captured in real time."""
-        if self._t0 is None:
-            self._t0 = self._clock()
+        self._begin()
         due = self._t0 + (self._emitted + self.chunk_frames) / self.sample_rate
         return max(0.0, due - self._clock())
 

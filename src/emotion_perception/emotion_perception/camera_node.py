@@ -1,21 +1,23 @@
 """camera_node: OpenCV capture (device, video file or stream URL) -> image_raw (+ camera_info).
 
 Thin adapter over camera_source.CameraSource: a timer at ``rate`` reads one frame, stamps it at
-capture and publishes it as bgr8.  When the camera vanishes the node warns, retries with
-exponential backoff and keeps running.
+capture and publishes it as bgr8.  A video file with ``file_start_time`` plays on a fixed
+timeline instead (camera_source.FileTimeline): frame n is stamped ``file_start_time + n / rate``.
+When the camera vanishes the node warns, retries with exponential backoff and keeps running.
 """
 from __future__ import annotations
 
 import time
 from typing import Optional
 
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
 from emotion_runtime.node_kit import KitNode, run_node
 from emotion_runtime.params import ParameterError
 from emotion_runtime.stats import ERROR, OK, WARN, LatencyMeter, RateMeter, StatusReport
 
-from .camera_source import Backoff, CameraError, CameraSource, load_calibration, parse_source
+from .camera_source import Backoff, CameraError, CameraSource, FileTimeline, load_calibration, parse_source
 from .image_conversion import numpy_to_image
 from .node_params import CAMERA_PARAMS
 from .ros_common import reliable_qos
@@ -69,6 +71,9 @@ class CameraNode(KitNode):
         self.backoff = Backoff(p['reconnect_initial'], p['reconnect_max'])
         self._next_attempt = 0.0
         self._ended_logged = False
+        self.timeline = FileTimeline(p['file_start_time'], p['rate']) \
+            if self.source.is_file and p['file_start_time'] > 0 else None
+        self._waiting_logged = False
         self._try_open()
         self.active_timer(1.0 / p['rate'], self._tick)
 
@@ -94,6 +99,11 @@ class CameraNode(KitNode):
             self.reconnects += 1
         self.backoff.reset()
         self.get_logger().info(f'camera {self.p["source"]!r} opened')
+        fps = self.source.file_fps
+        if self.timeline is not None and fps > 0 and abs(fps - self.p['rate']) > 0.01 * fps:
+            self.get_logger().warn(f'the video file declares {fps:g} fps but rate is '
+                                   f'{self.p["rate"]:g} Hz: with file_start_time its frames are '
+                                   f'stamped at the rate, so its clock runs {self.p["rate"] / fps:.2f}x')
 
     def _tick(self) -> None:
         """The capture timer: one frame; any failure is reported and retried, never raised
@@ -119,10 +129,26 @@ class CameraNode(KitNode):
             self._try_open()
             if not self.source.is_open:
                 return
+        drop = 0
+        if self.timeline is not None:
+            drop = self.timeline.frames_to_drop(self.get_clock().now().nanoseconds * 1e-9)
+            if drop is None:
+                if not self._waiting_logged:
+                    self.get_logger().info(f'waiting for file_start_time '
+                                           f'{self.timeline.start:.3f} to play frame 0')
+                    self._waiting_logged = True
+                return
         t0 = time.perf_counter()
         frame = self.source.read()
+        while drop and frame is not None:   # behind the file's timeline: catch up
+            self.timeline.advance(dropped=True)
+            drop -= 1
+            frame = self.source.read()
         now = self.get_clock().now()
         stamp = now.to_msg()
+        if self.timeline is not None and frame is not None:
+            stamp = Time(nanoseconds=int(round(self.timeline.stamp() * 1e9))).to_msg()
+            self.timeline.advance()
         if frame is None:
             if not self.source.ended:
                 delay = self.backoff.next_delay()
@@ -135,7 +161,8 @@ class CameraNode(KitNode):
         msg.header.stamp = stamp
         msg.header.frame_id = self.p['frame_id']
         self.image_pub.publish(msg)
-        self.publish_latency.add((self.get_clock().now().nanoseconds - now.nanoseconds) * 1e-9)
+        self.publish_latency.add((self.get_clock().now().nanoseconds -
+                                  Time.from_msg(stamp).nanoseconds) * 1e-9)
         if self.info_pub is not None:
             self.info_pub.publish(self._camera_info(msg))
         self.rate_meter.tick()
@@ -159,10 +186,15 @@ class CameraNode(KitNode):
         r.add('reconnects', self.reconnects)
         r.add('capture_failures', self.failures)
         r.add('file_loops', self.source.loops)
+        if self.timeline is not None:
+            r.add('file_start_time', self.timeline.start)
+            r.add('frames_dropped_to_timeline', self.timeline.dropped)
         r.latency('read', self.read_latency)
         r.latency('stamp_to_publish', self.publish_latency)
         if self.source.ended:
             r.raise_level(OK, 'video file finished')
+        elif self.timeline is not None and self.timeline.next_frame == 0:
+            r.raise_level(OK, 'waiting for file_start_time')
         elif not self.source.is_open:
             r.raise_level(ERROR, f'camera not available: {self.source.last_error}')
         elif self.rate_meter.rate() < 0.5 * self.p['rate']:

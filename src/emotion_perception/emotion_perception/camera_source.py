@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import yaml
 
-__all__ = ['CameraError', 'Backoff', 'parse_source', 'CameraSource', 'Calibration',
-           'load_calibration']
+__all__ = ['CameraError', 'Backoff', 'FileTimeline', 'parse_source', 'CameraSource',
+           'Calibration', 'load_calibration']
 
 
 class CameraError(RuntimeError):
@@ -45,6 +45,42 @@ class Backoff:
     def reset(self) -> None:
         self._next = self.initial
         self.failures = 0
+
+
+class FileTimeline:
+    """A video file played on a fixed timeline: frame n (counted over loops) is due at
+    ``start + n / rate`` and is stamped with that time.
+
+    Why: a file that starts "when the node is ready" and is stamped at each read has no known
+    relation to anything else; with a common ``start`` a video file and an audio file (and the
+    ground truth of the clip they came from) share one clock, however late each process started.
+    A frame is read when it is due (at most half a frame early); a reader more than 1.5 frames
+    behind drops frames to catch up, as a live camera would, rather than drifting.
+    """
+
+    def __init__(self, start: float, rate: float) -> None:
+        if rate <= 0:
+            raise ValueError(f'rate must be > 0, got {rate}')
+        self.start, self.rate = float(start), float(rate)
+        self.next_frame = 0          # index of the next frame to publish, over loops
+        self.dropped = 0             # frames read and dropped to keep to the timeline
+
+    def frames_to_drop(self, now: float) -> Optional[int]:
+        """None while the next frame is not due at `now`; else how many frames to read and drop
+        before the one to publish (0 when on time)."""
+        lag = (now - self.start) * self.rate - self.next_frame
+        if lag < -0.5:
+            return None
+        return max(0, int(lag - 0.5))
+
+    def stamp(self) -> float:
+        """The due time of the next frame [s]."""
+        return self.start + self.next_frame / self.rate
+
+    def advance(self, frames: int = 1, dropped: bool = False) -> None:
+        self.next_frame += frames
+        if dropped:
+            self.dropped += frames
 
 
 def parse_source(source: Union[str, int]) -> Union[int, str]:
@@ -118,6 +154,16 @@ class CameraSource:
         self._cap = cap
         self.ended = False
         self.last_error = ''
+
+    @property
+    def file_fps(self) -> float:
+        """The frame rate an open video file declares (0 when unknown or not a file)."""
+        if self._cap is None or not self.is_file:
+            return 0.0
+        try:
+            return float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        except Exception:  # noqa: BLE001 - a backend without the property
+            return 0.0
 
     def read(self) -> Optional[np.ndarray]:
         """Next frame (uint8 BGR HxWx3), or None when the source failed or a file ended.

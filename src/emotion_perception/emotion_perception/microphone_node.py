@@ -57,6 +57,7 @@ class MicrophoneNode(KitNode):
         self.state = 'starting'
         self._hold_since: Optional[float] = None   # when the file began waiting for subscribers
         self._file_started = False
+        self._skip_logged = False
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -73,10 +74,14 @@ class MicrophoneNode(KitNode):
     def _open(self) -> object:
         p = self.p
         if p['file']:
-            src = FileAudioSource(p['file'], p['chunk_seconds'], p['loop'], p['channels'])
+            src = FileAudioSource(p['file'], p['chunk_seconds'], p['loop'], p['channels'],
+                                  clock=self._now if p['file_start_time'] > 0 else time.time,
+                                  start_time=p['file_start_time'])
+            start = f', first sample at {p["file_start_time"]:.3f}' \
+                if p['file_start_time'] > 0 else ''
             self.get_logger().info(f'publishing {p["file"]!r} ({src.sample_rate} Hz, '
                                    f'{src.channels} ch, {src.data.shape[0] / src.sample_rate:.2f}'
-                                   f' s, loop={p["loop"]}, realtime={p["realtime"]})')
+                                   f' s, loop={p["loop"]}, realtime={p["realtime"]}{start})')
             if src.non_finite_samples:
                 self.non_finite += src.non_finite_samples
                 self.get_logger().warning(f'{src.non_finite_samples} NaN/inf samples in '
@@ -88,6 +93,10 @@ class MicrophoneNode(KitNode):
         self.get_logger().info(f'capturing from device {p["device"] or "default"!r} at '
                                f'{p["sample_rate"]} Hz x {p["channels"]} ch')
         return src
+
+    def _now(self) -> float:
+        """The node clock [s] (ROS time: what stamps and file_start_time are on)."""
+        return self.get_clock().now().nanoseconds * 1e-9
 
     def _run(self) -> None:
         """The worker: open (retrying with backoff), then publish block after block.  Every
@@ -131,6 +140,11 @@ class MicrophoneNode(KitNode):
             if self.p['realtime']:
                 self._stop.wait(src.wait_time())
             block = src.next_block()
+            if src.skipped_blocks and not self._skip_logged:
+                self._skip_logged = True
+                self.get_logger().warning(
+                    f'started {src.skipped_blocks * src.chunk_frames / src.sample_rate:.2f} s '
+                    'after file_start_time: skipped the audio already past')
         else:
             assert isinstance(src, DeviceAudioSource)
             block = src.get(timeout=0.5)
@@ -160,7 +174,7 @@ class MicrophoneNode(KitNode):
     def _subscribers_ready(self) -> bool:
         """False while the file waits for `file_wait_subscribers` (sleeps a little)."""
         want = self.p['file_wait_subscribers']
-        if want <= 0 or self._file_started:
+        if want <= 0 or self._file_started or self.p['file_start_time'] > 0:
             return True
         now = time.monotonic()
         if self._hold_since is None:
@@ -194,6 +208,9 @@ class MicrophoneNode(KitNode):
         r.add('non_finite_samples_replaced', self.non_finite)
         r.add('worker_failures', self.failures)
         r.latency('encode_publish', self.publish_latency)
+        if isinstance(self.source, FileAudioSource) and self.p['file_start_time'] > 0:
+            r.add('file_start_time', self.p['file_start_time'])
+            r.add('blocks_skipped_late_start', self.source.skipped_blocks)
         if isinstance(self.source, DeviceAudioSource):
             r.add('overflows', self.source.overflows)
             r.add('dropped_blocks', self.source.dropped_blocks)

@@ -25,6 +25,11 @@ CAMERA_PARAMS = [
               'width and height are > 0. 0 = keep.', range=(0, 8192)),
     ParamSpec('height', 480, 'Requested height [px]; 0 = keep.', range=(0, 8192)),
     ParamSpec('loop', True, 'Restart a video file at its end.'),
+    ParamSpec('file_start_time', 0.0, 'Video file only: the ROS time [s since the epoch] at which '
+              'frame 0 is due; frame n (over loops) is stamped start + n / rate, frames are '
+              'dropped to keep to that timeline, and nothing is published before it. Give '
+              'microphone_node the same value to play a video and an audio file on one clock. '
+              '0 = play from activation, each frame stamped when read.', non_negative),
     ParamSpec('calibration_file', '', 'camera_calibration YAML; when set, camera_info is '
               'published with every image.'),
     ParamSpec('reconnect_initial', 0.5, 'First reconnect delay [s] after the camera is lost.',
@@ -46,6 +51,11 @@ MICROPHONE_PARAMS = [
               'not eat the start of a replayed file.', range=(0, 100)),
     ParamSpec('file_wait_timeout', 10.0, 'Longest hold for `file_wait_subscribers` [s]; then '
               'the file starts anyway, with a warning.', positive),
+    ParamSpec('file_start_time', 0.0, 'File source only: the ROS time [s since the epoch] of the '
+              "file's first sample; chunks are stamped from it and paced to it, a late start "
+              'skips the chunks already past, and `file_wait_subscribers` is not used. Give '
+              'camera_node the same value to play a video and an audio file on one clock. '
+              '0 = start when the node is ready.', non_negative),
     ParamSpec('sample_rate', 16000, 'Device sample rate [Hz].', range=(8000, 192000)),
     ParamSpec('channels', 1, 'Channels to capture (device) or to mix the file to (0 = the '
               "file's own).", range=(0, 8)),

@@ -30,6 +30,40 @@ def test_file_loop_and_channel_mix(tmp_path):
     assert blocks[5].start_time - blocks[0].start_time == pytest.approx(0.25)
 
 
+def test_file_start_time_puts_the_first_sample_on_the_clock(tmp_path):
+    p = tmp_path / 'ramp.wav'
+    sf.write(p, np.arange(8000, dtype=np.float32) / 8000, 8000)      # 1 s, sample k = k / 8000
+    now = [49.0]
+    src = FileAudioSource(str(p), 0.1, clock=lambda: now[0], start_time=50.0)
+    assert src.wait_time() == pytest.approx(1.1)      # first block complete at 50.1
+    now[0] = 50.1
+    b = src.next_block()
+    assert b.start_time == 50.0 and b.samples[0, 0] == 0.0 and src.skipped_blocks == 0
+    # a source first read 0.35 s after its start skips the three blocks already past, so the
+    # sample it plays is the one due now and its stamp says so
+    now[0] = 50.35
+    late = FileAudioSource(str(p), 0.1, clock=lambda: now[0], start_time=50.0)
+    b = late.next_block()
+    assert late.skipped_blocks == 3
+    assert b.start_time == pytest.approx(50.3)
+    assert b.samples[0, 0] == pytest.approx(2400 / 8000, abs=1e-3)
+    # without a start time the first call fixes the clock, as before
+    plain = FileAudioSource(str(p), 0.1, clock=lambda: now[0])
+    assert plain.next_block().start_time == 50.35 and plain.skipped_blocks == 0
+
+
+def test_late_start_past_the_end_of_a_looping_file(tmp_path):
+    p = tmp_path / 'short.wav'
+    sf.write(p, np.arange(800, dtype=np.float32) / 800, 8000)         # 0.1 s
+    now = [10.25]
+    src = FileAudioSource(str(p), 0.05, loop=True, clock=lambda: now[0], start_time=10.0)
+    b = src.next_block()
+    assert src.skipped_blocks == 5 and src.loops == 2
+    assert b.start_time == pytest.approx(10.25) and b.samples[0, 0] == pytest.approx(400 / 800, abs=1e-3)
+    once = FileAudioSource(str(p), 0.05, clock=lambda: now[0], start_time=10.0)
+    assert once.next_block() is None and once.finished   # started after its end: nothing left
+
+
 def test_bad_files_fail_clearly(tmp_path):
     with pytest.raises(AudioSourceError, match='cannot read audio file'):
         FileAudioSource(str(tmp_path / 'missing.wav'), 0.1)

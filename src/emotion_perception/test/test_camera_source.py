@@ -7,6 +7,7 @@ from emotion_perception.camera_source import (
     Backoff,
     CameraError,
     CameraSource,
+    FileTimeline,
     load_calibration,
     parse_source,
 )
@@ -70,6 +71,32 @@ def test_video_file_without_loop_ends(tmp_path):
     got = [src.read() for _ in range(7)]
     assert [f is not None for f in got] == [True] * 5 + [False] * 2
     assert src.ended and not src.is_open
+
+
+def test_file_timeline_keeps_frames_on_the_clock():
+    tl = FileTimeline(start=100.0, rate=10.0)
+    assert tl.frames_to_drop(99.0) is None            # before the start: nothing is due
+    assert tl.frames_to_drop(99.96) == 0              # half a frame early is on time
+    assert tl.stamp() == 100.0
+    tl.advance()
+    assert tl.frames_to_drop(100.04) is None          # frame 1 is due at 100.1
+    assert tl.frames_to_drop(100.12) == 0
+    assert tl.frames_to_drop(100.22) == 0             # 1.2 frames late: published late, no drop
+    tl.advance()
+    # a stall: at 100.75 frame 7 is due, so frames 2..6 are dropped (lag 5.5 -> 5)
+    assert tl.frames_to_drop(100.75) == 5
+    tl.advance(5, dropped=True)
+    assert tl.stamp() == pytest.approx(100.7) and tl.dropped == 5
+    with pytest.raises(ValueError):
+        FileTimeline(0.0, 0.0)
+
+
+def test_video_file_declares_its_rate(tmp_path):
+    src = CameraSource(write_video(tmp_path / 'v.avi'), loop=True)
+    assert src.file_fps == 0.0                        # not open yet
+    src.open()
+    assert src.file_fps == pytest.approx(10.0)
+    assert CameraSource(0).file_fps == 0.0
 
 
 def test_missing_camera_and_file_fail_clearly(tmp_path):

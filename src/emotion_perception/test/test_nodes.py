@@ -283,3 +283,41 @@ def test_vocal_node_without_the_vad_model_falls_back_to_energy(test_bundle, tmp_
         assert status.level == b'\x02' and str(missing) in status.message
         assert node.alive() and str(missing) in node.output()
         assert node.stop() == 0, node.output()
+
+
+def test_camera_and_microphone_files_play_on_one_clock(tmp_path):
+    """`file_start_time` given to both nodes: frame n is stamped start + n / rate and shows frame n
+    of the file; each chunk's stamp says which samples of the WAV it holds; nothing is stamped
+    before the start, however long the processes took to come up."""
+    video = tmp_path / 'clip.avi'
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'MJPG'), 20.0, (320, 240))
+    for i in range(40):
+        writer.write(np.full((240, 320, 3), 5 * i, np.uint8))   # brightness names the frame
+    writer.release()
+    wav = tmp_path / 'ramp.wav'
+    rate = 16000
+    sf.write(wav, np.arange(3 * rate, dtype=np.float32) / (3 * rate), rate, subtype='FLOAT')
+    start = time.time() + 4.0
+    with isolated_domain() as d, RosHarness() as ros:
+        images = ros.collect(Image, 'image_raw', sensor_qos(200))
+        chunks = ros.collect(AudioChunk, 'audio', sensor_qos(200))
+        with NodeProcess(PKG, 'camera_node', env=ros_env(d),
+                         params={'source': str(video), 'rate': 20.0, 'width': 0, 'height': 0,
+                                 'file_start_time': start}) as cam, \
+                NodeProcess(PKG, 'microphone_node', env=ros_env(d),
+                            params={'file': str(wav), 'encoding': 'F32LE',
+                                    'file_start_time': start}) as mic:
+            assert ros.wait_for(lambda: len(images) >= 30 and len(chunks) >= 15, 40.0), \
+                cam.output() + mic.output()
+            assert 'waiting for file_start_time' in cam.output()
+            assert cam.stop() == 0 and mic.stop() == 0
+    assert min(_secs(m) for m in images) >= start - 1e-6
+    for m in images:
+        n = round((_secs(m) - start) * 20.0)
+        assert abs(_secs(m) - (start + n / 20.0)) < 1e-6
+        level = float(np.frombuffer(bytes(m.data), np.uint8).mean())
+        assert abs(level - 5 * (n % 40)) < 3, (n, level)
+    for c in chunks:
+        first = np.frombuffer(bytes(c.data), np.float32)[0]
+        k = round((_secs(c) - start) * rate)
+        assert k >= 0 and abs(first - k / (3 * rate)) < 1e-4, (k, first)
