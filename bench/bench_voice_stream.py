@@ -3,7 +3,7 @@
 same clips (printed, not asserted; issue 19, "the voice channel in the stream").
 
 For each seed it plans the dev stream of ``emotion-eval stream`` (``stream_bench.build_stream_clip``,
-same seeds, same segments, same speech: RAVDESS of all actors by default) but renders no frames:
+same seeds, same segments, same speech: RAVDESS actors 11-20 by default) but renders no frames:
 only the audio track goes, in 50 ms S16LE chunks as the bag writer cuts it, through
 ``eval_bag.OfflinePipeline`` (the nodes' own voice pipeline and the fusion runners, on the
 stream's clock).  Without images the fusion runner's voice_only track steps exactly as in
@@ -65,6 +65,7 @@ from emotion_training.stream_bench import (  # noqa: E402
     camera_geometry,
     load_speech_spec,
 )
+from emotion_training.splits import STREAM_DEV, stream_speech_spec  # noqa: E402
 
 RATE, CHUNK_MS, TRUTH_HZ = 16000, 50.0, 5.0
 
@@ -150,7 +151,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     ap.add_argument('--segments', type=int, default=30)
-    ap.add_argument('--speech', default='ravdess')
+    ap.add_argument('--speech', default=stream_speech_spec(STREAM_DEV),
+                    help="speech spec as emotion-eval stream's (default: its dev speech, "
+                         '%(default)s)')
     ap.add_argument('--data', type=pathlib.Path, default=data_root())
     ap.add_argument('--bundle', default=None)
     ap.add_argument('--set', dest='sets', nargs='*', default=[], metavar='NODE:NAME=VALUE')
