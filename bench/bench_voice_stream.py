@@ -59,13 +59,13 @@ from emotion_training.eval_bag import (  # noqa: E402
 )
 from emotion_training.evaluate import speech_logits  # noqa: E402
 from emotion_training.metrics import summarise  # noqa: E402
+from emotion_training.splits import STREAM_DEV, stream_speech_spec  # noqa: E402
 from emotion_training.stream_bench import (  # noqa: E402
     START_NS,
     build_stream_clip,
     camera_geometry,
     load_speech_spec,
 )
-from emotion_training.splits import STREAM_DEV, stream_speech_spec  # noqa: E402
 
 RATE, CHUNK_MS, TRUTH_HZ = 16000, 50.0, 5.0
 
