@@ -250,7 +250,8 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     the bundle's vision embedding (``vision_head.py``, grafted by ``graft_vision_head``).  The
     label list may change (six to seven): the vision head and the vocal encoder must then both
     say the new labels, and without ``fusion`` the bundle gets a freshly initialised head of the
-    new size that ``emotion-train stream-fusion`` is there to train (the manifest says so).
+    new size that ``emotion-train stream-fusion`` is there to train (the manifest says so); the
+    same happens when the new vocal encoder's embedding has another size (an ensemble).
     ``fusion_record``/``vocal_record`` go to the manifest's ``training.stream_fusion`` and
     ``training.vocal`` (their ``data`` strings to ``training.data``).  Every other file is
     copied byte for byte; replaced graphs are checked against torch; the manifest's sections,
@@ -270,7 +271,8 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
         raise ValueError(f'new labels {labels}: give a vocal encoder trained on them too')
     rng = np.random.default_rng(seed)
     voice_size = int(vocal[0].config['embedding_size']) if vocal else src.voice_embedding_size
-    if fusion is None and labels != old_labels:
+    resized = voice_size != src.voice_embedding_size
+    if fusion is None and (labels != old_labels or resized):
         va = va_table(labels)
         arch = src.manifest['fusion'].get('architecture', {})
         torch.manual_seed(seed)
@@ -278,11 +280,12 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
                              [va[k] for k in labels],
                              hidden_size=src.hidden_size, num_layers=src.num_layers,
                              dropout=float(arch.get('dropout', 0.2)))
-        fusion_record = {'data': 'untrained (initial weights) after a change of labels: '
+        why = (f'the labels changed to {labels}' if labels != old_labels else
+               f'the voice embedding grew from {src.voice_embedding_size} to {voice_size}')
+        fusion_record = {'data': f'untrained (initial weights): {why}; '
                                  'train it with emotion-train stream-fusion'}
-        print(f'replace_in_bundle: the labels changed to {labels}; the fusion head is '
-              f'untrained: train it with emotion-train stream-fusion --bundle {out_dir}',
-              file=sys.stderr)
+        print(f'replace_in_bundle: {why}; the fusion head is untrained: train it with '
+              f'emotion-train stream-fusion --bundle {out_dir}', file=sys.stderr)
     if fusion is not None:
         if int(fusion.config['num_classes']) != len(labels):
             raise ValueError(f'the head has {fusion.config["num_classes"]} classes, the bundle '
@@ -291,9 +294,6 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
             if int(fusion.config[key]) != int(size):
                 raise ValueError(f'the head takes {fusion.config[key]}-d {key}, the bundle gives '
                                  f'{size}')
-    elif voice_size != src.voice_embedding_size:
-        raise ValueError('the new vocal encoder\'s embedding size differs from the one the fusion '
-                         'head takes: give a fusion head too')
     out = pathlib.Path(out_dir)
     if out.resolve() == src.path.resolve():
         raise ValueError(f'{out}: write the new bundle to another folder than its source')

@@ -91,6 +91,34 @@ def test_same_labels_keep_every_other_file(tmp_path):
         replace_in_bundle(out, out, vision_head=head)
 
 
+def test_a_vocal_ensemble_gets_a_fresh_head_of_its_size(tmp_path):
+    """Same labels, a two-member vocal ensemble: the voice embedding doubles, so without a head
+    the bundle gets an untrained one that takes it (and says so); with the old head, a refusal."""
+    from emotion_training.models.vocal_encoder import VocalEnsemble
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    old = ModelBundle.load(src)
+    _, member, _ = tiny_models(LABELS6, seed=4)
+    ens = VocalEnsemble([member.config, member.config])
+    vocal = (ens, dict(VOCAL_PREPROCESS), list(LABELS6))
+    out = replace_in_bundle(src, tmp_path / 'ens', vocal=vocal)
+    new = ModelBundle.load(out, expected_labels=LABELS6)
+    assert new.voice_embedding_size == 2 * old.voice_embedding_size
+    assert new.manifest['fusion']['architecture']['voice_dim'] == new.voice_embedding_size
+    assert 'voice embedding grew' in new.manifest['training']['data']['fusion']
+    assert sha256_of(out / 'vision_encoder.onnx') == sha256_of(src / 'vision_encoder.onnx')
+    h, c = new.initial_state(1)
+    probs = new.fusion_step(np.zeros((1, new.vision_embedding_size), np.float32),
+                            np.ones(1, np.float32),
+                            np.zeros((1, new.voice_embedding_size), np.float32),
+                            np.ones(1, np.float32), h, c)[0]
+    assert probs.shape == (1, 6)
+    # a head of the old voice size does not fit the ensemble
+    _, _, head = tiny_models(LABELS6, seed=4)
+    assert head.config['voice_dim'] == old.voice_embedding_size
+    with pytest.raises(ValueError, match='voice_dim'):
+        replace_in_bundle(src, tmp_path / 'bad', vocal=vocal, fusion=head)
+
+
 def test_fit_head_learns_and_folds_the_standardisation():
     rng = np.random.default_rng(0)
     labels = ['a', 'b', 'c']
