@@ -411,8 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--fusion', default=None, help='fusion or end2end stage checkpoint')
     p.add_argument('--from-bundle', metavar='BUNDLE', default=None,
                    help='start from this bundle and replace only what is given: --vocal, '
-                   '--fusion, --vision-head (the rest is copied byte for byte); new labels '
-                   'without --fusion leave an untrained head for emotion-train stream-fusion')
+                   '--fusion, --vision-head (the rest is copied byte for byte); new labels or '
+                   'a voice embedding of another size without --fusion leave an untrained head '
+                   'for emotion-train stream-fusion')
     p.add_argument('--vision-head', metavar='HEAD_NPZ', default=None,
                    help='with --from-bundle: a head fitted on the bundle\'s vision embedding '
                    '(emotion-train vision-head), grafted into the vision graph')
