@@ -116,15 +116,11 @@ class FaceNode(KitNode):
         pipe = self.pipeline
         if pipe is None:
             return
-        det = pipe.detector
-        background = getattr(pipe.background, '_detector', None)
         for name, attr, kind in (('min_neighbors', 'min_neighbors', int),       # Haar only
                                  ('mtcnn_min_confidence', 'min_confidence', float),  # MTCNN
                                  ('min_face_size', 'min_face_size', int)):
-            if name in changed and hasattr(det, attr):
-                for d in (det, background):
-                    if d is not None:
-                        setattr(d, attr, kind(changed[name]))
+            if name in changed:
+                pipe.set_detector_setting(attr, kind(changed[name]))
         if 'iou_threshold' in changed:
             pipe.tracker.iou_threshold = changed['iou_threshold']
         if 'max_center_shift' in changed:
@@ -218,6 +214,11 @@ class FaceNode(KitNode):
         r.add('active_tracks', len(pipe.tracker.confirmed()))
         if pipe.schedule is not None:
             r.add('full_scan_fraction', round(pipe.schedule.full_scan_fraction, 3))
+        if hasattr(pipe.detector, 'turned_found'):
+            # faces found only on a turned copy of the frame (turned_search_deg), both threads
+            worker = getattr(pipe.background, '_detector', None)
+            r.add('faces_found_turned', pipe.detector.turned_found + (
+                getattr(worker, 'turned_found', 0) if worker is not pipe.detector else 0))
         background = pipe.background
         if background is not None:
             r.add('background_scans', background.scans)

@@ -89,6 +89,11 @@ FACE_PARAMS = [
               'positives; the detector\'s confidence threshold).', range=(1, 50), live=True),
     ParamSpec('min_face_size', 48, 'Smallest face side [px, full resolution].',
               range=(8, 4096), live=True),
+    ParamSpec('turned_search_deg', 30.0, 'Also search copies of the frame turned by +- this '
+              'angle [deg] for faces tilted in the image plane: whole-frame scans cycle '
+              'upright, +angle, upright, -angle; a window that loses its face upright is '
+              'searched turned. 0 = upright only. Measured: README "Turned faces (measured)".',
+              range=(0.0, 60.0)),
     ParamSpec('full_scan_every', 5, 'Scan the whole frame for faces every N frames; in between '
               'only around the faces of the previous frame (a face missed there: whole at once). '
               '1 = every frame whole (slowest).', range=(1, 300)),

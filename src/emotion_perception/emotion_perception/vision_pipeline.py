@@ -15,10 +15,11 @@ import numpy as np
 
 from .background_scan import BackgroundScan, DeferredScan
 from .face_alignment import align_face
-from .face_detection import HaarFaceDetector, iou
+from .face_detection import HaarFaceDetector, _unique, iou
 from .face_tracking import FaceTracker
 from .mtcnn_detection import MtcnnFaceDetector
 from .scan_schedule import ScanSchedule
+from .turned_search import with_turned_search
 
 __all__ = ['FrameResult', 'FacePipeline', 'build_detector', 'build_face_pipeline', 'crop_face',
            'draw_debug', 'thumbnail']
@@ -98,7 +99,8 @@ class FacePipeline:
         new = [d.box for d in entered if all(iou(d.box, b) < 0.3 for b in boxes)]
         detections = self.detector.detect(image, regions + self.schedule.windows(w, h, new))
         if self.schedule.needs_whole_scan(regions, detections):
-            return self.detector.detect(image), True
+            # the windows' faces are kept: a turned whole scan (turned_search) may miss them
+            return _unique(detections + self.detector.detect(image)), True
         return detections, False
 
     def process(self, image: np.ndarray, stamp: float) -> FrameResult:
@@ -151,6 +153,17 @@ class FacePipeline:
             return align_face(image, landmarks, keep_roll_deg=self.align_keep_roll)
         return crop_face(image, box, self.crop_margin)
 
+    def set_detector_setting(self, attr: str, value: Any) -> bool:
+        """Set a detector setting (``min_confidence``, ``min_face_size``, ``min_neighbors``) on
+        the detector and on the background scan's copy, inside a ``TurnedSearch`` if there is
+        one; False when this detector has no such setting (a Haar-only one on MTCNN)."""
+        worker = getattr(self.background, '_detector', None)
+        targets = [getattr(d, 'base', d) for d in (self.detector, worker) if d is not None]
+        targets = [d for d in targets if hasattr(d, attr)]
+        for d in targets:
+            setattr(d, attr, value)
+        return bool(targets)
+
     def close(self) -> None:
         """Stop the background scan's thread (if any)."""
         if self.background is not None:
@@ -168,15 +181,19 @@ def thumbnail(crop: np.ndarray, side: int = 16) -> np.ndarray:
 
 def build_detector(p: Mapping[str, Any]) -> Any:
     """The face detector that ``p['face_detector']`` names (``mtcnn`` when the key is absent:
-    parameter tables from before the choice existed).  Raises ValueError naming a bad value."""
+    parameter tables from before the choice existed), searching turned copies of the frame too
+    when ``p['turned_search_deg']`` > 0 (``turned_search``).  Raises ValueError naming a bad
+    value."""
     kind = p.get('face_detector', 'mtcnn')
     if kind == 'mtcnn':
-        return MtcnnFaceDetector(min_face_size=p['min_face_size'],
-                                 min_confidence=p.get('mtcnn_min_confidence', 0.9))
-    if kind == 'haar':
-        return HaarFaceDetector(p['cascade'], p['detection_scale'], p['scale_factor'],
-                                p['min_neighbors'], p['min_face_size'])
-    raise ValueError(f"face_detector must be 'mtcnn' or 'haar', got {kind!r}")
+        det = MtcnnFaceDetector(min_face_size=p['min_face_size'],
+                                min_confidence=p.get('mtcnn_min_confidence', 0.9))
+    elif kind == 'haar':
+        det = HaarFaceDetector(p['cascade'], p['detection_scale'], p['scale_factor'],
+                               p['min_neighbors'], p['min_face_size'])
+    else:
+        raise ValueError(f"face_detector must be 'mtcnn' or 'haar', got {kind!r}")
+    return with_turned_search(det, float(p.get('turned_search_deg', 0.0)))
 
 
 def build_face_pipeline(p: Mapping[str, Any], bundle: Any = None,

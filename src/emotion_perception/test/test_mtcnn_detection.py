@@ -57,12 +57,12 @@ def test_default_pipeline_is_mtcnn_and_follows_the_moving_face_with_windows():
     p = {s.name: s.default for s in FACE_PARAMS}
     assert p['face_detector'] == 'mtcnn'
     pipe = build_face_pipeline(dict(p, background_scan=False))
-    assert isinstance(pipe.detector, MtcnnFaceDetector)
+    assert isinstance(pipe.detector.base, MtcnnFaceDetector)     # inside the turned search
     tracks = [pipe.process(f, i / 30.0).tracks for i, f in enumerate(moving_face_frames(60))]
     assert sum(map(len, tracks)) >= 57
     assert {t.id for ts in tracks for t in ts} == {'f1'}
     assert pipe.schedule.full_scan_fraction < 0.4
-    assert isinstance(build_detector(dict(p, face_detector='haar')), HaarFaceDetector)
+    assert isinstance(build_detector(dict(p, face_detector='haar')).base, HaarFaceDetector)
     with pytest.raises(ValueError, match='face_detector'):
         build_detector(dict(p, face_detector='hog'))
 
