@@ -63,7 +63,7 @@ def _add_make(sub: argparse._SubParsersAction) -> None:
                    help='with --video: CSV of start,end,label rows (seconds)')
     p.add_argument('--labels', default=None,
                    help='label set of the ground truth (comma separated; default: the project\'s '
-                        'six labels)')
+                        'seven labels)')
     p.add_argument('--demo-labels', default='happy,neutral,sad',
                    help='with --demo: the label of each segment in turn (default %(default)s)')
     p.add_argument('--seconds', type=float, default=6.0, help='with --demo: length (default 6)')

@@ -8,7 +8,7 @@ LABELS3 = ['happy', 'neutral', 'sad']
 TINY_VISION = ['--vision-layers', '1,1,1,1', '--vision-widths', '8,16,16,32',
                '--vision-embedding', '32']
 TINY_VOCAL = ['--vocal-widths', '8,8,16,16', '--vocal-embedding', '32']
-#: the shipped bundle's six labels (no surprise: RAVDESS surprised must be left out)
+#: a six-label set (no surprise, as bundle 0.6.0: RAVDESS surprised must be left out)
 LABELS6 = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
 RATE = 16000
 
