@@ -111,3 +111,55 @@ def test_bad_settings_are_refused_by_name(tmp_path):
         MtcnnFaceDetector(min_face_size=4)
     with pytest.raises(ValueError, match='not found'):
         MtcnnFaceDetector(str(tmp_path))
+
+
+class _CountingSession:
+    """An onnxruntime session that counts the crops it is given."""
+
+    def __init__(self, session) -> None:
+        self.session, self.crops = session, 0
+
+    def run(self, outputs, feeds):
+        self.crops += next(iter(feeds.values())).shape[0]
+        return self.session.run(outputs, feeds)
+
+
+def test_windows_send_onet_their_best_candidates_first_and_the_rest_only_if_needed(
+        detector, monkeypatch):
+    from emotion_perception import mtcnn_detection
+    frames = moving_face_frames(6)[::2]
+    windows = []
+    for f in frames:
+        (whole,) = detector.detect(f)
+        windows.append(ScanSchedule(5).windows(FRAME_W, FRAME_H, [whole.box]))
+
+    def run(first: int):
+        det = detector.clone()
+        det._onet = _CountingSession(det._onet)
+        monkeypatch.setattr(mtcnn_detection, 'ONET_FIRST', first)
+        found = [det.detect(f, w) for f, w in zip(frames, windows)]
+        return found, det._onet.crops
+
+    every, crops_all = run(1000)
+    best, crops_best = run(2)
+    fallback, crops_fallback = run(0)       # a first round that finds nothing: all the rest
+    assert crops_best <= 2 * len(frames) < crops_all          # ~2 crops a window, not ~7
+    assert crops_fallback == crops_all                        # 2 first, then the others
+    for a, b, c in zip(every, best, fallback):
+        assert len(a) == len(b) == len(c) == 1
+        assert iou(a[0].box, b[0].box) > 0.8 and iou(a[0].box, c[0].box) > 0.99
+        assert np.abs(np.subtract(a[0].landmarks, b[0].landmarks)).max() < 6.0
+
+
+def test_two_faces_with_overlapping_windows_each_keep_their_own_candidates(detector):
+    head = astronaut_face_patch(160)[:, 25:105]              # the face and a little around it
+    frame = np.full((FRAME_H, FRAME_W, 3), 100, np.uint8)
+    frame[150:310, 200:280] = head
+    frame[150:310, 282:362] = cv2.flip(head, 1)
+    whole = detector.detect(frame)
+    assert len(whole) == 2
+    windows = ScanSchedule(5).windows(FRAME_W, FRAME_H, [d.box for d in whole])
+    assert windows[0].contains_centre(whole[1].box) or windows[1].contains_centre(whole[0].box)
+    found = detector.detect(frame, windows)
+    assert len(found) == 2
+    assert all(max(iou(f.box, w.box) for f in found) > 0.8 for w in whole)
