@@ -131,7 +131,10 @@ def run_seed(seed: int, a: argparse.Namespace, bundle: ModelBundle, face_items: 
         return frame, box
     media.composite = recording
     face_p = stream_face_params(clip.size, overrides)
+    # stages c/d: one upright whole-frame scan per frame (a turned search, turned_search_deg,
+    # turns each call by the next angle of its cycle; the pipeline stage e runs it as built)
     detector = build_detector(face_p)
+    detector = getattr(detector, 'base', detector)
     pipe = OfflinePipeline(bundle, None, face_p, None)
     pre_cache: dict[int, np.ndarray] = {}
     last_look: dict = {}                           # face slot -> (face index, thumbnail)
