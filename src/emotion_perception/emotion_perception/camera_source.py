@@ -54,8 +54,9 @@ class FileTimeline:
     Why: a file that starts "when the node is ready" and is stamped at each read has no known
     relation to anything else; with a common ``start`` a video file and an audio file (and the
     ground truth of the clip they came from) share one clock, however late each process started.
-    A frame is read when it is due (at most half a frame early); a reader more than 1.5 frames
-    behind drops frames to catch up, as a live camera would, rather than drifting.
+    A frame is read when it is due, never before (a camera publishes a frame after its capture
+    time, so the latency measured from its stamp is never flattered); a reader more than 1.5
+    frames behind drops frames to catch up, as a live camera would, rather than drifting.
     """
 
     def __init__(self, start: float, rate: float) -> None:
@@ -69,7 +70,7 @@ class FileTimeline:
         """None while the next frame is not due at `now`; else how many frames to read and drop
         before the one to publish (0 when on time)."""
         lag = (now - self.start) * self.rate - self.next_frame
-        if lag < -0.5:
+        if lag < 0.0:
             return None
         return max(0, int(lag - 0.5))
 

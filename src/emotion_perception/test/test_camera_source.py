@@ -76,7 +76,8 @@ def test_video_file_without_loop_ends(tmp_path):
 def test_file_timeline_keeps_frames_on_the_clock():
     tl = FileTimeline(start=100.0, rate=10.0)
     assert tl.frames_to_drop(99.0) is None            # before the start: nothing is due
-    assert tl.frames_to_drop(99.96) == 0              # half a frame early is on time
+    assert tl.frames_to_drop(99.96) is None           # never early: stamp <= publish time
+    assert tl.frames_to_drop(100.0) == 0
     assert tl.stamp() == 100.0
     tl.advance()
     assert tl.frames_to_drop(100.04) is None          # frame 1 is due at 100.1
