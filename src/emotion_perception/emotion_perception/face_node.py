@@ -215,7 +215,7 @@ class FaceNode(KitNode):
         if pipe.schedule is not None:
             r.add('full_scan_fraction', round(pipe.schedule.full_scan_fraction, 3))
         if hasattr(pipe.detector, 'turned_found'):
-            # faces found only on a turned copy of the frame (turned_search_deg), both threads
+            # faces found on a turned copy of the frame (turned_search_deg), both threads
             worker = getattr(pipe.background, '_detector', None)
             r.add('faces_found_turned', pipe.detector.turned_found + (
                 getattr(worker, 'turned_found', 0) if worker is not pipe.detector else 0))
