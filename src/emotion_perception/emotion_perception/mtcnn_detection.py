@@ -271,15 +271,13 @@ class MtcnnFaceDetector:
         reg = reg[keep]
         pick = _nms(boxes[:, :4], boxes[:, 4], 0.7)
         boxes = _rerec(_bbreg(boxes[pick], reg[pick]))
-        # ONet.  In windows (regions with a size limit: faces of the previous frame) the ONet
-        # batch is first each window's ONET_FIRST best RNet candidates, and only a window whose
-        # face none of them confirms gets the rest: a tracked face costs ~2 ONet crops, not ~7
-        if not all(hi is not None for _, _, hi in plans):
-            boxes, points, _ = self._onet_stage(rgb, boxes)
-        else:
+        # ONet: windows (regions with a size limit) in two rounds, a whole frame at once
+        if all(hi is not None for _, _, hi in plans):
             boxes, points = self._onet_in_windows(rgb, boxes, plans)
+        else:
+            boxes, points, _ = self._onet_stage(rgb, boxes)
         pick = _nms(boxes[:, :4], boxes[:, 4], 0.7, 'min', plus_one=True)
-        return boxes[pick].astype(np.float32), points[pick].astype(np.float32)
+        return boxes[pick], points[pick]                  # float32 from _onet_stage
 
     def _onet_in_windows(self, rgb: np.ndarray, boxes: np.ndarray,
                          plans: list) -> tuple[np.ndarray, np.ndarray]:

@@ -95,12 +95,17 @@ class TurnedSearch:
             missing = [r for r in missing if not any(r.contains_centre(d.box) for d in extra)]
         return _unique(found)
 
+    def _turned(self, image: np.ndarray, m: np.ndarray, size: tuple[int, int],
+                regions: Optional[list] = None) -> list[Detection]:
+        """The detector on ``image`` warped by the 2x3 affine ``m`` into ``size`` (w, h), its
+        faces mapped back into ``image``."""
+        turned = cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
+        return _map_back(self.base.detect(turned, regions), cv2.invertAffineTransform(m))
+
     def _whole(self, image: np.ndarray, turn: float) -> list[Detection]:
         h, w = image.shape[:2]
-        m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), turn, 1.0)
-        turned = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
-        back = _map_back(self.base.detect(turned), cv2.invertAffineTransform(m))
+        back = self._turned(image, cv2.getRotationMatrix2D((w / 2.0, h / 2.0), turn, 1.0), (w, h))
         # a face whose centre falls outside the frame was found in the replicated border
         return [d for d in back if 0 <= d.x + d.w / 2 < w and 0 <= d.y + d.h / 2 < h]
 
@@ -111,11 +116,8 @@ class TurnedSearch:
         cx, cy = (r.x0 + r.x1) / 2.0, (r.y0 + r.y1) / 2.0
         m = cv2.getRotationMatrix2D((cx, cy), turn, 1.0)
         m[:, 2] += (w / 2.0 - cx, h / 2.0 - cy)        # the window's centre to the crop's
-        turned = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
-        found = self.base.detect(turned, [ScanRegion(0, 0, w, h, r.min_size, r.max_size)])
-        return [d for d in _map_back(found, cv2.invertAffineTransform(m))
-                if r.contains_centre(d.box)]
+        found = self._turned(image, m, (w, h), [ScanRegion(0, 0, w, h, r.min_size, r.max_size)])
+        return [d for d in found if r.contains_centre(d.box)]
 
 
 def with_turned_search(detector: Any, angle: float) -> Any:
