@@ -163,3 +163,33 @@ def test_two_faces_with_overlapping_windows_each_keep_their_own_candidates(detec
     found = detector.detect(frame, windows)
     assert len(found) == 2
     assert all(max(iou(f.box, w.box) for f in found) > 0.8 for w in whole)
+
+
+@pytest.mark.parametrize('int32_pixels', [None, 0], ids=['int32 integral', 'float64 integral'])
+def test_pyramid_levels_are_opencvs_area_reduction(monkeypatch, int32_pixels):
+    """The pyramid's levels from the integral match cv2.resize(INTER_AREA) to the rounding, for
+    colour and grey images, frame-sized and window-sized; whole-number ratios and enlargements
+    are OpenCV's own."""
+    from emotion_perception import mtcnn_detection as md
+    if int32_pixels is not None:
+        monkeypatch.setattr(md._AreaPyramid, 'INT32_PIXELS', int32_pixels)
+    rng = np.random.default_rng(3)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (FRAME_H, FRAME_W, 3), np.uint8), (0, 0), 1.5)
+    views = [frame, frame[37:337, 101:389], cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)]
+    from_integral = 0
+    for image in views:
+        h, w = image.shape[:2]
+        for s in (0.3, 0.2, 0.13, 0.09, 0.05, 0.5, 1.0):
+            size = (int(w * s + 1), int(h * s + 1))
+            want = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            pyramid = md._AreaPyramid(image)
+            got = pyramid.level(*size)
+            from_integral += pyramid._flat is not None
+            assert got.shape == want.shape
+            diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
+            assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (image.shape, size)
+        half = md._AreaPyramid(image)
+        assert np.array_equal(half.level(w // 2, h // 2),
+                              cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+        assert half._flat is None                                  # a whole ratio: OpenCV's
+    assert from_integral >= 9                  # most levels of each view came from the integral
