@@ -135,6 +135,8 @@ class FaceNode(KitNode):
             pipe.align_keep_roll = float(changed['align_keep_roll'])
         if 'identity_threshold' in changed:
             pipe.identity_threshold = float(changed['identity_threshold'])
+        if 'identity_confirm' in changed:
+            pipe.looks.confirm = int(changed['identity_confirm'])
 
     def _on_image(self, msg: Image) -> None:
         self.in_meter.tick()

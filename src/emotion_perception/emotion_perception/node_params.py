@@ -125,11 +125,15 @@ FACE_PARAMS = [
               'scale and shift onto the FER2013 template only, never rotated). FER2013 crops, '
               'which the encoder was trained on, keep their own roll. Measured: README '
               '"Stream vision (measured)".', range=(0.0, 180.0), live=True),
-    ParamSpec('identity_threshold', 0.5, 'Tracking: a track whose face crop correlates with '
-              'its previous frame\'s below this (16x16 grey thumbnails) is taken to be another '
-              'person standing where the tracked one stood and gets a new id, so fusion starts '
-              'its state afresh. 0 = off (ids follow box overlap only).', range=(0.0, 1.0),
-              live=True),
+    ParamSpec('identity_threshold', 0.5, 'Tracking: a track whose face crop correlates below '
+              'this (16x16 grey thumbnails) with every look of it in its last 16 frames '
+              '(identity_confirm frames in a row) is taken to be another person standing where '
+              'the tracked one stood and gets a new id, so fusion starts its state afresh. '
+              '0 = off (ids follow box overlap only).', range=(0.0, 1.0), live=True),
+    ParamSpec('identity_confirm', 2, 'Tracking: frames in a row a track\'s crop must look '
+              'unlike every look of it in its last 16 frames (identity_threshold) before it gets '
+              'a new id; 2 keeps the id of a face whose detections alternate between two '
+              'framings (1 = at the first such frame).', range=(1, 30), live=True),
     ParamSpec('publish_debug_image', False, 'Publish debug_image (boxes, ids, latest label).'),
     ParamSpec('image_input', 'raw', 'Camera input: raw (image_raw, sensor_msgs/Image), compressed '
               '(image_raw/compressed, sensor_msgs/CompressedImage JPEG/PNG), or both.',

@@ -21,8 +21,8 @@ from .mtcnn_detection import MtcnnFaceDetector
 from .scan_schedule import ScanSchedule
 from .turned_search import with_turned_search
 
-__all__ = ['FrameResult', 'FacePipeline', 'build_detector', 'build_face_pipeline', 'crop_face',
-           'draw_debug', 'thumbnail']
+__all__ = ['FrameResult', 'FacePipeline', 'LookMemory', 'build_detector', 'build_face_pipeline',
+           'crop_face', 'draw_debug', 'thumbnail']
 
 
 @dataclass
@@ -59,9 +59,10 @@ class FacePipeline:
     landmarks (Haar) the box crop stays.  ``aligned_crops`` counts the aligned ones.
     ``align_keep_roll``: roll [deg] an aligned crop keeps (only the excess is turned upright;
     ``face_alignment.align_face``'s ``keep_roll_deg``).
-    ``identity_threshold`` > 0: a track whose crop no longer looks like its crop of the previous
-    frame (normalised correlation of 16x16 grey thumbnails below the threshold: another person
-    now stands where the tracked one stood, which box overlap alone cannot tell) gets a new id
+    ``identity_threshold`` > 0: a track whose crop no longer looks like it did (``LookMemory``:
+    normalised correlation of 16x16 grey thumbnails below the threshold against every look of
+    the track's recent frames, ``identity_confirm`` frames in a row: another person now stands
+    where the tracked one stood, which box overlap alone cannot tell) gets a new id
     (``FaceTracker.reidentify``), so per-face state downstream (fusion's LSTM) starts afresh.
     """
 
@@ -69,13 +70,13 @@ class FacePipeline:
                  bundle: Any = None, crop_margin: float = 0.1, max_faces: int = 8,
                  schedule: Optional[ScanSchedule] = None, background: bool = False,
                  scan_thread: bool = True, align_faces: bool = False,
-                 align_keep_roll: float = 0.0, identity_threshold: float = 0.0) -> None:
+                 align_keep_roll: float = 0.0, identity_threshold: float = 0.0,
+                 identity_confirm: int = 1) -> None:
         self.detector, self.tracker, self.bundle = detector, tracker, bundle
         self.crop_margin, self.max_faces = crop_margin, max_faces
         self.align_faces, self.aligned_crops = bool(align_faces), 0
         self.align_keep_roll = float(align_keep_roll)
-        self.identity_threshold = float(identity_threshold)
-        self._looks: dict[str, np.ndarray] = {}       # track id -> previous crop's thumbnail
+        self.looks = LookMemory(identity_threshold, identity_confirm)
         self.identity_changes = 0
         self.schedule = schedule
         self.background = ((BackgroundScan if scan_thread else DeferredScan)(detector)
@@ -113,7 +114,7 @@ class FacePipeline:
         t2 = time.perf_counter()
         result = FrameResult(tracks, None, None, {'detect': t1 - t0, 'track': t2 - t1},
                              full_scan=whole)
-        check = self.identity_threshold > 0.0
+        check = self.looks.threshold > 0.0
         if (self.bundle is not None or check) and tracks:
             marks = {d.box: d.landmarks for d in detections} if self.align_faces else {}
             crops = [self._crop(image, t.box, marks.get(t.box)) for t in tracks]
@@ -130,19 +131,23 @@ class FacePipeline:
         result.timings['total'] = time.perf_counter() - t0
         return result
 
+    @property
+    def identity_threshold(self) -> float:
+        return self.looks.threshold
+
+    @identity_threshold.setter
+    def identity_threshold(self, value: float) -> None:
+        self.looks.threshold = float(value)
+
     def _check_identity(self, tracks: list, crops: list) -> None:
         """New ids for tracks whose face changed into another (``identity_threshold``)."""
-        looks = {}
         for t, crop in zip(tracks, crops):
-            look = thumbnail(crop)
-            prev = self._looks.get(t.id)
-            if prev is not None and float(prev @ look) < self.identity_threshold:
-                self.tracker.reidentify(t)
+            old = t.id
+            if self.looks.changed(old, thumbnail(crop)):
+                self.looks.rename(old, self.tracker.reidentify(t))
                 self.identity_changes += 1
-            looks[t.id] = look
-        # ids not seen this frame keep their last look while the tracker keeps them
-        alive = {t.id for t in self.tracker.confirmed()}
-        self._looks = {**{k: v for k, v in self._looks.items() if k in alive}, **looks}
+        # ids not seen this frame keep their looks while the tracker keeps them
+        self.looks.keep({t.id for t in self.tracker.confirmed()})
 
     def _crop(self, image: np.ndarray, box: tuple, landmarks: Optional[tuple]) -> np.ndarray:
         """The encoder's crop of one face: aligned on its landmarks where known (and
@@ -168,6 +173,54 @@ class FacePipeline:
         """Stop the background scan's thread (if any)."""
         if self.background is not None:
             self.background.close()
+
+
+class LookMemory:
+    """Whether a track's face is still the one it was: its crops' thumbnails (``thumbnail``)
+    against the looks of its recent frames.
+
+    A look that correlates with one of the track's last ``size`` accepted looks at
+    ``threshold`` or above is the same face, and is kept.  One that matches none waits; when
+    ``confirm`` such looks come in a row and each correlates with the one before it, another face
+    stands in the track's place (``changed`` is True), and they become the new id's looks.  Why
+    not only the previous frame: the detector can alternate between two framings of one face
+    (MTCNN on a hand over the face, a strong turn), and each switch looked like a new person,
+    so one person got a new id every few frames (86 ids in one 4 s segment of a bag) and
+    fusion's state kept starting afresh; a look seen once between matching ones is remembered
+    as this track's.  ``threshold`` 0 turns the check off.
+    """
+
+    def __init__(self, threshold: float, confirm: int = 1, size: int = 16) -> None:
+        if confirm < 1 or size < 1:
+            raise ValueError(f'identity_confirm ({confirm}) and the memory size ({size}) must '
+                             'be >= 1')
+        self.threshold, self.confirm, self.size = float(threshold), int(confirm), int(size)
+        self._looks: dict[str, list] = {}       # id -> accepted looks, newest last
+        self._waiting: dict[str, list] = {}     # id -> looks in a row that matched none
+
+    def changed(self, track_id: str, look: np.ndarray) -> bool:
+        looks = self._looks.setdefault(track_id, [])
+        waiting = self._waiting.setdefault(track_id, [])
+        if not looks or max(float(m @ look) for m in looks) >= self.threshold:
+            looks.extend(waiting + [look])          # a look seen between matching ones: kept
+            del looks[:-self.size]
+            waiting.clear()
+            return False
+        if waiting and float(waiting[-1] @ look) < self.threshold:
+            waiting.clear()                         # not one face either: count afresh
+        waiting.append(look)
+        return len(waiting) >= self.confirm
+
+    def rename(self, old: str, new: str) -> None:
+        """After ``changed``: the looks that made the change are the new id's."""
+        self._looks[new] = self._waiting.pop(old, [])[-self.size:]
+        self._looks.pop(old, None)
+
+    def keep(self, ids: set) -> None:
+        """Forget the tracks that ended."""
+        for memory in (self._looks, self._waiting):
+            for k in [k for k in memory if k not in ids]:
+                del memory[k]
 
 
 def thumbnail(crop: np.ndarray, side: int = 16) -> np.ndarray:
@@ -210,7 +263,8 @@ def build_face_pipeline(p: Mapping[str, Any], bundle: Any = None,
                         background=p['background_scan'], scan_thread=scan_thread,
                         align_faces=p.get('align_faces', False),
                         align_keep_roll=p.get('align_keep_roll', 0.0),
-                        identity_threshold=p.get('identity_threshold', 0.0))
+                        identity_threshold=p.get('identity_threshold', 0.0),
+                        identity_confirm=p.get('identity_confirm', 1))
 
 
 def draw_debug(image: np.ndarray, tracks: list, labels: Optional[list] = None,

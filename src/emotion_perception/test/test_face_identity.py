@@ -8,7 +8,12 @@ from skimage import data
 from emotion_perception.face_detection import Detection
 from emotion_perception.face_tracking import FaceTracker
 from emotion_perception.node_params import FACE_PARAMS
-from emotion_perception.vision_pipeline import FacePipeline, build_face_pipeline, thumbnail
+from emotion_perception.vision_pipeline import (
+    FacePipeline,
+    LookMemory,
+    build_face_pipeline,
+    thumbnail,
+)
 
 BOX = (200.0, 120.0, 160.0, 160.0)
 
@@ -74,5 +79,57 @@ def test_reidentify_gives_a_fresh_id_and_ignores_tentative_tracks():
 def test_identity_threshold_comes_from_the_parameters():
     params = {s.name: s.default for s in FACE_PARAMS}
     assert build_face_pipeline(params).identity_threshold == params['identity_threshold']
+    assert build_face_pipeline(params).looks.confirm == params['identity_confirm'] == 2
     params['identity_threshold'] = 0.5
     assert build_face_pipeline(params).identity_threshold == 0.5
+    with pytest.raises(ValueError, match='identity_confirm'):
+        LookMemory(0.5, confirm=0)
+
+
+def _zoomed(face: np.ndarray) -> np.ndarray:
+    """The same face framed another way (as a detector alternating between two boxes)."""
+    return cv2.resize(face[40:130, 40:130], face.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.mark.parametrize('confirm', [1, 2])
+def test_a_face_framed_two_ways_keeps_its_id_and_another_face_still_gets_a_new_one(confirm):
+    """identity_confirm 2: a face whose crops alternate between two framings keeps one id (1
+    gave it a new id at each switch); another face in its place gets a new id at its second
+    frame, and only one."""
+    astro, camera = _faces()
+    zoomed = _zoomed(astro)
+    assert float(thumbnail(astro) @ thumbnail(zoomed)) < 0.5      # the framings look unlike
+    pipe = FacePipeline(_Detector(), FaceTracker(min_hits=1), None, identity_threshold=0.5,
+                        identity_confirm=confirm)
+    shown = [astro, astro, zoomed, astro, zoomed, astro, astro, zoomed, zoomed, astro,
+             camera, camera, camera, camera]
+    ids = []
+    for face in shown:
+        (t,) = pipe.process(_frame(face), len(ids) / 15).tracks
+        ids.append(t.id)
+    first = ids[0]
+    if confirm == 2:
+        # the zoomed framing keeps the astronaut's id, even twice in a row once it was seen
+        # between matching looks; the camera man gets his id at his second frame
+        assert ids[:11] == [first] * 11
+        assert ids[11] == ids[12] == ids[13] != first
+        assert pipe.identity_changes == 1
+    else:
+        assert ids[2] != first and len(set(ids[:10])) > 3        # a new id at each switch
+        assert ids[10] == ids[11] == ids[12] == ids[13] != ids[9]
+
+
+def test_look_memory_forgets_ended_tracks_and_hands_looks_to_the_new_id():
+    astro, camera = _faces()
+    a, c = thumbnail(astro), thumbnail(camera)
+    m = LookMemory(0.5, confirm=2, size=4)
+    assert not m.changed('f1', a) and not m.changed('f1', a)
+    assert not m.changed('f1', c)                   # one unlike look: waits
+    assert m.changed('f1', c)                       # two in a row, alike: another face
+    m.rename('f1', 'f2')
+    assert not m.changed('f2', c) and m.changed('f2', a) is False
+    for _ in range(6):
+        m.changed('f2', c)
+    assert len(m._looks['f2']) == 4                 # at most `size` looks per id
+    m.keep({'f9'})
+    assert m._looks == {} and m._waiting == {}
