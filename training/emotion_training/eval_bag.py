@@ -392,7 +392,7 @@ class OfflinePipeline:
         self.frames_with_face += bool(res.tracks)
         boxes = [FaceBox(t.id, float(t.w * t.h)) for t in res.tracks]
         for name in ('fused', 'vision_only'):
-            self.runners[name].on_faces(boxes, stamp)
+            self.runners[name].on_faces(boxes, stamp, stamp)
         if res.embeddings is not None:
             for k, tr in enumerate(res.tracks):
                 f = Feature(stamp, tr.id, MODALITY_VISION, res.embeddings[k],

@@ -72,6 +72,13 @@ PARAMS: list[ParamSpec] = [
     ParamSpec('track_timeout', 2.0,
               'A track not seen for this long is forgotten: its LSTM state restarts at zero [s] '
               '(>= vision_max_age).', positive),
+    ParamSpec('faces_in_view_only', True,
+              'A face missing from the newest FaceArray (face_source "faces") gets no estimate '
+              'until it is seen again, though its last vision feature '
+              'is younger than vision_max_age: a face that left or was re-identified as '
+              'another person stops at once instead of repeating its last look (its LSTM state '
+              'is kept for track_timeout). False: every face with a vision feature younger '
+              'than vision_max_age.', live=True),
     ParamSpec('voice_assignment', 'target',
               'Which face the voice belongs to: "target" (tracker/state target_id when fresh, '
               'else as "largest"), "largest" (largest box in faces), "all" (every visible face).',
@@ -127,6 +134,7 @@ class FusionConfig:
     queue_size: int = 10
     max_tracks: int = 8
     track_timeout: float = 2.0
+    faces_in_view_only: bool = True
     voice_assignment: str = 'target'
     target_timeout: float = 1.0
     voice_only_id: str = 'voice'

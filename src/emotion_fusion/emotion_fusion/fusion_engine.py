@@ -9,7 +9,8 @@ One output step at ``now``:
 
 1. forget buffered features older than their max age and tracks past ``track_timeout``;
 2. every face whose newest vision feature is fresh takes part (sorted by id, at most
-   ``max_tracks``);
+   ``max_tracks``), unless the newest faces list (``set_faces`` with a frame stamp) is newer than
+   that feature and leaves the face out (``faces_in_view_only``: it left, or it is another id now);
 3. the voice goes to the face(s) chosen by ``voice_assignment`` (see ``voice_owners``), fused with
    the voice window nearest to that face's frame within ``slop``; with no face at all, the newest
    fresh voice window drives the audio-only track ``voice_only_id``;
@@ -130,6 +131,8 @@ class FusionEngine:
             cfg.max_tracks, int(cfg.track_timeout * NS), self._new_state)
         self._faces: List[FaceBox] = []
         self._faces_at: Optional[int] = None
+        self._in_view: Optional[tuple[int, set]] = None   # (frame stamp, ids in that frame)
+        self.out_of_view_skips = 0
         self._target: str = ''
         self._target_at: Optional[int] = None
         self.rejected: Dict[str, int] = {}
@@ -180,10 +183,16 @@ class FusionEngine:
             return reason
         return push(feature, now_ns)
 
-    def set_faces(self, boxes: Sequence[FaceBox], now_ns: int) -> None:
-        """The newest FaceArray (for the 'largest' voice assignment)."""
+    def set_faces(self, boxes: Sequence[FaceBox], now_ns: int,
+                  stamp_ns: Optional[int] = None, ids: Optional[Sequence[str]] = None) -> None:
+        """The newest FaceArray: its boxes (for the 'largest' voice assignment) and, with the
+        frame's ``stamp_ns``, the ids in view in that frame (``ids``, else the boxes' ids; for
+        ``faces_in_view_only``)."""
         self._faces = list(boxes)
         self._faces_at = now_ns
+        if stamp_ns is not None and (self._in_view is None or stamp_ns >= self._in_view[0]):
+            self._in_view = (int(stamp_ns), set(ids if ids is not None
+                                                else (b.face_id for b in boxes)))
 
     def set_target(self, target_id: str, now_ns: int) -> None:
         """The newest tracker/state target ('' = no target)."""
@@ -226,6 +235,13 @@ class FusionEngine:
             return result
         cfg = self.cfg
         vision = self.aligner.latest_vision(now_ns)
+        if cfg.faces_in_view_only and self._in_view is not None:
+            # a face whose newest feature is older than the newest faces list, which does not
+            # hold it, is out of view (it left, or became another id): no estimate for it
+            shown_at, shown = self._in_view
+            gone = [k for k, f in vision.items() if f.stamp_ns < shown_at and k not in shown]
+            self.out_of_view_skips += len(gone)
+            vision = {k: f for k, f in vision.items() if k not in gone}
         if len(vision) > cfg.max_tracks:
             # keep the faces with the newest frames; the others wait for a free slot
             keep = sorted(vision, key=lambda k: vision[k].stamp_ns, reverse=True)[:cfg.max_tracks]

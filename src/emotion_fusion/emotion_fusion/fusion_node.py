@@ -63,7 +63,8 @@ class FusionNode(KitNode):
     Lifecycle: configure loads the bundle and checks its fusion step (FAILURE without a valid
     bundle), builds the engine and creates the lifecycle publisher; activate subscribes and starts
     the timers; deactivate stops them (per-face publishers go); cleanup releases the model.
-    Live: voice_assignment, target_timeout, require_speech, hysteresis_steps/margin, log_throttle.
+    Live: voice_assignment, target_timeout, require_speech, hysteresis_steps/margin,
+    faces_in_view_only, log_throttle.
     """
 
     def __init__(self, **node_kwargs) -> None:
@@ -141,7 +142,8 @@ class FusionNode(KitNode):
         self.model_ok, self.model_status = False, 'not loaded'
 
     def on_parameters(self, changed: dict) -> None:
-        """Assignment policy, freshness, speech gate, label hysteresis, log throttle: at once."""
+        """Assignment policy, freshness, speech gate, label hysteresis, the in-view gate, log
+        throttle: at once."""
         self.cfg = FusionConfig.from_mapping({**self.p, **changed})
         self._throttle.period_s = float(self.cfg.log_throttle)
         engine = self.engine
@@ -246,7 +248,8 @@ class FusionNode(KitNode):
                     f'faces: box of "{f.id}" rejected: {reason} ({f.x}, {f.y}, {f.width}x'
                     f'{f.height} in {f.image_width}x{f.image_height})'
                     + (f'; {suppressed} more since the last report' if suppressed else ''))
-        self.runner.on_faces(boxes, self.get_clock().now().nanoseconds)
+        self.runner.on_faces(boxes, self.get_clock().now().nanoseconds,
+                             stamp_ns(msg.header.stamp), [f.id for f in msg.faces])
         if self.hri is not None:
             self.hri.on_faces(msg)
 
@@ -375,6 +378,7 @@ class FusionNode(KitNode):
             'input_to_publish_ms_p95': round(lat['p95'], 2),
             'voice_unassigned_steps': eng.voice_unassigned_steps,
             'faces_over_capacity': eng.rows_over_capacity,
+            'faces_out_of_view_skipped': eng.out_of_view_skips,
             'model_errors': eng.model_errors,
             'nonfinite_outputs': eng.nonfinite_outputs,
         }

@@ -78,9 +78,12 @@ class FusionRunner:
         """A voice feature arrived (never steps): the reject/drop reason or None."""
         return self.engine.add_voice(feature, now_ns)
 
-    def on_faces(self, boxes: Sequence[FaceBox], now_ns: int) -> None:
-        """A FaceArray arrived (box sizes for the ``largest`` voice policy)."""
-        self.engine.set_faces([b for b in boxes if b.face_id], now_ns)
+    def on_faces(self, boxes: Sequence[FaceBox], now_ns: int, stamp_ns: Optional[int] = None,
+                 ids: Optional[Sequence[str]] = None) -> None:
+        """A FaceArray arrived: box sizes for the ``largest`` voice policy and, with its
+        frame's ``stamp_ns``, the ids in view (``ids``, else the boxes'; ``faces_in_view_only``)."""
+        self.engine.set_faces([b for b in boxes if b.face_id], now_ns, stamp_ns,
+                              None if ids is None else [i for i in ids if i])
 
     def on_tracker(self, target_id: str, now_ns: int) -> None:
         """A TrackerState arrived (the ``target`` voice policy)."""

@@ -238,3 +238,43 @@ def test_input_observer_sees_what_the_model_gets():
     assert list(first.vision_present) == [1.0, 1.0] and list(first.voice_present) == [1.0, 0.0]
     assert np.array_equal(first.voice_emb[0], onehot(ANGRY, 6))
     assert second.fresh[second.face_ids.index('f1')] is False   # f1 carries its state on
+
+
+@pytest.mark.parametrize('in_view_only', [True, False])
+def test_a_face_the_newest_faces_list_leaves_out_gets_no_estimate(in_view_only):
+    """faces_in_view_only: a face that left (or became another id) stops at the first FaceArray
+    without it, though its last feature is still fresh; off: it repeats its last look for up
+    to vision_max_age.  A face seen again, or one whose feature is as new as the list, goes on."""
+    eng, _ = engine(faces_in_view_only=in_view_only, vision_max_age=0.5)
+    t = 10 * S
+    eng.set_faces([FaceBox('f1', 100.0)], t, stamp_ns=t)
+    eng.add_vision(vis('f1', t, SAD), t)
+    assert set(by_id(eng.step(t + MS))) == {'f1'}
+    # the next frame shows f2 in f1's place (face_node re-identified it)
+    t2 = t + 33 * MS
+    eng.set_faces([FaceBox('f2', 100.0)], t2, stamp_ns=t2)
+    eng.add_vision(vis('f2', t2, HAPPY), t2)
+    out = by_id(eng.step(t2 + MS))
+    assert set(out) == ({'f2'} if in_view_only else {'f1', 'f2'})
+    assert eng.out_of_view_skips == int(in_view_only)
+    # an older faces list (out of order) changes nothing; f1 back in view goes on at once
+    eng.set_faces([FaceBox('f1', 100.0)], t2, stamp_ns=t)
+    t3 = t2 + 33 * MS
+    eng.set_faces([FaceBox('f1', 100.0), FaceBox('f2', 100.0)], t3, stamp_ns=t3)
+    eng.add_vision(vis('f1', t3, SAD), t3)
+    assert set(by_id(eng.step(t3 + MS))) == {'f1', 'f2'}
+    # a feature as new as the list is kept even when the list misses it (one source of truth
+    # at a time: the feature of that frame says the face was there)
+    t4 = t3 + 33 * MS
+    eng.add_vision(vis('f1', t4, SAD), t4)
+    eng.set_faces([], t4, stamp_ns=t4)
+    assert set(by_id(eng.step(t4 + MS))) == ({'f1'} if in_view_only else {'f1', 'f2'})
+
+
+def test_faces_without_a_frame_stamp_gate_nothing():
+    """Boxes alone (the voice policy's input, or the ROS4HRI source) never hide a face."""
+    eng, _ = engine()
+    t = 10 * S
+    eng.add_vision(vis('f1', t, SAD), t)
+    eng.set_faces([FaceBox('f9', 100.0)], t + 10 * MS)
+    assert set(by_id(eng.step(t + 20 * MS))) == {'f1'}
