@@ -227,6 +227,9 @@ def main() -> None:
                     metavar=('P', 'R', 'O'), help='MTCNN stage thresholds [0.6 0.7 0.7]')
     ap.add_argument('--mtcnn-min-confidence', type=float, default=0.9,
                     help='MTCNN ONet score a face needs (face_node mtcnn_min_confidence) [0.9]')
+    ap.add_argument('--mtcnn-low-light-gain', type=float, default=4.0,
+                    help='MTCNN largest gain on a dark frame (face_node mtcnn_low_light_gain; '
+                         '1 = off) [4]')
     ap.add_argument('--mtcnn-min-face', type=int, default=48,
                     help='MTCNN smallest face in px (face_node min_face_size) [48]')
     a = ap.parse_args()
@@ -242,7 +245,8 @@ def main() -> None:
           f'machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}')
     build = {'mtcnn': lambda: MtcnnFaceDetector(min_face_size=a.mtcnn_min_face,
                                                 thresholds=a.mtcnn_thresholds,
-                                                min_confidence=a.mtcnn_min_confidence),
+                                                min_confidence=a.mtcnn_min_confidence,
+                                                low_light_gain=a.mtcnn_low_light_gain),
              'haar': lambda: HaarFaceDetector()}
     for name in ('mtcnn', 'haar'):
         build[f'{name}+turned'] = (lambda n=name: TurnedSearch(build[n](), a.turned_deg))

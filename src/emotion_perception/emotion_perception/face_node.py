@@ -118,6 +118,7 @@ class FaceNode(KitNode):
             return
         for name, attr, kind in (('min_neighbors', 'min_neighbors', int),       # Haar only
                                  ('mtcnn_min_confidence', 'min_confidence', float),  # MTCNN
+                                 ('mtcnn_low_light_gain', 'low_light_gain', float),  # MTCNN
                                  ('min_face_size', 'min_face_size', int)):
             if name in changed:
                 pipe.set_detector_setting(attr, kind(changed[name]))
@@ -221,6 +222,11 @@ class FaceNode(KitNode):
             worker = getattr(pipe.background, '_detector', None)
             r.add('faces_found_turned', pipe.detector.turned_found + (
                 getattr(worker, 'turned_found', 0) if worker is not pipe.detector else 0))
+        if hasattr(pipe.detector, 'brightened'):
+            # detector calls on a dark frame, scaled first (mtcnn_low_light_gain), both threads
+            worker = getattr(pipe.background, '_detector', None)
+            r.add('frames_brightened', pipe.detector.brightened + (
+                getattr(worker, 'brightened', 0) if worker is not pipe.detector else 0))
         background = pipe.background
         if background is not None:
             r.add('background_scans', background.scans)

@@ -21,6 +21,13 @@ crop on one core; a tracked face leaves ~7 RNet candidates on it), first gets on
 ``ONET_FIRST`` best RNet candidates, and the others of a window only when none of those gives a
 face that will be reported: a tracked face costs ~2 crops, and no window loses a face the full
 batch would have found for want of candidates.  Whole-frame scans run ONet on every candidate.
+
+Low light: the nets see (x - 127.5) / 128, so a dark frame reaches them with a quarter of its
+contrast and most of its faces are missed.  When the 99th percentile of the searched pixels (the
+whole frame or the windows, sampled on a grid) is below ``LOW_LIGHT_LEVEL``, the frame is scaled
+by up to ``low_light_gain`` so that it reaches ``LOW_LIGHT_TARGET`` before the three stages run
+(bench/bench_detection.py, "low light": README "Low light (measured)").  Only the detector's copy
+is scaled; the crops the encoder reads are not.
 """
 from __future__ import annotations
 
@@ -40,6 +47,11 @@ __all__ = ['MtcnnFaceDetector', 'default_model_dir', 'MODEL_FILES']
 
 #: ONet candidates per window in the first round (``MtcnnFaceDetector._detect``)
 ONET_FIRST = 2
+
+#: a searched area whose 99th percentile value is below this counts as dark ...
+LOW_LIGHT_LEVEL = 128
+#: ... and is scaled so that its 99th percentile reaches this (up to ``low_light_gain``)
+LOW_LIGHT_TARGET = 200
 
 MODEL_FILES = ('pnet.onnx', 'rnet.onnx', 'onet.onnx')
 
@@ -178,6 +190,26 @@ class _AreaPyramid:
         return out if self.image.ndim == 3 else out[:, :, 0]
 
 
+def _low_light_scale(rgb: np.ndarray, rects: Sequence[tuple], max_gain: float) -> float:
+    """The gain that brings the 99th percentile of ``rgb`` inside ``rects`` (x0, y0, x1, y1),
+    sampled on a grid of about 60 points a side, to ``LOW_LIGHT_TARGET``; 1.0 when that
+    percentile is ``LOW_LIGHT_LEVEL`` or more, or ``max_gain`` <= 1."""
+    if max_gain <= 1.0:
+        return 1.0
+    samples = []
+    for x0, y0, x1, y1 in rects:
+        step = max(1, min(x1 - x0, y1 - y0) // 60)
+        samples.append(rgb[y0:y1:step, x0:x1:step].ravel())
+    values = np.concatenate(samples) if samples else np.zeros(0, np.uint8)
+    if values.size == 0:
+        return 1.0
+    counts = np.cumsum(np.bincount(values, minlength=256))
+    level = int(np.searchsorted(counts, 0.99 * counts[-1]))
+    if level >= LOW_LIGHT_LEVEL:
+        return 1.0
+    return min(float(max_gain), LOW_LIGHT_TARGET / max(level, 1))
+
+
 def _crops(rgb: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """facenet-pytorch's ``pad`` + crop + area resize of each box; (batch, index of each box)."""
     h, w = rgb.shape[:2]
@@ -206,13 +238,15 @@ class MtcnnFaceDetector:
     def __init__(self, model_dir: Optional[str] = None, min_face_size: int = 48,
                  thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
                  min_confidence: float = 0.9, threads: int = 1, square: bool = True,
-                 _sessions: Optional[tuple] = None) -> None:
+                 low_light_gain: float = 4.0, _sessions: Optional[tuple] = None) -> None:
         if min_face_size < 12:
             raise ValueError(f'min_face_size must be >= 12 px for MTCNN, got {min_face_size}')
         if not 0.1 <= factor < 1.0:
             raise ValueError(f'pyramid factor must be in [0.1, 1), got {factor}')
         if len(thresholds) != 3 or not all(0.0 <= t < 1.0 for t in thresholds):
             raise ValueError(f'thresholds must be three values in [0, 1), got {thresholds}')
+        if not low_light_gain >= 1.0:
+            raise ValueError(f'low_light_gain must be >= 1 (1 = off), got {low_light_gain}')
         self.model_dir = pathlib.Path(model_dir) if model_dir else default_model_dir()
         if _sessions is None:
             missing = [f for f in MODEL_FILES if not (self.model_dir / f).is_file()]
@@ -223,13 +257,15 @@ class MtcnnFaceDetector:
         self.min_face_size, self.factor = int(min_face_size), float(factor)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.min_confidence, self.threads, self.square = float(min_confidence), threads, square
+        self.low_light_gain = float(low_light_gain)
+        self.brightened = 0           # detect() calls on a dark image, scaled (low_light_gain)
 
     def clone(self) -> 'MtcnnFaceDetector':
         """The same settings for another thread; onnxruntime sessions are safe to run from
         several threads at once, so they are shared."""
         return MtcnnFaceDetector(str(self.model_dir), self.min_face_size, self.thresholds,
                                  self.factor, self.min_confidence, self.threads, self.square,
-                                 _sessions=(self._pnet, self._rnet, self._onet))
+                                 self.low_light_gain, _sessions=(self._pnet, self._rnet, self._onet))
 
     # -- the detector interface ----------------------------------------------------------------
     def detect(self, image: np.ndarray,
@@ -243,6 +279,7 @@ class MtcnnFaceDetector:
                else cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         h, w = rgb.shape[:2]
         if regions is None:
+            rgb = self._lit(rgb, [(0, 0, w, h)])
             boxes, points = self._detect(rgb, [((0, 0, w, h), self.min_face_size, None)])
             return self._to_detections(boxes, points, None)
         plans, limits = [], []
@@ -257,8 +294,17 @@ class MtcnnFaceDetector:
             limits.append((x0, y0, x1, y1, lo, hi))
         if not plans:
             return []
+        rgb = self._lit(rgb, [rect for rect, _, _ in plans])
         boxes, points = self._detect(rgb, plans)
         return _unique(self._to_detections(boxes, points, limits))
+
+    def _lit(self, rgb: np.ndarray, rects: list) -> np.ndarray:
+        """``rgb`` scaled when the searched ``rects`` are dark (module docstring, low light)."""
+        gain = _low_light_scale(rgb, rects, self.low_light_gain)
+        if gain <= 1.0:
+            return rgb
+        self.brightened += 1
+        return cv2.convertScaleAbs(rgb, alpha=gain)
 
     def raw(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """facenet-pytorch's ``MTCNN.detect`` on an RGB image: ([N, 5] x1 y1 x2 y2 score,

@@ -79,6 +79,10 @@ FACE_PARAMS = [
               choices=('mtcnn', 'haar')),
     ParamSpec('mtcnn_min_confidence', 0.9, 'MTCNN: ONet score a face needs (higher = fewer false '
               'positives).', range=(0.7, 0.999), live=True),
+    ParamSpec('mtcnn_low_light_gain', 4.0, 'MTCNN: largest gain applied to a dark frame before '
+              'detection (99th percentile of the searched pixels below 128: scaled to reach 200; '
+              'the encoder still reads the frame as it is). 1 = off.', range=(1.0, 16.0),
+              live=True),
     ParamSpec('cascade', DEFAULT_CASCADE, 'Haar cascade file name (in cv2.data.haarcascades) or an '
               'absolute path.'),
     ParamSpec('detection_scale', 0.5, 'Image scale the detector runs at (speed vs smallest '

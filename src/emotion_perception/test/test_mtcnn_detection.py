@@ -35,6 +35,48 @@ def test_finds_the_astronaut_with_five_landmarks_and_nothing_in_a_face_free_phot
     assert len(detector.detect(grey)) == 1
 
 
+def _dark_lfw_frames(indices, factor=0.25):
+    """LFW faces (scikit-image) pasted at 100 px on a flat light grey 640x480 frame, darkened as
+    bench_detection's low light (x factor, noise sigma 3): (bright frames, dark frames, box)."""
+    from skimage import data
+    lfw = data.lfw_subset()
+    bright, dark = [], []
+    for i in indices:
+        frame = np.full((FRAME_H, FRAME_W, 3), 150, np.uint8)
+        face = cv2.cvtColor((lfw[i] * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+        frame[150:250, 250:350] = cv2.resize(face, (100, 100))
+        noise = np.random.default_rng(i).normal(0, 3, frame.shape)
+        bright.append(frame)
+        dark.append(np.clip(frame * factor + noise, 0, 255).astype(np.uint8))
+    return bright, dark, (250, 150, 100, 100)
+
+
+def test_dark_frames_are_brightened_for_the_detector_only_when_dark():
+    # nine faces MTCNN finds in the bright frame; dark, the nets see a quarter of the contrast
+    bright, dark, box = _dark_lfw_frames([4, 5, 7, 13, 20, 21, 27, 30, 32])
+    off, on = MtcnnFaceDetector(low_light_gain=1.0), MtcnnFaceDetector()
+
+    def hits(det, frames, regions=None):
+        return sum(any(iou(d.box, box) > 0.4 for d in det.detect(f, regions)) for f in frames)
+
+    assert hits(off, bright) == 9
+    assert hits(on, bright) == 9 and on.brightened == 0
+    assert hits(off, dark) <= 2 and off.brightened == 0
+    assert hits(on, dark) >= 8 and on.brightened == 9
+    # a window around the face: the window's own pixels decide
+    window = [ScanRegion(200, 100, 400, 300, 60, 160)]
+    in_window = hits(on, dark, window)
+    assert in_window >= 8 and on.brightened == 18
+    assert hits(off, dark, window) < in_window
+    # the detector works on its own copy: the caller's frame is untouched
+    before = dark[0].copy()
+    on.detect(dark[0])
+    assert np.array_equal(dark[0], before)
+    assert on.clone().low_light_gain == 4.0
+    with pytest.raises(ValueError, match='low_light_gain'):
+        MtcnnFaceDetector(low_light_gain=0.5)
+
+
 def test_detector_finds_the_face_in_its_window_only(detector):
     frame = moving_face_frames(3)[1]
     (whole,) = detector.detect(frame)

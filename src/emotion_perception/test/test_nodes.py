@@ -60,6 +60,7 @@ def test_face_node_tracks_the_moving_photo_with_one_id(test_bundle):
         faces = ros.collect(FaceArray, 'faces', reliable_qos(50))
         feats = ros.collect(EmotionFeature, 'vision/features', sensor_qos(100))
         debug = ros.collect(Image, 'debug_image', sensor_qos(5))
+        diags = ros.collect(DiagnosticArray, '/diagnostics', 20)
         pub = ros.publisher(Image, 'image_raw', sensor_qos(1))
         assert ros.wait_for_subscribers(pub), node.output()
         assert _wait_publishers(ros, 'faces') and _wait_publishers(ros, 'vision/features')
@@ -96,6 +97,10 @@ def test_face_node_tracks_the_moving_photo_with_one_id(test_bundle):
             assert len(e.embedding) == 16 and len(e.logits) == len(e.labels) == len(DEFAULT_LABELS)
             assert e.quality == pytest.approx(f.faces[0].confidence)
         assert debug and debug[-1].encoding == 'bgr8'
+        # a lit photo: the detector never had to brighten a frame (mtcnn_low_light_gain)
+        assert ros.wait_for(lambda: 'frames_brightened' in _diag_values(diags, 'face_node')[0],
+                            5.0), node.output()
+        assert _diag_values(diags, 'face_node')[0]['frames_brightened'] == '0'
         assert node.alive()
         assert node.stop() == 0, node.output()        # Ctrl-C: clean exit
 

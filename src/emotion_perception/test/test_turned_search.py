@@ -167,6 +167,9 @@ def test_live_detector_settings_reach_the_detector_inside_the_search_and_its_wor
         assert pipe.set_detector_setting('min_confidence', 0.95)
         assert pipe.detector.base.min_confidence == worker.base.min_confidence == 0.95
         assert pipe.detector.min_confidence == 0.95          # read through the search
+        assert pipe.detector.base.low_light_gain == worker.base.low_light_gain == 4.0
+        assert pipe.set_detector_setting('low_light_gain', 1.0)
+        assert pipe.detector.base.low_light_gain == worker.base.low_light_gain == 1.0
         assert not pipe.set_detector_setting('min_neighbors', 5)   # a Haar setting on MTCNN
         assert not hasattr(pipe.detector.base, 'min_neighbors')
     finally:
