@@ -39,11 +39,13 @@ import soundfile as sf
 from scipy.signal import lfilter
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / 'src' / 'emotion_perception'), str(REPO / 'src' / 'emotion_runtime')]
+sys.path[:0] = [str(REPO / 'src' / 'emotion_perception'), str(REPO / 'src' / 'emotion_runtime'),
+                str(REPO / 'training')]
 
 from emotion_perception.node_params import VOCAL_PARAMS  # noqa: E402
 from emotion_perception.voice_activity import EnergyVad, SileroModel, SileroVad  # noqa: E402
 from emotion_runtime.preprocess import resample  # noqa: E402
+from emotion_training import room_noise  # noqa: E402
 
 RATE, FRAME = 16000, 320          # 20 ms frames: vocal_node's vad_frame_seconds
 SNRS = (0, 5, 10, 20)
@@ -111,15 +113,7 @@ def build_track(clips: list, seconds: float, rng) -> tuple[np.ndarray, np.ndarra
 
 
 def fan_noise(n: int, rng) -> np.ndarray:
-    t = np.arange(n) / RATE
-    hum = sum(a * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-              for f, a in ((50, 1.0), (100, 0.6), (150, 0.4), (200, 0.25), (250, 0.15)))
-    blade = (1 + 0.3 * np.sin(2 * np.pi * 0.7 * t)) * np.sin(2 * np.pi * 24 * t) * 0.8
-    brown = lfilter([1.0], [1.0, -0.995], rng.standard_normal(n))
-    brown /= np.std(brown)
-    white = rng.standard_normal(n)
-    x = hum / np.std(hum) + blade + 1.0 * brown + 0.35 * white
-    return (x / np.std(x)).astype(np.float32)
+    return room_noise.fan_noise(n, rng, RATE)
 
 
 def speech_shaped(n: int, spectrum: np.ndarray, rng) -> np.ndarray:

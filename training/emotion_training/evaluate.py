@@ -31,6 +31,7 @@ from .datasets.common import AUDIO_EXTS, IMAGE_EXTS, Sample
 from .datasets.ravdess import load_ravdess
 from .labels import canonical
 from .metrics import summarise
+from .room_noise import NOISE_KINDS, add_room_noise
 
 #: subcommand -> module providing add_parser(subparsers) and run(args) -> int.  Modules that are
 #: not (yet) present are skipped, so another engineer can add ``eval_bag.py`` without edits here.
@@ -166,7 +167,7 @@ CALIBRATION_NOTES = {
 
 
 def voice_window_outputs(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable: bool,
-                         calibration: str = 'offline'
+                         calibration: str = 'offline', noise: Optional[tuple[str, float]] = None
                          ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[Sample]]:
     """Per readable file, the (embeddings [W,E], logits [W,C]) of its active windows, in the order
     of ``samples``, and the files kept.
@@ -175,7 +176,8 @@ def voice_window_outputs(bundle: ModelBundle, samples: Sequence[Sample], skip_un
     'offline' = from all of that speaker's windows first; 'online' = learnt while scoring its
     files in name order, each file added before it is scored (``ONLINE_HALF_LIFE_S``, as the
     vocal node); 'none' = the training population's statistics.  Each file is read and turned
-    into log-mel once; one speaker's windows are held in memory at a time.
+    into log-mel once; one speaker's windows are held in memory at a time.  ``noise`` (kind,
+    dBFS): room noise added to every file first (``room_noise``; file i always gets the same).
     """
     mode = calibration if bundle.speaker_normalised else 'none'
     groups: dict[str, list[int]] = {}
@@ -197,6 +199,8 @@ def voice_window_outputs(bundle: ModelBundle, samples: Sequence[Sample], skip_un
                     raise SystemExit(f'emotion-eval: {exc}') from exc
                 progress(f'skipping: {exc}')
                 continue
+            if noise is not None:
+                audio = add_room_noise(audio, rate, noise[0], noise[1], seed=i)
             wins = utterance_windows(audio, rate, bundle.sample_rate, bundle.window_seconds,
                                      bundle.hop_seconds)
             raw[i] = bundle.voice_logmels(wins, bundle.sample_rate)
@@ -216,12 +220,13 @@ def voice_window_outputs(bundle: ModelBundle, samples: Sequence[Sample], skip_un
 
 
 def speech_logits(bundle: ModelBundle, samples: Sequence[Sample], skip_unreadable: bool,
-                  calibration: str = 'offline'
+                  calibration: str = 'offline', noise: Optional[tuple[str, float]] = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Sample]]:
     """Per-file (mean embedding, logits, y, kept) with the vocal node's windowing/aggregation,
-    calibrated to each speaker as ``calibration`` says (see ``voice_window_outputs``)."""
+    calibrated to each speaker as ``calibration`` says, with ``noise`` added (see
+    ``voice_window_outputs``)."""
     idx = {k: i for i, k in enumerate(bundle.labels)}
-    outputs, kept = voice_window_outputs(bundle, samples, skip_unreadable, calibration)
+    outputs, kept = voice_window_outputs(bundle, samples, skip_unreadable, calibration, noise)
     embs = [emb.mean(axis=0) for emb, _ in outputs]
     logits = [aggregate(lg) for _, lg in outputs]
     return np.stack(embs), np.stack(logits), np.array([idx[s.label] for s in kept]), kept
@@ -266,12 +271,16 @@ def run_speech(args) -> int:
     skipped = _report_skipped(skipped_folders(args.wav_dir, bundle.labels, AUDIO_EXTS)
                               if folders else {}, bundle.labels)
     progress(f'{len(samples)} speech files from {args.wav_dir}; bundle {bundle.path}')
-    _, logits, y, kept = speech_logits(bundle, samples, args.skip_unreadable, args.calibration)
+    noise = None if args.noise_dbfs is None else (args.noise_kind, float(args.noise_dbfs))
+    _, logits, y, kept = speech_logits(bundle, samples, args.skip_unreadable, args.calibration,
+                                       noise)
     extra = dict(_calibration_note(bundle, args), **skipped,
                  per_corpus=_per_corpus(y, logits.argmax(1), kept, bundle.labels))
+    if noise is not None:
+        extra['room_noise'] = {'kind': noise[0], 'dbfs': noise[1]}
     if bundle.speaker_normalised and args.calibration != 'none':
         # every calibrated figure also without calibration (the population statistics)
-        _, lg0, y0, kept0 = speech_logits(bundle, samples, args.skip_unreadable, 'none')
+        _, lg0, y0, kept0 = speech_logits(bundle, samples, args.skip_unreadable, 'none', noise)
         extra['no_calibration'] = dict(
             {k: v for k, v in summarise(y0, lg0.argmax(1), bundle.labels).items()
              if k in _BRIEF}, per_corpus=_per_corpus(y0, lg0.argmax(1), kept0, bundle.labels))
@@ -329,6 +338,12 @@ def add_parser(sub) -> None:
                        'bundles) also without calibration')
     common(p)
     calibration(p, ('offline', 'online', 'none'))
+    p.add_argument('--noise-dbfs', type=float, default=None, metavar='DBFS',
+                   help='add room noise at this level (dB full scale; -60 = white noise of RMS '
+                        '0.001, a quiet microphone) to every file first: what a robot hears '
+                        '[off]')
+    p.add_argument('--noise-kind', choices=NOISE_KINDS, default='white',
+                   help='room noise kind for --noise-dbfs [white]')
     p.add_argument('wav_dir')
     p.set_defaults(func=run_speech)
 

@@ -2,6 +2,7 @@
 and silence gate) and ``preprocess.logmel`` (the node's features)."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Sequence
 
@@ -14,6 +15,7 @@ from emotion_runtime.voice_windows import utterance_windows
 
 from .audio_io import read_mono
 from .datasets.common import Sample
+from .room_noise import add_room_noise
 
 
 def raw_vocal_section(vocal: dict) -> dict:
@@ -27,6 +29,8 @@ def file_windows(samples: Sequence[Sample], labels: Sequence[str], vocal: dict,
 
     ``hop_s`` may be denser than the node's hop for training (more, overlapping windows).
     The windows are normalised as ``vocal['normalisation']`` says (``normalise_windows``).
+    A sample whose ``extra['room_noise']`` is (kind, dBFS, seed) is read with that room noise
+    added (``noisy_copies``).
     """
     raw = raw_vocal_section(vocal)
     idx = {k: i for i, k in enumerate(labels)}
@@ -34,6 +38,9 @@ def file_windows(samples: Sequence[Sample], labels: Sequence[str], vocal: dict,
     rate = int(vocal['sample_rate'])
     for i, s in enumerate(tqdm(samples, desc=desc, file=sys.stderr, leave=False, mininterval=2)):
         audio, sr = read_mono(s.path)
+        noise = s.extra.get('room_noise')
+        if noise:                          # a noisy copy (noisy_copies): (kind, dBFS, seed)
+            audio = add_room_noise(audio, sr, *noise)
         for w in utterance_windows(audio, sr, rate, float(vocal['window_seconds']), hop_s):
             xs.append(logmel(w, rate, raw)[None])
             ys.append(idx[s.label])
@@ -50,3 +57,25 @@ def normalise_windows(raw: np.ndarray, speakers: Sequence[str], norm: dict) -> n
     if norm.get('type') == 'speaker':
         return normalise_by_speaker(raw, speakers, norm)
     return normalise_logmel(raw, norm, window_axes=(1, 2, 3))
+
+
+def noisy_copies(samples: Sequence[Sample], copies: int, dbfs: tuple[float, float],
+                 kinds: Sequence[str], seed: int = 0) -> list[Sample]:
+    """``copies`` noisy copies of every sample: copy k of one speaker is that speaker in "room"
+    k, with one noise kind (from ``kinds``) and one level (uniform in ``dbfs``, dB full scale)
+    for all of its files, as one microphone in one room would give.  Each copy's speaker id is
+    ``SPEAKER~roomK``, so speaker normalisation calibrates to the speaker in that room, as the
+    node's online calibration does; its label and corpus are the original's."""
+    lo, hi = float(min(dbfs)), float(max(dbfs))
+    rng = np.random.default_rng(seed)
+    rooms: dict[tuple[str, int], tuple[str, float]] = {}
+    out = []
+    for k in range(copies):
+        for i, s in enumerate(samples):
+            room = rooms.setdefault((s.speaker, k), (str(kinds[int(rng.integers(len(kinds)))]),
+                                                    float(rng.uniform(lo, hi))))
+            out.append(dataclasses.replace(
+                s, speaker=f'{s.speaker}~room{k}',
+                extra=dict(s.extra, room_noise=(room[0], room[1], seed * 1_000_003 + k * 100_003 + i))))
+    return out
+

@@ -31,9 +31,10 @@ from ..datasets.ravdess import CALM_CHOICES, parse_ravdess_name
 from ..engine import FitConfig, fit, load_checkpoint
 from ..labels import label_mask
 from ..metrics import summarise
+from ..room_noise import NOISE_KINDS
 from ..splits import check_speech_split, speech_split
 from ..train import make_optimizer
-from ..voice_data import file_windows, normalise_windows, raw_vocal_section
+from ..voice_data import file_windows, noisy_copies, normalise_windows, raw_vocal_section
 from .common import EncoderStage, class_weights, predict, recalibrate_bn
 
 TRAIN_HOP_S = 0.2
@@ -190,6 +191,15 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--hop-seconds', type=float, default=VOCAL_PREPROCESS['hop_seconds'])
     g.add_argument('--train-hop', type=float, default=TRAIN_HOP_S,
                    help='hop between training windows (denser than the node hop = more data)')
+    g.add_argument('--noise-copies', type=int, default=0,
+                   help='train also on this many noisy copies of every training file: each '
+                   'speaker in each copy gets one room (a noise kind and level), as a robot\'s '
+                   'microphone would (room_noise; validation stays clean) [0]')
+    g.add_argument('--noise-dbfs', type=float, nargs=2, default=(-70.0, -35.0),
+                   metavar=('LO', 'HI'), help='noise level range of the copies, dB full scale '
+                   '(-60 = white noise of RMS 0.001) [-70 -35]')
+    g.add_argument('--noise-kinds', default=','.join(NOISE_KINDS),
+                   help=f'noise kinds of the copies, comma list of {NOISE_KINDS} [%(default)s]')
 
 
 #: corpus names that ``--speech`` resolves to a folder under ``--data``
@@ -274,14 +284,25 @@ def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sampl
                  hop_seconds=args.hop_seconds, n_mels=args.n_mels, n_fft=args.n_fft,
                  win_length=args.win_length)
     raw = raw_vocal_section(vocal)
-    x, y, f = file_windows(train, labels, raw, args.train_hop, 'train windows')
+    files = list(train)
+    copies = int(getattr(args, 'noise_copies', 0) or 0)
+    if copies > 0:
+        kinds = [k.strip() for k in args.noise_kinds.split(',') if k.strip()]
+        bad = sorted(set(kinds) - set(NOISE_KINDS))
+        if bad or not kinds:
+            raise SystemExit(f'--noise-kinds {args.noise_kinds}: choose from {NOISE_KINDS}')
+        files += noisy_copies(train, copies, tuple(args.noise_dbfs), kinds, args.seed)
+        log(f'[vocal] {copies} noisy cop{"y" if copies == 1 else "ies"} of the training files: '
+            f'{kinds} noise at {min(args.noise_dbfs):g} to {max(args.noise_dbfs):g} dBFS, one '
+            f'room per speaker and copy')
+    x, y, f = file_windows(files, labels, raw, args.train_hop, 'train windows')
     norm = _normalisation(x, vocal, args.vocal_normalisation, args.speaker_prior_seconds)
     vocal = dict(vocal, normalisation=norm)
-    x = normalise_windows(x, [train[i].speaker for i in f], norm)
-    masks = np.array([label_mask(train[i].extra.get('corpus'), labels) for i in f], bool)
+    x = normalise_windows(x, [files[i].speaker for i in f], norm)
+    masks = np.array([label_mask(files[i].extra.get('corpus'), labels) for i in f], bool)
     if not masks.all():
         log('[vocal] label masks: ' + ', '.join(sorted(
-            {f'{train[i].extra.get("corpus")} without '
+            {f'{files[i].extra.get("corpus")} without '
              f'{[lab for lab, m in zip(labels, masks[j]) if not m]}'
              for j, i in enumerate(f) if not masks[j].all()})))
     if not val:  # no held-out speakers: monitor training files (fixed-epoch run; say so in logs)
