@@ -28,6 +28,7 @@ def test_noise_has_the_asked_level_and_repeats_with_its_seed(kind):
 
 def test_noisy_copies_give_each_speaker_one_room_per_copy(syn_data):
     from emotion_training_helpers import LABELS3
+
     from emotion_training.config import VOCAL_PREPROCESS
     samples = load_emodb(syn_data / 'emodb', LABELS3)
     copies = noisy_copies(samples, 2, (-50.0, -30.0), ['white', 'fan'], seed=1)
