@@ -33,14 +33,16 @@ def checkpoint_paths(spec: str) -> list[str]:
 def _load(spec: str, stage: str, build: Callable[[dict], nn.Module],
           ensemble: Callable[[list[dict]], nn.Module]) -> tuple[nn.Module, dict]:
     """The module (weights loaded) and a checkpoint-like dict: labels, preprocess, split,
-    model_config, and ``summary`` (epoch/best_uar/best_epoch, per member for an ensemble)."""
+    model_config, room_noise (vocal, ``--noise-copies``), and ``summary``
+    (epoch/best_uar/best_epoch, per member for an ensemble)."""
     paths = checkpoint_paths(spec)
     cks = [load_checkpoint(p) for p in paths]
     first = cks[0]
     if len(cks) == 1:
         model = build(first['model_config'])
         model.load_state_dict(first['model'])
-        meta = {k: first.get(k) for k in ('labels', 'preprocess', 'split', 'model_config')}
+        meta = {k: first.get(k) for k in ('labels', 'preprocess', 'split', 'model_config',
+                                          'room_noise')}
         meta['summary'] = {k: first.get(k) for k in _SUMMARY}
         return model, meta
     for path, ck in zip(paths, cks):
@@ -61,6 +63,9 @@ def _load(spec: str, stage: str, build: Callable[[dict], nn.Module],
     for member, ck in zip(model.members, cks):
         member.load_state_dict(ck['model'])
     meta = {k: first.get(k) for k in ('labels', 'preprocess', 'split')}
+    # the room noise the members trained with, when they all agree (--noise-copies)
+    same = all(ck.get('room_noise') == first.get('room_noise') for ck in cks)
+    meta['room_noise'] = first.get('room_noise') if same else None
     meta['model_config'] = model.config
     meta['summary'] = {'members': [dict({'checkpoint': p}, **{k: ck.get(k) for k in _SUMMARY})
                                    for p, ck in zip(paths, cks)]}

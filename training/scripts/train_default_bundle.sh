@@ -2,7 +2,7 @@
 # Reproduce the shipped default bundle (src/emotion_runtime/models/default) and its metrics,
 # uninterrupted version of what MODEL_CARD.md records.  Run from the repo root after
 # `source scripts/env.sh`:  bash training/scripts/train_default_bundle.sh [DATA_ROOT]
-# CPU only; ~5 h on 2 idle cores.  Everything goes to training/runs/ (git-ignored).
+# CPU only; ~6 h on 2 idle cores.  Everything goes to training/runs/ (git-ignored).
 set -euo pipefail
 DATA="$(realpath "${1:-${EMOTION_DATA:-../shared/data}}")"
 ROOT="$(pwd)"
@@ -59,7 +59,16 @@ emotion-export --from-bundle $R/stream_fusion/bundle --vision-head $R/vision_hea
   --out $R/bundle7_encoders --version 0.7.0-encoders
 emotion-train stream-fusion --data "$DATA" --bundle $R/bundle7_encoders --out $R/stream_fusion7 \
   --version 0.7.0 --input-dropout 0.2 --threads 2
-cp $R/stream_fusion7/bundle/*.onnx $R/stream_fusion7/bundle/manifest.json \
+#    then 0.8.0: the same vocal recipe on every training clip clean and with room noise (one
+#    noisy copy: per speaker white or fan-like noise at -70 to -35 dBFS), and the fusion head
+#    trained again on streams replayed with that encoder
+$N emotion-train vocal --data "$DATA" --threads 2 --quiet $SPK7 --seed 0 --noise-copies 1 \
+  --noise-dbfs -70 -35 --out $R/vocal9_noise
+emotion-export --from-bundle $R/stream_fusion7/bundle --vocal $R/vocal9_noise/last.pt \
+  --out $R/bundle9_encoders --version 0.8.0-encoders
+emotion-train stream-fusion --data "$DATA" --bundle $R/bundle9_encoders --out $R/stream_fusion9 \
+  --version 0.8.0 --input-dropout 0.2 --threads 2
+cp $R/stream_fusion9/bundle/*.onnx $R/stream_fusion9/bundle/manifest.json \
   "$ROOT/src/emotion_runtime/models/default/"
 # 6. faces on the unseen FER2013 validation split
 emotion-eval faces --plot $R/faces_cm.png "$DATA/fer2013/validation" | tee $R/eval_faces.json

@@ -68,6 +68,17 @@ def test_vocal_training_with_noisy_copies_and_eval_in_noise(syn_data, trained, t
                        '--out', str(tmp_path / 'v0')]) == 0
     n0 = int(capsys.readouterr().err.split('train files -> ')[1].split()[0])
     assert n_clean == 2 * n0                          # every training window, clean and noisy
+    # the checkpoint and a bundle made from it say how the encoder was trained
+    from emotion_runtime.model_bundle import ModelBundle
+    from emotion_training.engine import load_checkpoint
+    from emotion_training.export import main as export_main
+    noise = {'copies': 1, 'kinds': ['white', 'fan'], 'dbfs': [-50.0, -40.0]}
+    assert load_checkpoint(tmp_path / 'v' / 'last.pt')['room_noise'] == noise
+    assert 'room_noise' not in load_checkpoint(tmp_path / 'v0' / 'last.pt')
+    assert export_main(['--from-bundle', str(trained_bundle), '--vocal',
+                        str(tmp_path / 'v' / 'last.pt'), '--out', str(tmp_path / 'b')]) == 0
+    text = json.dumps(ModelBundle.load(tmp_path / 'b').manifest['training'])
+    assert '1 noisy copy (white/fan room noise at -50 to -40 dBFS)' in text
     with pytest.raises(SystemExit, match='noise-kinds'):
         train_main(['vocal', *trained['common'], *TINY_VOCAL, '--epochs', '1',
                     '--noise-copies', '1', '--noise-kinds', 'rain', '--out', str(tmp_path / 'x')])

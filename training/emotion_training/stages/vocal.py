@@ -61,6 +61,7 @@ class VocalStage(EncoderStage):
         self.xv_none = None if xv_none is None else torch.from_numpy(xv_none)
         self.val_corpus = list(val_corpus) if val_corpus is not None else None
         self.val_is_train = False     # set when there are no held-out speakers
+        self.room_noise: dict | None = None   # the noisy copies' settings (--noise-copies)
         self.mixup = mixup
         self.split = split or {}
         self.x, self.y = torch.from_numpy(x), y
@@ -133,7 +134,10 @@ class VocalStage(EncoderStage):
                     else 'validation')
 
     def checkpoint_extra(self) -> dict:
-        return {'model_config': self.model.config, 'preprocess': self.vocal, 'split': self.split}
+        extra = {'model_config': self.model.config, 'preprocess': self.vocal, 'split': self.split}
+        if self.room_noise:
+            extra['room_noise'] = self.room_noise
+        return extra
 
 
 _BRIEF = ('n', 'accuracy', 'uar', 'macro_f1', 'per_class_recall')
@@ -326,6 +330,9 @@ def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sampl
                        mixup=args.mixup, label_masks=masks, xv_none=xv_none,
                        val_corpus=[s.extra.get('corpus', '') for s in vset])
     stage.val_is_train = not val
+    if copies > 0:
+        stage.room_noise = {'copies': copies, 'kinds': kinds,
+                            'dbfs': [min(args.noise_dbfs), max(args.noise_dbfs)]}
     return stage
 
 
