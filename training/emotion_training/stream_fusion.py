@@ -342,7 +342,7 @@ def build_steps(args: argparse.Namespace, bundle: ModelBundle, seeds: Sequence[i
     speech = load_speech_spec(stream_speech_spec(part), data, labels, 'exclude')
     if not faces:
         raise ValueError(f'no FER2013 validation faces of {labels} under {data}')
-    fusion_cfg, face_p, vocal_p = load_params([])
+    fusion_cfg, face_p, vocal_p = load_params(getattr(args, 'params', None) or [])
     face_p = {**face_p, **camera_geometry(args.size), **(face_overrides or {})}
     files = bundle.manifest['files']       # the encoders make the steps; the fusion head not
     key = {'part': part, 'encoders': {k: files[bundle.manifest[k]['file']]
@@ -500,6 +500,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--val-seeds', type=int, nargs='*', default=[200, 201],
                    help='validation stream seeds (early stopping), built from other faces and '
                         'actors than the training streams [200 201]')
+    p.add_argument('--params', type=pathlib.Path, nargs='+', default=[], metavar='YAML',
+                   help='node parameter files the streams are replayed with, as for emotion-eval '
+                        'bag and stream (the recorded steps remember them) [the defaults]')
     p.add_argument('--segments', type=int, default=60, help='segments per stream [%(default)s]')
     p.add_argument('--size', type=_size, default=(320, 240), help='frame size WxH [320x240]')
     p.add_argument('--fps', type=float, default=15.0, help='frame rate [%(default)s]')

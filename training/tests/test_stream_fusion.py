@@ -201,6 +201,15 @@ def test_cli_records_trains_and_writes_a_bundle(tmp_path, capsys, caplog):
     with caplog.at_level('INFO', logger='emotion_train'):
         assert main(args + ['--record-only']) == 0
     assert 'recorded rows from' in caplog.text
+    # --params: the streams are replayed with those node parameters, and the steps say so
+    yaml_file = tmp_path / 'span.yaml'
+    yaml_file.write_text('vocal_node:\n  ros__parameters:\n    span_pooling: true\n')
+    caplog.clear()
+    with caplog.at_level('INFO', logger='emotion_train'):
+        assert main(args + ['--record-only', '--params', str(yaml_file)]) == 0
+    assert 'replayed in' in caplog.text          # another setting: recorded again
+    with np.load(out / 'steps' / 'fusion_train_seed0.npz') as z:
+        assert json.loads(str(z['key']))['vocal_params']['span_pooling'] is True
     assert main(args[:1] + ['--data', str(tmp_path / 'none')] + args[3:]) == 2
     assert 'fer2013/validation does not exist' in capsys.readouterr().err
 
