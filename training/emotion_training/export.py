@@ -483,9 +483,8 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
                       f'{"y" if noise["copies"] == 1 else "ies"} ({"/".join(noise["kinds"])} '
                       f'room noise at {noise["dbfs"][0]:g} to {noise["dbfs"][1]:g} dBFS)')
         vocal_record = {'data': f'vocal encoder {args.vocal}, trained on {heard}',
-                        'checkpoints': ck['summary'], 'split': split}
-        if noise:
-            vocal_record['room_noise'] = noise
+                        'checkpoints': ck['summary'], 'split': split,
+                        **({'room_noise': noise} if noise else {})}
         for f in args.training_json:
             vocal_record.update(json.loads(pathlib.Path(f).read_text()))
     fusion = fusion_record = None

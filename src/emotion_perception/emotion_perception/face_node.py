@@ -217,16 +217,15 @@ class FaceNode(KitNode):
         r.add('active_tracks', len(pipe.tracker.confirmed()))
         if pipe.schedule is not None:
             r.add('full_scan_fraction', round(pipe.schedule.full_scan_fraction, 3))
-        if hasattr(pipe.detector, 'turned_found'):
-            # faces found on a turned copy of the frame (turned_search_deg), both threads
-            worker = getattr(pipe.background, '_detector', None)
-            r.add('faces_found_turned', pipe.detector.turned_found + (
-                getattr(worker, 'turned_found', 0) if worker is not pipe.detector else 0))
-        if hasattr(pipe.detector, 'brightened'):
-            # detector calls on a dark frame, scaled first (mtcnn_low_light_gain), both threads
-            worker = getattr(pipe.background, '_detector', None)
-            r.add('frames_brightened', pipe.detector.brightened + (
-                getattr(worker, 'brightened', 0) if worker is not pipe.detector else 0))
+        # detector counters, the frame's thread and the background scan's copy together: faces
+        # found on a turned copy of the frame (turned_search_deg), detector calls on a dark frame
+        # scaled first (mtcnn_low_light_gain)
+        worker = getattr(pipe.background, '_detector', None)
+        for key, attr in (('faces_found_turned', 'turned_found'),
+                          ('frames_brightened', 'brightened')):
+            if hasattr(pipe.detector, attr):
+                r.add(key, getattr(pipe.detector, attr) + (
+                    getattr(worker, attr, 0) if worker is not pipe.detector else 0))
         background = pipe.background
         if background is not None:
             r.add('background_scans', background.scans)

@@ -288,13 +288,15 @@ def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sampl
                  hop_seconds=args.hop_seconds, n_mels=args.n_mels, n_fft=args.n_fft,
                  win_length=args.win_length)
     raw = raw_vocal_section(vocal)
-    files = list(train)
+    files, room = list(train), None
     copies = int(getattr(args, 'noise_copies', 0) or 0)
     if copies > 0:
         kinds = [k.strip() for k in args.noise_kinds.split(',') if k.strip()]
         bad = sorted(set(kinds) - set(NOISE_KINDS))
         if bad or not kinds:
             raise SystemExit(f'--noise-kinds {args.noise_kinds}: choose from {NOISE_KINDS}')
+        room = {'copies': copies, 'kinds': kinds,
+                'dbfs': [min(args.noise_dbfs), max(args.noise_dbfs)]}
         files += noisy_copies(train, copies, tuple(args.noise_dbfs), kinds, args.seed)
         log(f'[vocal] {copies} noisy cop{"y" if copies == 1 else "ies"} of the training files: '
             f'{kinds} noise at {min(args.noise_dbfs):g} to {max(args.noise_dbfs):g} dBFS, one '
@@ -330,9 +332,7 @@ def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sampl
                        mixup=args.mixup, label_masks=masks, xv_none=xv_none,
                        val_corpus=[s.extra.get('corpus', '') for s in vset])
     stage.val_is_train = not val
-    if copies > 0:
-        stage.room_noise = {'copies': copies, 'kinds': kinds,
-                            'dbfs': [min(args.noise_dbfs), max(args.noise_dbfs)]}
+    stage.room_noise = room
     return stage
 
 
