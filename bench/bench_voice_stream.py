@@ -75,7 +75,7 @@ def data_root() -> pathlib.Path:
 
 
 def parse_sets(items: list[str]) -> dict[str, dict]:
-    """['vocal_node:span_pooling=true', ...] -> {'vocal_node': {'span_pooling': True}, ...}."""
+    """['vocal_node:span_pooling=none', ...] -> {'vocal_node': {'span_pooling': 'none'}, ...}."""
     import yaml  # noqa: PLC0415 - YAML scalars as ROS parameter files spell them
     out: dict[str, dict] = {'vocal_node': {}, 'fusion_node': {}}
     for item in items:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -38,6 +39,51 @@ def augment_faces(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0) 
         x0 = int(torch.randint(0, w - ew + 1, (1,), generator=gen))
         x[i, :, y0:y0 + eh, x0:x0 + ew] = 0.0
     return x
+
+
+def mel_band_hz(n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
+    """Centre frequency [Hz] of each mel band of ``emotion_runtime.preprocess.mel_filterbank``
+    (Slaney mel scale, band edges equally spaced in mel)."""
+    from emotion_runtime.preprocess import _hz_to_mel, _mel_to_hz  # noqa: PLC0415
+    edges = np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2)
+    return torch.as_tensor(_mel_to_hz(edges[1:-1]), dtype=torch.float32)
+
+
+def warp_logmel(x: torch.Tensor, gen: torch.Generator, band_hz: torch.Tensor,
+                max_warp: float = 0.1, max_stretch: float = 0.1) -> torch.Tensor:
+    """Vocal-tract-length and speaking-rate perturbation of log-mel windows [N,1,M,T].
+
+    Why: the voice model learns from 14 speakers, and a new speaker's formants sit elsewhere
+    (vocal tract length) and their syllables come at another rate.  Per window, one frequency
+    factor is drawn uniformly in [1 - max_warp, 1 + max_warp] and one time factor in
+    [1 - max_stretch, 1 + max_stretch] (``scale_logmel``).  Either 0 = that one off."""
+    n = x.shape[0]
+    if n == 0 or (max_warp <= 0 and max_stretch <= 0):
+        return x
+    warp = 1 + (torch.rand(n, generator=gen) * 2 - 1) * max(max_warp, 0.0)
+    stretch = 1 + (torch.rand(n, generator=gen) * 2 - 1) * max(max_stretch, 0.0)
+    return scale_logmel(x, band_hz, warp, stretch)
+
+
+def scale_logmel(x: torch.Tensor, band_hz: torch.Tensor, warp: torch.Tensor,
+                 stretch: torch.Tensor) -> torch.Tensor:
+    """Log-mel windows [N,1,M,T] with window i's frequencies scaled by ``warp[i]`` (the band at f
+    reads what the window had at f / warp: formants move up for warp > 1; ``band_hz``: each
+    band's centre, ``mel_band_hz``) and its time by ``stretch[i]`` about the window's centre
+    (an event at frame c + d moves to c + d * stretch); linear interpolation, edges repeated."""
+    from emotion_runtime.preprocess import _hz_to_mel  # noqa: PLC0415
+    n, _, m, t = x.shape
+    mel = np.asarray(_hz_to_mel(band_hz.double().numpy()), np.float64)
+    src_hz = band_hz.double().numpy()[None, :] / warp.double().numpy()[:, None]   # [N, M]
+    # fractional band index of each source frequency (band centres equally spaced in mel)
+    step = (mel[-1] - mel[0]) / max(m - 1, 1)
+    fy = torch.as_tensor((_hz_to_mel(src_hz) - mel[0]) / step, dtype=torch.float32)
+    tc = (t - 1) / 2.0
+    fx = (torch.arange(t, dtype=torch.float32)[None, :] - tc) / stretch.float()[:, None] + tc
+    gy = (2 * fy / max(m - 1, 1) - 1)[:, :, None].expand(n, m, t)
+    gx = (2 * fx / max(t - 1, 1) - 1)[:, None, :].expand(n, m, t)
+    grid = torch.stack([gx, gy], -1).to(x.device, x.dtype)
+    return F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=True)
 
 
 def augment_logmel(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0,

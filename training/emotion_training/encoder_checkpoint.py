@@ -33,7 +33,8 @@ def checkpoint_paths(spec: str) -> list[str]:
 def _load(spec: str, stage: str, build: Callable[[dict], nn.Module],
           ensemble: Callable[[list[dict]], nn.Module]) -> tuple[nn.Module, dict]:
     """The module (weights loaded) and a checkpoint-like dict: labels, preprocess, split,
-    model_config, room_noise (vocal, ``--noise-copies``), and ``summary``
+    model_config, room_noise (vocal, ``--noise-copies``), perturbation (vocal, ``--vocal-warp``
+    / ``--vocal-stretch``), and ``summary``
     (epoch/best_uar/best_epoch, per member for an ensemble)."""
     paths = checkpoint_paths(spec)
     cks = [load_checkpoint(p) for p in paths]
@@ -42,7 +43,7 @@ def _load(spec: str, stage: str, build: Callable[[dict], nn.Module],
         model = build(first['model_config'])
         model.load_state_dict(first['model'])
         meta = {k: first.get(k) for k in ('labels', 'preprocess', 'split', 'model_config',
-                                          'room_noise')}
+                                          'room_noise', 'perturbation')}
         meta['summary'] = {k: first.get(k) for k in _SUMMARY}
         return model, meta
     for path, ck in zip(paths, cks):
@@ -63,9 +64,10 @@ def _load(spec: str, stage: str, build: Callable[[dict], nn.Module],
     for member, ck in zip(model.members, cks):
         member.load_state_dict(ck['model'])
     meta = {k: first.get(k) for k in ('labels', 'preprocess', 'split')}
-    # the room noise the members trained with, when they all agree (--noise-copies)
-    same = all(ck.get('room_noise') == first.get('room_noise') for ck in cks)
-    meta['room_noise'] = first.get('room_noise') if same else None
+    # the room noise and perturbation the members trained with, when they all agree
+    for key in ('room_noise', 'perturbation'):
+        same = all(ck.get(key) == first.get(key) for ck in cks)
+        meta[key] = first.get(key) if same else None
     meta['model_config'] = model.config
     meta['summary'] = {'members': [dict({'checkpoint': p}, **{k: ck.get(k) for k in _SUMMARY})
                                    for p, ck in zip(paths, cks)]}

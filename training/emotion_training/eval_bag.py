@@ -429,14 +429,18 @@ class OfflinePipeline:
             if w.embedding is None:
                 continue
             ws = int(round(w.stamp * NS))
+            # as vocal_node publishes it and fusion_node reads it: labels and (span-pooled) logits
             f = Feature(ws, 'voice', MODALITY_VOICE, w.embedding,
                         quality=float(w.speech_probability), speech=bool(w.speech),
-                        frame_id=frame_id, received_ns=end)
+                        frame_id=frame_id, received_ns=end, labels=tuple(self.bundle.labels),
+                        logits=(None if w.logits is None
+                                else np.asarray(w.logits, np.float32)))
             for name in ('fused', 'voice_only'):
                 self.runners[name].on_voice(f, end)
-            if w.speech and w.logits is not None:
+            own = w.window_logits if w.window_logits is not None else w.logits
+            if w.speech and own is not None:     # the encoder's head on the window itself
                 centre = ws + int(self.bundle.window_seconds * NS / 2)
-                self.voice_head.append((centre, self.bundle.labels[int(np.argmax(w.logits))]))
+                self.voice_head.append((centre, self.bundle.labels[int(np.argmax(own))]))
 
 
 # The nodes' parameter tables (rclpy-free), by node name.

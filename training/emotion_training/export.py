@@ -482,9 +482,15 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
             heard += (f', clean and with {noise["copies"]} noisy cop'
                       f'{"y" if noise["copies"] == 1 else "ies"} ({"/".join(noise["kinds"])} '
                       f'room noise at {noise["dbfs"][0]:g} to {noise["dbfs"][1]:g} dBFS)')
+        perturb = ck.get('perturbation')
+        if perturb:
+            heard += (f', each window\'s frequencies scaled by up to +-{perturb["warp"]:g} and '
+                      f'its time by up to +-{perturb["stretch"]:g} (vocal tract length and '
+                      f'speaking rate)')
         vocal_record = {'data': f'vocal encoder {args.vocal}, trained on {heard}',
                         'checkpoints': ck['summary'], 'split': split,
-                        **({'room_noise': noise} if noise else {})}
+                        **({'room_noise': noise} if noise else {}),
+                        **({'perturbation': perturb} if perturb else {})}
         for f in args.training_json:
             vocal_record.update(json.loads(pathlib.Path(f).read_text()))
     fusion = fusion_record = None

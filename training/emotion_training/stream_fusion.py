@@ -36,7 +36,11 @@ change of the true label.  Here it learns from exactly that.
    fusion input).  Voice is dropped from some training windows (``--voice-dropout``) so that
    the head keeps working while nobody speaks, and half of the embedding values are zeroed
    (``--input-dropout``) so that it cannot memorise the few hundred faces and utterances.
-   ``--prior-heads`` puts the encoders' own heads inside the model as a frozen starting point.
+   ``--prior-heads`` puts the encoders' own heads inside the model as a frozen starting point;
+   ``--head-inputs`` feeds the LSTM their log-probabilities instead of the embeddings.  The
+   voice-only runner's figure is the head's reading of the voice alone; with fusion_node's
+   default ``voice_only_output: vocal`` the robot publishes the vocal encoder's own decision
+   there instead (the head still steps that track).
 4. **Bundle.**  The best head replaces the bundle's ``fusion_step.onnx`` in ``OUT/bundle``
    (`export.replace_in_bundle`: the encoders are copied byte for byte, the manifest says how the
    head was trained, the bundle is loaded back and checked).  Judge it with
@@ -323,7 +327,8 @@ def linear_heads(bundle: ModelBundle, faces: Sequence[Any], speech: Sequence[Any
                             round(agree, 4)}
         if agree < 0.97:
             raise ValueError(f'the {name} encoder\'s head is not linear in its embedding '
-                             f'(argmax agreement {agree:.3f}): train without --prior-heads')
+                             f'(argmax agreement {agree:.3f}): train without --prior-heads '
+                             f'and --head-inputs')
     return out
 
 
@@ -433,9 +438,9 @@ def run(args: argparse.Namespace) -> dict:
     model = FusionModel(bundle.vision_embedding_size, bundle.voice_embedding_size, len(labels),
                         [va[k] for k in labels], hidden_size=bundle.hidden_size,
                         num_layers=bundle.num_layers, dropout=float(arch.get('dropout', 0.2)),
-                        prior_heads=args.prior_heads)
+                        prior_heads=args.prior_heads, head_inputs=args.head_inputs)
     heads_fit = None
-    if args.prior_heads:
+    if args.prior_heads or args.head_inputs:
         data = pathlib.Path(args.data)
         heads = linear_heads(bundle, stream_faces(data / 'fer2013' / 'validation', labels,
                                                   FUSION_TRAIN),
@@ -474,7 +479,8 @@ def run(args: argparse.Namespace) -> dict:
                                                              else []),
         'best_epoch': int(best['best_epoch']), 'val_step_uar': round(float(best['best_uar']), 4),
         'val_step_uar_per_runner': scores,
-        'prior_heads': heads_fit or 'none',
+        'prior_heads': heads_fit if args.prior_heads else 'none',
+        'head_inputs': heads_fit if args.head_inputs else 'none',
     }
     path = export_fusion_head(bundle.path, out / 'bundle', model, training,
                               version=args.version)
@@ -521,6 +527,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help='put the encoders\' own heads inside the head: the LSTM learns a '
                         'correction to "vision head + voice head" (models.fusion_model); on the '
                         'dev stream it kept vision-only higher but fused lower [off]')
+    p.add_argument('--head-inputs', action=argparse.BooleanOptionalAction, default=False,
+                   help='the LSTM reads the encoders\' own heads\' log-probabilities (linear maps '
+                        'fitted as for --prior-heads, frozen inside the head) instead of their '
+                        'embeddings: 7 values per modality that it cannot memorise faces or '
+                        'voices from (models.fusion_model) [off]')
     p.add_argument('--input-dropout', type=float, default=0.5,
                    help='share of embedding values zeroed in training windows [%(default)s]')
     p.add_argument('--balance-power', type=float, default=1.0,

@@ -111,8 +111,9 @@ def test_stage_warns_and_skips_classes_without_steps(caplog):
         sfu.StreamFusionStage(_model(), ['a', 'b', 'c'], seqs, seqs, 20, 4, 1, 0.0, 0)
 
 
-@pytest.mark.parametrize('prior_heads', [False, True])
-def test_export_fusion_head_swaps_only_the_head(tmp_path, prior_heads):
+@pytest.mark.parametrize('prior_heads,head_inputs', [(False, False), (True, False),
+                                                    (False, True)])
+def test_export_fusion_head_swaps_only_the_head(tmp_path, prior_heads, head_inputs):
     from emotion_training.testing import make_test_bundle
     src = make_test_bundle(tmp_path / 'src', LABELS6)
     b = ModelBundle.load(src)
@@ -120,17 +121,25 @@ def test_export_fusion_head_swaps_only_the_head(tmp_path, prior_heads):
     head = FusionModel(b.vision_embedding_size, b.voice_embedding_size, len(LABELS6),
                        [b.manifest['valence_arousal'][k] for k in LABELS6],
                        hidden_size=b.hidden_size, num_layers=b.num_layers,
-                       prior_heads=prior_heads).eval()
-    if prior_heads:     # non-trivial priors, gains and offsets: all must reach the ONNX graph
+                       prior_heads=prior_heads, head_inputs=head_inputs).eval()
+    if prior_heads or head_inputs:   # non-trivial heads (gains, offsets): all must reach ONNX
         g = torch.Generator().manual_seed(1)
         head.set_prior_heads(torch.randn(6, b.vision_embedding_size, generator=g),
                              torch.randn(6, generator=g),
                              torch.randn(6, b.voice_embedding_size, generator=g),
                              torch.randn(6, generator=g))
+    if prior_heads:
         with torch.no_grad():
             head.prior_gain.uniform_(0.5, 1.5, generator=g)
             head.prior_bias.normal_(0, 0.3, generator=g)
             head.head.weight.normal_(0, 0.1, generator=g)
+    if head_inputs:     # the LSTM reads 2 x 6 log-probabilities + 2 flags, not the embeddings
+        assert head.proj[0].in_features == 2 * 6 + 2
+        t = {k: torch.randn(1, 3, n) for k, n in (('ve', b.vision_embedding_size),
+                                                  ('ae', b.voice_embedding_size))}
+        x = head.step_input(t['ve'], torch.ones(1, 3), t['ae'], torch.zeros(1, 3))
+        assert torch.allclose(x[..., :6].exp().sum(-1), torch.ones(1, 3))
+        assert torch.all(x[..., 7:] == 0)                 # voice absent: zeros and flag 0
     out = export_fusion_head(src, tmp_path / 'new', head, {'data': 'test streams', 'x': 1})
     new = ModelBundle.load(out, expected_labels=LABELS6)
     for name in ('vision_encoder.onnx', 'vocal_encoder.onnx'):
@@ -203,13 +212,13 @@ def test_cli_records_trains_and_writes_a_bundle(tmp_path, capsys, caplog):
     assert 'recorded rows from' in caplog.text
     # --params: the streams are replayed with those node parameters, and the steps say so
     yaml_file = tmp_path / 'span.yaml'
-    yaml_file.write_text('vocal_node:\n  ros__parameters:\n    span_pooling: true\n')
+    yaml_file.write_text('vocal_node:\n  ros__parameters:\n    span_pooling: all\n')
     caplog.clear()
     with caplog.at_level('INFO', logger='emotion_train'):
         assert main(args + ['--record-only', '--params', str(yaml_file)]) == 0
     assert 'replayed in' in caplog.text          # another setting: recorded again
     with np.load(out / 'steps' / 'fusion_train_seed0.npz') as z:
-        assert json.loads(str(z['key']))['vocal_params']['span_pooling'] is True
+        assert json.loads(str(z['key']))['vocal_params']['span_pooling'] == 'all'
     assert main(args[:1] + ['--data', str(tmp_path / 'none')] + args[3:]) == 2
     assert 'fer2013/validation does not exist' in capsys.readouterr().err
 

@@ -18,6 +18,7 @@ from emotion_runtime.params import ParameterError, ParamSpec, non_negative, not_
 __all__ = ['FusionConfig', 'PARAMS', 'ParameterError', 'VOICE_ASSIGNMENT_POLICIES']
 
 VOICE_ASSIGNMENT_POLICIES = ('target', 'largest', 'all')
+VOICE_ONLY_OUTPUTS = ('vocal', 'fusion')
 FACE_SOURCES = ('faces', 'hri')
 
 
@@ -88,6 +89,13 @@ PARAMS: list[ParamSpec] = [
               positive, live=True),
     ParamSpec('voice_only_id', 'voice',
               'face_id of the audio-only output published while no face is visible.', not_empty),
+    ParamSpec('voice_only_output', 'vocal',
+              'What the audio-only output (no face in view) publishes: "vocal" (the vocal '
+              'encoder\'s own decision, softmax of the voice feature\'s logits: with vocal_node '
+              'span_pooling "logits" the running mean over the voiced span) or "fusion" (the '
+              'fusion head\'s reading of the voice embedding). A feature without logits gets '
+              'the fusion head\'s. The fusion head runs either way, so its state is the same.',
+              choices=VOICE_ONLY_OUTPUTS, live=True),
     ParamSpec('require_speech', True,
               'Use a voice window only when its VAD flag (speech) is set.', live=True),
     ParamSpec('hysteresis_steps', 3,
@@ -138,6 +146,7 @@ class FusionConfig:
     voice_assignment: str = 'target'
     target_timeout: float = 1.0
     voice_only_id: str = 'voice'
+    voice_only_output: str = 'vocal'
     require_speech: bool = True
     hysteresis_steps: int = 3
     hysteresis_margin: float = 0.2

@@ -16,7 +16,10 @@ One output step at ``now``:
    fresh voice window drives the audio-only track ``voice_only_id``;
 4. one batched fusion step (presence masks say which modality each row has), new LSTM states
    stored per track, hysteresis on the label, one EmotionEstimate per row whose stamp is the
-   newest contributing input's stamp.
+   newest contributing input's stamp.  With ``voice_only_output`` "vocal" the audio-only row
+   publishes the vocal encoder's own decision (softmax of the voice feature's logits; valence
+   and arousal from the bundle's table) instead of the head's: the head learnt to read voices
+   from the few speakers of its training streams, the encoder's head from all of its corpora.
 """
 from __future__ import annotations
 
@@ -307,6 +310,10 @@ class FusionEngine:
             track.state.h = np.array(h2[:, i:i + 1], np.float32)
             track.state.c = np.array(c2[:, i:i + 1], np.float32)
             track.steps += 1
+            if vf is None and fid == cfg.voice_only_id:
+                own = self._vocal_decision(af)
+                if own is not None:
+                    probs[i], va[i] = own
             idx = track.state.smoother.update(probs[i])
             contributors = [f for f in (vf, af) if f is not None]
             newest = max(contributors, key=lambda f: f.stamp_ns)
@@ -325,6 +332,21 @@ class FusionEngine:
                 received_ns=max(f.received_ns for f in contributors),
             ))
         return self._finish(result)
+
+    def _vocal_decision(self, af: Optional[Feature]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """(probabilities, [valence, arousal]) of the voice feature's own logits for the
+        audio-only output (``voice_only_output`` "vocal"); None: the head's output stays (the
+        setting is "fusion", the feature has no logits, or the model has no valence/arousal
+        table)."""
+        table = getattr(self.model, 'va_table', None)
+        if (self.cfg.voice_only_output != 'vocal' or af is None or af.logits is None or
+                table is None or np.size(af.logits) != len(self.labels)):
+            return None
+        z = np.asarray(af.logits, np.float64).ravel()
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        va = np.clip(p @ np.asarray(table, np.float64), -1.0, 1.0)
+        return p.astype(np.float32), va.astype(np.float32)
 
     def _finish(self, result: StepResult) -> StepResult:
         # an id removed and re-created in the same step (seen again after its timeout) is not gone

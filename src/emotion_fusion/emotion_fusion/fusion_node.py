@@ -142,8 +142,8 @@ class FusionNode(KitNode):
         self.model_ok, self.model_status = False, 'not loaded'
 
     def on_parameters(self, changed: dict) -> None:
-        """Assignment policy, freshness, speech gate, label hysteresis, the in-view gate, log
-        throttle: at once."""
+        """Assignment policy, freshness, speech gate, label hysteresis, the in-view gate, the
+        audio-only output, log throttle: at once."""
         self.cfg = FusionConfig.from_mapping({**self.p, **changed})
         self._throttle.period_s = float(self.cfg.log_throttle)
         engine = self.engine

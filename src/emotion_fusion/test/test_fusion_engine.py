@@ -110,6 +110,41 @@ def test_audio_only_publishes_for_voice_id():
     assert list(model.calls[-1]['vp']) == [0.0]
 
 
+@pytest.mark.parametrize('setting', ['vocal', 'fusion'])
+def test_audio_only_output_is_the_vocal_decision_or_the_heads(setting):
+    """voice_only_output "vocal": the audio-only row publishes softmax(the feature's logits) with
+    valence/arousal from the bundle's table, while the head still steps its state; a face's row
+    and a feature without logits keep the head's output."""
+    eng, model = engine(voice_only_output=setting)
+    model.va_table = np.array([[-0.5, 0.8], [0.8, 0.5], [0.0, 0.0], [-0.6, -0.4]], np.float32)
+    now = 10 * S
+    logits = np.array([0.0, 0.0, 0.0, 2.0], np.float32)       # the encoder says sad
+    eng.add_voice(Feature(now - 100 * MS, 'voice', MODALITY_VOICE, onehot(ANGRY, 6),
+                          frame_id='mic', labels=tuple(LABELS), logits=logits), now)
+    (est,) = eng.step(now).estimates
+    assert len(model.calls) == 1 and model.calls[0]['h'].shape == (1, 1, 4)   # the head ran
+    assert eng.tracks.get('voice').state.h[0, 0, 0] == 1.0
+    if setting == 'vocal':
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        assert est.expression == 'sad' and est.modalities == MODALITY_VOICE
+        np.testing.assert_allclose(est.probabilities, p, atol=1e-6)
+        assert (est.valence, est.arousal) == pytest.approx(tuple(p @ model.va_table), abs=1e-6)
+    else:                         # the fake head reads the embedding: angry, va = (vp, ap)
+        assert est.expression == 'angry' and (est.valence, est.arousal) == (0.0, 1.0)
+    # a face in view (its row also gets the voice): the head's output whatever the setting
+    eng.add_vision(Feature(now + 50 * MS, 'f1', MODALITY_VISION, onehot(HAPPY, 8, 2.0),
+                           frame_id='camera'), now + 60 * MS)
+    (face,) = eng.step(now + 60 * MS).estimates
+    assert face.face_id == 'f1' and face.modalities == MODALITY_VISION | MODALITY_VOICE
+    assert face.expression == 'happy' and (face.valence, face.arousal) == (1.0, 1.0)
+    # a voice feature without logits gets the head's output
+    eng2, m2 = engine(voice_only_output=setting)
+    m2.va_table = model.va_table
+    eng2.add_voice(voc(now - 100 * MS, ANGRY), now)
+    assert eng2.step(now).estimates[0].expression == 'angry'
+
+
 def test_silence_without_faces_publishes_nothing():
     eng, _ = engine(require_speech=True)
     now = 10 * S

@@ -10,7 +10,11 @@ from __future__ import annotations
 from emotion_runtime.labels import expected_labels_spec
 from emotion_runtime.params import ParamSpec, non_negative, positive
 
-__all__ = ['CAMERA_PARAMS', 'MICROPHONE_PARAMS', 'FACE_PARAMS', 'VOCAL_PARAMS', 'BY_NODE']
+#: vocal_node ``span_pooling``: what a speech window publishes as the mean over its voiced span
+SPAN_POOLING = ('none', 'logits', 'all')
+
+__all__ = ['CAMERA_PARAMS', 'MICROPHONE_PARAMS', 'FACE_PARAMS', 'VOCAL_PARAMS', 'BY_NODE',
+           'SPAN_POOLING']
 
 # face_detection.CASCADES[0], spelled out so that this table does not import cv2.
 DEFAULT_CASCADE = 'haarcascade_frontalface_alt2.xml'
@@ -185,10 +189,13 @@ VOCAL_PARAMS = [
               'statistics online to the person talking (false = training population\'s).'),
     ParamSpec('speaker_half_life_seconds', 300.0, 'Speaker adaptation: speech this many seconds '
               'old counts half (shorter follows a new speaker sooner).', range=(1.0, 36000.0)),
-    ParamSpec('span_pooling', False, 'Decide per voiced span: each speech window publishes the '
-              'mean embedding and logits of the speech windows of its span so far (a span ends '
-              'at a pause longer than span_hangover_seconds) instead of its own; the message '
-              'and its embedding size stay the same.'),
+    ParamSpec('span_pooling', 'logits', 'Decide per voiced span: each speech window publishes '
+              'the mean of the speech windows of its span so far (a span ends at a pause longer '
+              'than span_hangover_seconds) instead of its own: "logits" (the encoder\'s scores, '
+              'which fusion_node publishes while no face is in view; the embedding the fusion '
+              'head reads stays the window\'s own), "all" (embedding and logits) or "none" '
+              '(each window\'s own). The message and its sizes stay the same.',
+              choices=SPAN_POOLING),
     ParamSpec('span_hangover_seconds', 0.5, 'Span pooling: a pause between speech windows longer '
               'than this [s] (beyond one hop) starts a new span.', range=(0.0, 10.0)),
     ParamSpec('span_max_seconds', 10.0, 'Span pooling: at most the speech windows of the last '

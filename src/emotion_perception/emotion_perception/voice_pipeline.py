@@ -5,8 +5,9 @@ tests drive it with espeak-ng speech; vocal_node only decodes AudioChunks into i
 what comes out.  Windows are cut at the stream's own rate; the bundle resamples each window to
 its manifest rate (ModelBundle.encode_voice_windows -> preprocess.resample), so the same
 resampler as in training is used and a stream at 44.1 or 48 kHz needs no extra step.
-With ``span_pooling`` a speech window publishes the mean embedding/logits of its voiced span so
-far (``voice_windows.SpanPool``: a decision per span rather than per window; same sizes).
+With span pooling a speech window publishes the mean logits (``span_pooling: logits``, the
+default) or the mean embedding and logits (``all``) of its voiced span so far
+(``voice_windows.SpanPool``: a decision per span rather than per window; same sizes).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from emotion_runtime.voice_windows import SpanPool, stream_ready
 
 from .audio_buffer import AudioStreamBuffer, PushResult
 from .audio_format import check_finite, check_sample_rate, check_stamp
+from .node_params import SPAN_POOLING
 from .voice_activity import EnergyVad, SileroModel, SileroVad, VadModelError
 
 __all__ = ['VoiceWindow', 'VoicePipeline', 'build_voice_pipeline', 'FALLBACK_WINDOW_SECONDS',
@@ -52,14 +54,14 @@ class VoicePipeline:
                  min_speech_fraction: float = 0.2, encode: bool = True,
                  speaker_half_life_seconds: Optional[float] = 300.0,
                  vad_factory: Optional[Callable[[int], Any]] = None,
-                 span_pool: Optional[SpanPool] = None) -> None:
+                 span_pool: Optional[SpanPool] = None, span_embedding: bool = True) -> None:
         """``speaker_half_life_seconds``: for a speaker-normalised bundle, the online speaker
         calibration forgets speech this old by half (None = no calibration: the training
         population's statistics are used throughout).  ``vad_factory(rate)`` makes the VAD of a
         stream (``process``/``reset``/``frame``/``sample_rate``, as EnergyVad and SileroVad);
         None = ``EnergyVad(rate, **vad_params)``.  ``span_pool``: publish for each speech window
-        the mean embedding/logits over its voiced span so far (``voice_windows.SpanPool``; None =
-        each window's own)."""
+        the mean logits over its voiced span so far, and the mean embedding too with
+        ``span_embedding`` (``voice_windows.SpanPool``; None = each window's own)."""
         if window_seconds < 0.01 or hop_seconds < 0.001:
             raise ValueError(f'window ({window_seconds} s) must be >= 0.01 s and hop '
                              f'({hop_seconds} s) >= 0.001 s')
@@ -81,7 +83,7 @@ class VoicePipeline:
         self.windows_emitted = 0
         self.encode_seconds = 0.0
         self.model_error = ''
-        self.span_pool = span_pool
+        self.span_pool, self.span_embedding = span_pool, span_embedding
         # Online calibration to the person talking (speaker-normalised bundles only): every
         # window the VAD calls speech is added before it is normalised (speaker_calibration).
         self.calibration = (bundle.new_calibration(speaker_half_life_seconds)
@@ -162,7 +164,9 @@ class VoicePipeline:
                     w.window_embedding, w.window_logits = e, lg
                     w.embedding, w.logits = e, lg
                     if self.span_pool is not None:
-                        w.embedding, w.logits = self.span_pool.add(w.stamp, w.speech, e, lg)
+                        pe, w.logits = self.span_pool.add(w.stamp, w.speech, e, lg)
+                        if self.span_embedding:
+                            w.embedding = pe
                         w.span_windows = self.span_pool.windows if w.speech else 0
                 self.model_error = ''
             except Exception as exc:  # noqa: BLE001 - windows still carry the VAD result
@@ -179,7 +183,7 @@ def build_voice_pipeline(p: Mapping[str, Any], bundle: Any = None,
     bundle), the stream buffer, the VAD (``vad``: silero, or energy; silero falls back to energy
     when its model file is missing or unusable, with the reason in ``vad_error``; ``vad_model``:
     the Silero file, None = the shipped one), the online speaker adaptation and the voiced-span
-    pooling (``span_pooling``).
+    pooling (``span_pooling``: off, logits or all).
     ``emotion-eval bag`` builds it the same way, so offline numbers are the robot's.  Raises
     ValueError naming a bad value."""
     window = p['window_seconds'] or (bundle.window_seconds if bundle is not None
@@ -201,11 +205,14 @@ def build_voice_pipeline(p: Mapping[str, Any], bundle: Any = None,
                 p['vad_silero_hangover_seconds'])
         except VadModelError as exc:
             error = f'{exc}; using the energy VAD instead'
+    if p['span_pooling'] not in SPAN_POOLING:
+        raise ValueError(f'span_pooling {p["span_pooling"]!r}: use one of {SPAN_POOLING}')
     pool = (SpanPool(hop, p['span_hangover_seconds'], p['span_max_seconds'])
-            if p['span_pooling'] else None)
+            if p['span_pooling'] != 'none' else None)
     pipe = VoicePipeline(bundle, window, hop, buffer, vad, p['min_speech_fraction'],
                          speaker_half_life_seconds=(p['speaker_half_life_seconds']
                                                     if p['speaker_adaptation'] else None),
-                         vad_factory=factory, span_pool=pool)
+                         vad_factory=factory, span_pool=pool,
+                         span_embedding=p['span_pooling'] == 'all')
     pipe.vad_kind, pipe.vad_error = ('silero' if factory is not None else 'energy'), error
     return pipe

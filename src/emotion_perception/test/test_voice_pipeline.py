@@ -186,9 +186,38 @@ def test_build_voice_pipeline_takes_span_pooling_from_the_parameters(test_bundle
     from emotion_runtime.model_bundle import ModelBundle
     bundle = ModelBundle.load(test_bundle)
     p = {s.name: s.default for s in VOCAL_PARAMS}
-    p.update(vad='energy', span_pooling=True, span_hangover_seconds=0.25, span_max_seconds=4.0)
+    assert p['span_pooling'] == 'logits'                 # the default: the decision per span
+    p.update(vad='energy', span_hangover_seconds=0.25, span_max_seconds=4.0)
     pipe = build_voice_pipeline(p, bundle)
     assert pipe.span_pool is not None and pipe.span_pool.hangover_s == 0.25
     assert pipe.span_pool.max_s == 4.0 and pipe.span_pool.hop_s == bundle.hop_seconds
-    p['span_pooling'] = False
+    assert not pipe.span_embedding
+    p['span_pooling'] = 'all'
+    assert build_voice_pipeline(p, bundle).span_embedding
+    p['span_pooling'] = 'none'
     assert build_voice_pipeline(p, bundle).span_pool is None
+    p['span_pooling'] = True
+    with pytest.raises(ValueError, match='span_pooling'):
+        build_voice_pipeline(p, bundle)
+
+
+def test_span_pooling_of_the_logits_keeps_each_windows_embedding(speech_file, test_bundle):
+    """span_pooling "logits": the published logits are the span's running mean, the published
+    embedding (what the fusion head reads) the window's own."""
+    from emotion_runtime.model_bundle import ModelBundle
+    from emotion_runtime.voice_windows import SpanPool
+    bundle = ModelBundle.load(test_bundle)
+    path, _, _ = speech_file
+    x, rate = sf.read(path, dtype='float32')
+    both = feed(VoicePipeline(bundle, bundle.window_seconds, bundle.hop_seconds,
+                              span_pool=SpanPool(bundle.hop_seconds, 0.5)), x, rate)
+    logits = feed(VoicePipeline(bundle, bundle.window_seconds, bundle.hop_seconds,
+                                span_pool=SpanPool(bundle.hop_seconds, 0.5),
+                                span_embedding=False), x, rate)
+    pooled = [b for b in both if b.speech and b.span_windows > 1]
+    assert pooled                                         # the clip has spans of several windows
+    for a, b in zip(both, logits):
+        np.testing.assert_allclose(b.embedding, b.window_embedding, atol=0)
+        np.testing.assert_allclose(b.logits, a.logits, atol=1e-5)
+        assert b.span_windows == a.span_windows
+    assert any(not np.allclose(b.logits, b.window_logits) for b in logits if b.span_windows > 1)

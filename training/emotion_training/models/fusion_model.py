@@ -7,7 +7,11 @@ step either modality may be missing.  Each step's input is ``[LN(vision)*vp, vp,
 ``prior_heads`` (the stream-trained head, stream_fusion.py) the encoders' own linear heads are
 frozen inside the model and added to the LSTM's logits with a learnt gain and offset per class
 and present modality, so the LSTM learns a correction to what the encoders already know rather
-than relearning faces from a few hundred examples.  Valence/arousal is
+than relearning faces from a few hundred examples.  With ``head_inputs`` the LSTM reads the
+encoders' opinions instead of their embeddings: each step's input is ``[log_softmax(vision
+head(vision))*vp, vp, log_softmax(voice head(voice))*ap, ap]`` through the same frozen linear
+heads, so the few faces and voices of the training streams cannot be memorised from 256 values
+and the head learns only how far to trust and how to accumulate each encoder.  Valence/arousal is
 ``probabilities @ VA`` with the documented circumplex table (a fixed buffer, exported inside the
 ONNX graph), so it is always consistent with the class probabilities.
 
@@ -29,15 +33,17 @@ class FusionModel(nn.Module):
 
     def __init__(self, vision_dim: int, voice_dim: int, num_classes: int,
                  va_table: Sequence[Sequence[float]], hidden_size: int = 64, num_layers: int = 1,
-                 dropout: float = 0.2, prior_heads: bool = False) -> None:
+                 dropout: float = 0.2, prior_heads: bool = False,
+                 head_inputs: bool = False) -> None:
         super().__init__()
         self.config = dict(vision_dim=vision_dim, voice_dim=voice_dim, num_classes=num_classes,
                            va_table=[list(map(float, r)) for r in va_table],
                            hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
-                           prior_heads=bool(prior_heads))
+                           prior_heads=bool(prior_heads), head_inputs=bool(head_inputs))
         self.vision_norm = nn.LayerNorm(vision_dim)
         self.voice_norm = nn.LayerNorm(voice_dim)
-        self.proj = nn.Sequential(nn.Linear(vision_dim + voice_dim + 2, hidden_size), nn.ReLU(),
+        step_dim = 2 * num_classes + 2 if head_inputs else vision_dim + voice_dim + 2
+        self.proj = nn.Sequential(nn.Linear(step_dim, hidden_size), nn.ReLU(),
                                   nn.Dropout(dropout))
         self.lstm = nn.LSTM(hidden_size, hidden_size, num_layers=num_layers, batch_first=True)
         self.head = nn.Linear(hidden_size, num_classes)
@@ -48,23 +54,26 @@ class FusionModel(nn.Module):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.prior_heads = bool(prior_heads)
-        if self.prior_heads:
-            # The encoders' own linear heads (embedding -> logits), frozen: the LSTM learns a
-            # correction on top of "vision head + voice head" with a learnt gain and offset per
-            # class and modality, so it starts from what each encoder knows (set_prior_heads).
+        self.head_inputs = bool(head_inputs)
+        if self.prior_heads or self.head_inputs:
+            # The encoders' own linear heads (embedding -> logits), frozen (set_prior_heads)
             self.register_buffer('prior_vision_w', torch.zeros(num_classes, vision_dim))
             self.register_buffer('prior_vision_b', torch.zeros(num_classes))
             self.register_buffer('prior_voice_w', torch.zeros(num_classes, voice_dim))
             self.register_buffer('prior_voice_b', torch.zeros(num_classes))
+        if self.prior_heads:
+            # the LSTM learns a correction on top of "vision head + voice head" with a learnt
+            # gain and offset per class and modality, so it starts from what each encoder knows
             self.prior_gain = nn.Parameter(torch.ones(2, num_classes))
             self.prior_bias = nn.Parameter(torch.zeros(2, num_classes))
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
     def set_prior_heads(self, vision_w, vision_b, voice_w, voice_b) -> None:
-        """The encoders' heads: logits = w @ embedding + b, per modality (prior_heads only)."""
-        if not self.prior_heads:
-            raise ValueError('this FusionModel was built without prior_heads')
+        """The encoders' heads: logits = w @ embedding + b, per modality (prior_heads or
+        head_inputs only)."""
+        if not (self.prior_heads or self.head_inputs):
+            raise ValueError('this FusionModel was built without prior_heads or head_inputs')
         for name, v in (('prior_vision_w', vision_w), ('prior_vision_b', vision_b),
                         ('prior_voice_w', voice_w), ('prior_voice_b', voice_b)):
             buf = getattr(self, name)
@@ -78,6 +87,10 @@ class FusionModel(nn.Module):
         """The per-step fusion input (also what the collapse diagnostics measure)."""
         vp = vp.unsqueeze(-1).to(ve.dtype)
         ap = ap.unsqueeze(-1).to(ae.dtype)
+        if self.head_inputs:
+            pv = torch.log_softmax(ve @ self.prior_vision_w.T + self.prior_vision_b, dim=-1)
+            pa = torch.log_softmax(ae @ self.prior_voice_w.T + self.prior_voice_b, dim=-1)
+            return torch.cat([pv * vp, vp, pa * ap, ap], dim=-1)
         return torch.cat([self.vision_norm(ve) * vp, vp, self.voice_norm(ae) * ap, ap], dim=-1)
 
     def forward(self, ve: torch.Tensor, vp: torch.Tensor, ae: torch.Tensor, ap: torch.Tensor,

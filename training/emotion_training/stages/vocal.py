@@ -24,7 +24,7 @@ import torch
 from emotion_runtime.speaker_calibration import SpeakerCalibration, speaker_section
 from emotion_training.models.vocal_encoder import VocalEncoder
 
-from ..augment import augment_logmel
+from ..augment import augment_logmel, mel_band_hz, warp_logmel
 from ..config import VOCAL_PREPROCESS
 from ..datasets import Sample, load_audio_folders, load_cremad, load_csv_manifest, load_emodb, load_ravdess
 from ..datasets.ravdess import CALM_CHOICES, parse_ravdess_name
@@ -44,7 +44,6 @@ class VocalStage(EncoderStage):
     """Log-mel windows in memory; per-file validation (mean of window logits)."""
 
     name = 'vocal'
-    augment_batch = staticmethod(augment_logmel)
 
     def __init__(self, model: VocalEncoder, labels: list[str], x: np.ndarray, y: np.ndarray,
                  xv: np.ndarray, yv_win: np.ndarray, fv: np.ndarray, gen: torch.Generator,
@@ -62,6 +61,10 @@ class VocalStage(EncoderStage):
         self.val_corpus = list(val_corpus) if val_corpus is not None else None
         self.val_is_train = False     # set when there are no held-out speakers
         self.room_noise: dict | None = None   # the noisy copies' settings (--noise-copies)
+        # --vocal-warp / --vocal-stretch: largest frequency and time scaling (0 = off)
+        self.perturbation = {'warp': 0.0, 'stretch': 0.0}
+        self._band_hz = mel_band_hz(int(vocal['n_mels']), float(vocal['fmin']),
+                                    float(vocal['fmax']))
         self.mixup = mixup
         self.split = split or {}
         self.x, self.y = torch.from_numpy(x), y
@@ -69,6 +72,15 @@ class VocalStage(EncoderStage):
         self.gen, self.batch_size, self.balance = gen, batch_size, balance
         self.smoothing, self.augment = smoothing, augment
         self.weights = class_weights(y, len(labels), balance_power) if balance == 'weights' else None
+
+    def augment_batch(self, x: torch.Tensor, gen: torch.Generator,
+                      strength: float) -> torch.Tensor:
+        """Vocal-tract-length and rate perturbation (``perturbation``, scaled by the augment
+        strength), then ``augment_logmel``'s gain, noise and masks."""
+        w, s = (self.perturbation['warp'] * strength, self.perturbation['stretch'] * strength)
+        if w > 0 or s > 0:
+            x = warp_logmel(x, gen, self._band_hz, w, s)
+        return augment_logmel(x, gen, strength)
 
     def recalibrate(self) -> None:
         """BatchNorm statistics from clean training windows (see ``recalibrate_bn``)."""
@@ -137,6 +149,8 @@ class VocalStage(EncoderStage):
         extra = {'model_config': self.model.config, 'preprocess': self.vocal, 'split': self.split}
         if self.room_noise:
             extra['room_noise'] = self.room_noise
+        if any(self.perturbation.values()):
+            extra['perturbation'] = dict(self.perturbation)
         return extra
 
 
@@ -195,6 +209,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--hop-seconds', type=float, default=VOCAL_PREPROCESS['hop_seconds'])
     g.add_argument('--train-hop', type=float, default=TRAIN_HOP_S,
                    help='hop between training windows (denser than the node hop = more data)')
+    g.add_argument('--vocal-warp', type=float, default=0.0,
+                   help='vocal-tract-length perturbation: each training window\'s frequencies '
+                   'scaled by a factor drawn in [1 - W, 1 + W] (augment.warp_logmel; 0 = off) '
+                   '[%(default)s]')
+    g.add_argument('--vocal-stretch', type=float, default=0.0,
+                   help='speaking-rate perturbation: each training window\'s time axis scaled '
+                   'by a factor drawn in [1 - S, 1 + S] (0 = off) [%(default)s]')
     g.add_argument('--noise-copies', type=int, default=0,
                    help='train also on this many noisy copies of every training file: each '
                    'speaker in each copy gets one room (a noise kind and level), as a robot\'s '
@@ -333,6 +354,11 @@ def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sampl
                        val_corpus=[s.extra.get('corpus', '') for s in vset])
     stage.val_is_train = not val
     stage.room_noise = room
+    stage.perturbation = {'warp': float(args.vocal_warp), 'stretch': float(args.vocal_stretch)}
+    if args.vocal_warp > 0 or args.vocal_stretch > 0:
+        log(f'[vocal] perturbation per training window: frequencies scaled by up to '
+            f'+-{args.vocal_warp:.0%} (vocal tract length), time by up to '
+            f'+-{args.vocal_stretch:.0%} (speaking rate)')
     return stage
 
 
