@@ -63,7 +63,7 @@ from .datasets.ravdess import load_ravdess
 from .eval_bag import evaluate_offline, load_params
 from .media import MediaError
 from .report import _plt
-from .splits import STREAM_DEV, STREAM_FUSION, stream_faces, stream_speech_spec
+from .splits import FUSION_VAL, STREAM_DEV, STREAM_FUSION, stream_faces, stream_speech_spec
 
 log = logging.getLogger('emotion_eval')
 
@@ -451,9 +451,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument('--faces', default=None,
                    help='face folder, all of it (default: the --faces-half of '
                         'DATA/fer2013/validation)')
-    p.add_argument('--faces-half', choices=(STREAM_DEV, STREAM_FUSION, 'all'), default=STREAM_DEV,
+    p.add_argument('--faces-half', choices=(STREAM_DEV, STREAM_FUSION, FUSION_VAL, 'all'),
+                   default=STREAM_DEV,
                    help='which half of FER2013 validation (splits.stream_half): dev (default), '
-                        'or fusion, the half emotion-train stream-fusion trains the head on')
+                        'fusion, the half emotion-train stream-fusion trains the head on, or '
+                        'fusion_val, the quarter of it that only validates the head (with '
+                        '--speech ravdess:10: streams to choose node settings on without '
+                        'scoring the dev half)')
     p.add_argument('--speech', default=stream_speech_spec(STREAM_DEV),
                    help='speech spec: ravdess[:AA,...] or emodb[:SS,...] (default: RAVDESS actors '
                         '11-20, the dev half; actors 01-06 train the vocal encoder, 07-10 the '

@@ -168,3 +168,17 @@ def test_ravdess_dev_speech_of_the_shared_data():
     items = sb.load_speech_spec('ravdess', root, LABELS6)
     assert len({s.speaker for s in items}) == 20
     assert {s.label for s in items} == set(LABELS6)
+
+
+def test_stream_cli_offers_the_heads_validation_quarter(tmp_path):
+    """--faces-half fusion_val: the quarter of the fusion half that only validates the head."""
+    from emotion_training.evaluate import build_parser
+    from emotion_training.splits import FUSION_VAL, stream_faces, stream_part
+    args = build_parser().parse_args(['stream', '--faces-half', 'fusion_val',
+                                      '--speech', 'ravdess:10'])
+    assert args.faces_half == FUSION_VAL
+    write_face_folders(tmp_path, LABELS6, per_class=30, seed=4)
+    faces = stream_faces(tmp_path, LABELS6, args.faces_half)
+    everything = stream_faces(tmp_path, LABELS6, 'all')
+    assert faces and len(faces) < len(everything)
+    assert {stream_part(s.path) for s in faces} == {FUSION_VAL}

@@ -96,6 +96,12 @@ PARAMS: list[ParamSpec] = [
               'fusion head\'s reading of the voice embedding). A feature without logits gets '
               'the fusion head\'s. The fusion head runs either way, so its state is the same.',
               choices=VOICE_ONLY_OUTPUTS, live=True),
+    ParamSpec('vocal_weight', 1.0,
+              'A face row fused with a voice window also takes the vocal encoder\'s own decision '
+              '(the window\'s logits: with vocal_node span_pooling "logits" the voiced span\'s '
+              'so far) into its output: probabilities proportional to head probabilities x '
+              'vocal probabilities ** vocal_weight (0 = the head\'s alone).',
+              non_negative, live=True),
     ParamSpec('require_speech', True,
               'Use a voice window only when its VAD flag (speech) is set.', live=True),
     ParamSpec('hysteresis_steps', 3,
@@ -147,6 +153,7 @@ class FusionConfig:
     target_timeout: float = 1.0
     voice_only_id: str = 'voice'
     voice_only_output: str = 'vocal'
+    vocal_weight: float = 1.0
     require_speech: bool = True
     hysteresis_steps: int = 3
     hysteresis_margin: float = 0.2

@@ -314,6 +314,10 @@ class FusionEngine:
                 own = self._vocal_decision(af)
                 if own is not None:
                     probs[i], va[i] = own
+            elif vf is not None and cfg.vocal_weight > 0:
+                mixed = self._with_vocal(probs[i], af, cfg.vocal_weight)
+                if mixed is not None:
+                    probs[i], va[i] = mixed
             idx = track.state.smoother.update(probs[i])
             contributors = [f for f in (vf, af) if f is not None]
             newest = max(contributors, key=lambda f: f.stamp_ns)
@@ -344,6 +348,23 @@ class FusionEngine:
             return None
         z = np.asarray(af.logits, np.float64).ravel()
         p = np.exp(z - z.max())
+        p /= p.sum()
+        va = np.clip(p @ np.asarray(table, np.float64), -1.0, 1.0)
+        return p.astype(np.float32), va.astype(np.float32)
+
+    def _with_vocal(self, probs: np.ndarray, af: Optional[Feature],
+                    weight: float) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """(probabilities, [valence, arousal]) of a face row's head output times the voice
+        window's own decision to the power ``weight``, renormalised; None without logits or a
+        valence/arousal table."""
+        table = getattr(self.model, 'va_table', None)
+        if (af is None or af.logits is None or table is None or
+                np.size(af.logits) != len(self.labels)):
+            return None
+        z = np.asarray(af.logits, np.float64).ravel()
+        log_vocal = z - z.max() - np.log(np.exp(z - z.max()).sum())
+        log_p = np.log(np.maximum(np.asarray(probs, np.float64), 1e-12)) + weight * log_vocal
+        p = np.exp(log_p - log_p.max())
         p /= p.sum()
         va = np.clip(p @ np.asarray(table, np.float64), -1.0, 1.0)
         return p.astype(np.float32), va.astype(np.float32)

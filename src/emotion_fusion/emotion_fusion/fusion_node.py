@@ -143,7 +143,7 @@ class FusionNode(KitNode):
 
     def on_parameters(self, changed: dict) -> None:
         """Assignment policy, freshness, speech gate, label hysteresis, the in-view gate, the
-        audio-only output, log throttle: at once."""
+        audio-only output, the vocal weight, log throttle: at once."""
         self.cfg = FusionConfig.from_mapping({**self.p, **changed})
         self._throttle.period_s = float(self.cfg.log_throttle)
         engine = self.engine

@@ -115,7 +115,7 @@ def test_audio_only_output_is_the_vocal_decision_or_the_heads(setting):
     """voice_only_output "vocal": the audio-only row publishes softmax(the feature's logits) with
     valence/arousal from the bundle's table, while the head still steps its state; a face's row
     and a feature without logits keep the head's output."""
-    eng, model = engine(voice_only_output=setting)
+    eng, model = engine(voice_only_output=setting, vocal_weight=0.0)
     model.va_table = np.array([[-0.5, 0.8], [0.8, 0.5], [0.0, 0.0], [-0.6, -0.4]], np.float32)
     now = 10 * S
     logits = np.array([0.0, 0.0, 0.0, 2.0], np.float32)       # the encoder says sad
@@ -133,6 +133,7 @@ def test_audio_only_output_is_the_vocal_decision_or_the_heads(setting):
     else:                         # the fake head reads the embedding: angry, va = (vp, ap)
         assert est.expression == 'angry' and (est.valence, est.arousal) == (0.0, 1.0)
     # a face in view (its row also gets the voice): the head's output whatever the setting
+    # (vocal_weight 0; see the next test)
     eng.add_vision(Feature(now + 50 * MS, 'f1', MODALITY_VISION, onehot(HAPPY, 8, 2.0),
                            frame_id='camera'), now + 60 * MS)
     (face,) = eng.step(now + 60 * MS).estimates
@@ -143,6 +144,38 @@ def test_audio_only_output_is_the_vocal_decision_or_the_heads(setting):
     m2.va_table = model.va_table
     eng2.add_voice(voc(now - 100 * MS, ANGRY), now)
     assert eng2.step(now).estimates[0].expression == 'angry'
+
+
+@pytest.mark.parametrize('weight', [0.0, 0.5, 1.0])
+def test_vocal_weight_mixes_the_vocal_decision_into_face_rows_with_voice(weight):
+    """vocal_weight w: a face row fused with a voice window publishes head x vocal ** w
+    (renormalised; valence/arousal from the table); a face without voice keeps the head's."""
+    eng, model = engine(vocal_weight=weight, voice_assignment='largest')
+    model.scale = 1.0                                   # soft head probabilities
+    model.va_table = np.array([[-0.5, 0.8], [0.8, 0.5], [0.0, 0.0], [-0.6, -0.4]], np.float32)
+    now = 10 * S
+    logits = np.array([0.0, 0.0, 0.0, 3.0], np.float32)
+    eng.add_voice(Feature(now - 100 * MS, 'voice', MODALITY_VOICE, onehot(ANGRY, 6),
+                          frame_id='mic', labels=tuple(LABELS), logits=logits), now)
+    eng.set_faces([FaceBox('f1', 100.0), FaceBox('f2', 10.0)], now)
+    eng.add_vision(vis('f1', now, HAPPY), now)
+    eng.add_vision(vis('f2', now, HAPPY), now)
+    out = by_id(eng.step(now))
+    score = np.zeros(4)
+    score[HAPPY] += 1.0
+    head_f2 = np.exp(score) / np.exp(score).sum()      # vision only
+    score[ANGRY] += 1.0
+    head_f1 = np.exp(score) / np.exp(score).sum()      # vision + voice (the fake head)
+    vocal = np.exp(logits) / np.exp(logits).sum()
+    want = head_f1 * vocal ** weight
+    want /= want.sum()
+    np.testing.assert_allclose(out['f1'].probabilities, want, atol=1e-5)
+    np.testing.assert_allclose(out['f2'].probabilities, head_f2, atol=1e-5)
+    if weight:
+        assert (out['f1'].valence, out['f1'].arousal) == pytest.approx(
+            tuple(want @ model.va_table), abs=1e-5)
+    else:
+        assert (out['f1'].valence, out['f1'].arousal) == (1.0, 1.0)   # the fake's (vp, ap)
 
 
 def test_silence_without_faces_publishes_nothing():
