@@ -1,6 +1,6 @@
 """`emotion-eval stream`: the stream benchmark (what the robot publishes, not clip by clip).
 
-    emotion-eval stream [--data DIR] [--faces-half dev|fusion|all]
+    emotion-eval stream [--data DIR] [--faces-half dev|fusion|fusion_val|all]
                         [--speech ravdess:11,...,20|ravdess:01,02|emodb:10,15]
                         [--seeds 0 1 2 3 4] [--segments 60] [--out DIR] [--bundle DIR]
 
