@@ -18,8 +18,10 @@ One output step at ``now``:
    stored per track, hysteresis on the label, one EmotionEstimate per row whose stamp is the
    newest contributing input's stamp.  With ``voice_only_output`` "vocal" the audio-only row
    publishes the vocal encoder's own decision (softmax of the voice feature's logits; valence
-   and arousal from the bundle's table) instead of the head's: the head learnt to read voices
-   from the few speakers of its training streams, the encoder's head from all of its corpora.
+   and arousal from the bundle's table) instead of the head's, and a face row fused with a
+   voice window publishes the head's probabilities times that decision to the power
+   ``vocal_weight``: the head learnt to read voices from the few speakers of its training
+   streams, the encoder's head from all of its corpora.
 """
 from __future__ import annotations
 
@@ -310,14 +312,13 @@ class FusionEngine:
             track.state.h = np.array(h2[:, i:i + 1], np.float32)
             track.state.c = np.array(c2[:, i:i + 1], np.float32)
             track.steps += 1
-            if vf is None and fid == cfg.voice_only_id:
-                own = self._vocal_decision(af)
-                if own is not None:
-                    probs[i], va[i] = own
+            vocal = None
+            if vf is None and fid == cfg.voice_only_id and cfg.voice_only_output == 'vocal':
+                vocal = self._with_vocal(None, af)
             elif vf is not None and cfg.vocal_weight > 0:
-                mixed = self._with_vocal(probs[i], af, cfg.vocal_weight)
-                if mixed is not None:
-                    probs[i], va[i] = mixed
+                vocal = self._with_vocal(probs[i], af, cfg.vocal_weight)
+            if vocal is not None:
+                probs[i], va[i] = vocal
             idx = track.state.smoother.update(probs[i])
             contributors = [f for f in (vf, af) if f is not None]
             newest = max(contributors, key=lambda f: f.stamp_ns)
@@ -337,33 +338,20 @@ class FusionEngine:
             ))
         return self._finish(result)
 
-    def _vocal_decision(self, af: Optional[Feature]) -> Optional[tuple[np.ndarray, np.ndarray]]:
-        """(probabilities, [valence, arousal]) of the voice feature's own logits for the
-        audio-only output (``voice_only_output`` "vocal"); None: the head's output stays (the
-        setting is "fusion", the feature has no logits, or the model has no valence/arousal
-        table)."""
-        table = getattr(self.model, 'va_table', None)
-        if (self.cfg.voice_only_output != 'vocal' or af is None or af.logits is None or
-                table is None or np.size(af.logits) != len(self.labels)):
-            return None
-        z = np.asarray(af.logits, np.float64).ravel()
-        p = np.exp(z - z.max())
-        p /= p.sum()
-        va = np.clip(p @ np.asarray(table, np.float64), -1.0, 1.0)
-        return p.astype(np.float32), va.astype(np.float32)
-
-    def _with_vocal(self, probs: np.ndarray, af: Optional[Feature],
-                    weight: float) -> Optional[tuple[np.ndarray, np.ndarray]]:
-        """(probabilities, [valence, arousal]) of a face row's head output times the voice
-        window's own decision to the power ``weight``, renormalised; None without logits or a
-        valence/arousal table."""
+    def _with_vocal(self, probs: Optional[np.ndarray], af: Optional[Feature],
+                    weight: float = 1.0) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """(probabilities, [valence, arousal]) from the voice window's own decision (softmax of
+        its logits) to the power ``weight``, times the head's ``probs`` (None: the decision
+        alone), renormalised; valence/arousal from the bundle's table.  None: the head's output
+        stays (the feature has no logits, or the model has no valence/arousal table)."""
         table = getattr(self.model, 'va_table', None)
         if (af is None or af.logits is None or table is None or
                 np.size(af.logits) != len(self.labels)):
             return None
         z = np.asarray(af.logits, np.float64).ravel()
-        log_vocal = z - z.max() - np.log(np.exp(z - z.max()).sum())
-        log_p = np.log(np.maximum(np.asarray(probs, np.float64), 1e-12)) + weight * log_vocal
+        log_p = weight * (z - z.max() - np.log(np.exp(z - z.max()).sum()))
+        if probs is not None:
+            log_p = log_p + np.log(np.maximum(np.asarray(probs, np.float64), 1e-12))
         p = np.exp(log_p - log_p.max())
         p /= p.sum()
         va = np.clip(p @ np.asarray(table, np.float64), -1.0, 1.0)
