@@ -38,9 +38,9 @@ change of the true label.  Here it learns from exactly that.
    (``--input-dropout``) so that it cannot memorise the few hundred faces and utterances.
    ``--prior-heads`` puts the encoders' own heads inside the model as a frozen starting point;
    ``--head-inputs`` feeds the LSTM their log-probabilities instead of the embeddings.  The
-   voice-only runner's figure is the head's reading of the voice alone; with fusion_node's
-   default ``voice_only_output: vocal`` the robot publishes the vocal encoder's own decision
-   there instead (the head still steps that track).
+   runners' figures are the head's own; on the robot fusion_node multiplies a face row's
+   output by the vocal encoder's decision (``vocal_weight``) and publishes that decision alone
+   on the audio-only track (``voice_only_output: vocal``; the head still steps that track).
 4. **Bundle.**  The best head replaces the bundle's ``fusion_step.onnx`` in ``OUT/bundle``
    (`export.replace_in_bundle`: the encoders are copied byte for byte, the manifest says how the
    head was trained, the bundle is loaded back and checked).  Judge it with
