@@ -44,9 +44,8 @@ def augment_faces(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0) 
 def mel_band_hz(n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
     """Centre frequency [Hz] of each mel band of ``emotion_runtime.preprocess.mel_filterbank``
     (Slaney mel scale, band edges equally spaced in mel)."""
-    from emotion_runtime.preprocess import _hz_to_mel, _mel_to_hz  # noqa: PLC0415
-    edges = np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2)
-    return torch.as_tensor(_mel_to_hz(edges[1:-1]), dtype=torch.float32)
+    from emotion_runtime.preprocess import mel_band_edges  # noqa: PLC0415
+    return torch.as_tensor(mel_band_edges(fmin, fmax, n_mels)[1:-1], dtype=torch.float32)
 
 
 def warp_logmel(x: torch.Tensor, gen: torch.Generator, band_hz: torch.Tensor,

@@ -183,7 +183,7 @@ def build_voice_pipeline(p: Mapping[str, Any], bundle: Any = None,
     bundle), the stream buffer, the VAD (``vad``: silero, or energy; silero falls back to energy
     when its model file is missing or unusable, with the reason in ``vad_error``; ``vad_model``:
     the Silero file, None = the shipped one), the online speaker adaptation and the voiced-span
-    pooling (``span_pooling``: off, logits or all).
+    pooling (``span_pooling``: none, logits or all).
     ``emotion-eval bag`` builds it the same way, so offline numbers are the robot's.  Raises
     ValueError naming a bad value."""
     window = p['window_seconds'] or (bundle.window_seconds if bundle is not None

@@ -111,6 +111,12 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
                     f_sp * mel)
 
 
+def mel_band_edges(fmin: float, fmax: float, n_mels: int) -> np.ndarray:
+    """The ``n_mels + 2`` band edges [Hz] of ``mel_filterbank``, equally spaced on the Slaney
+    mel scale from ``fmin`` to ``fmax``; band i spans edges i..i+2 and peaks at edge i+1."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), int(n_mels) + 2))
+
+
 @lru_cache(maxsize=16)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
                    fmax: float) -> np.ndarray:
@@ -122,7 +128,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
     filter has the same area.  Cached per parameter set.
     """
     fft_hz = np.fft.rfftfreq(int(n_fft), d=1.0 / int(sample_rate))
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), int(n_mels) + 2))
+    edges = mel_band_edges(fmin, fmax, n_mels)
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_hz[None, :]
     lower = -ramps[:-2] / widths[:-1, None]
