@@ -19,7 +19,11 @@ stamp).  Figures per seed:
 * ``per clip``: the same placed clips, each whole through the bundle's vocal path as
   ``emotion-eval speech`` scores a file (active windows, mean logits), uncalibrated
   (``--calibration none``: the training population's statistics), and calibrated per speaker
-  offline for reference.
+  offline for reference;
+* ``per clip, noise floor``: the same clips whole, uncalibrated, with the stream's microphone
+  noise floor added (white noise at -60 dBFS RMS, as ``build_stream_clip`` lays under the
+  track): the same audio the stream carries, scored per clip, so the difference to the stream
+  is what windowing, voice activity and the stream's timing cost, not the noise.
 
     source scripts/env.sh && python bench/bench_voice_stream.py [--seeds 0 1] [--segments 30]
         [--set vocal_node:NAME=VALUE ...] [--set fusion_node:NAME=VALUE ...]
@@ -68,6 +72,12 @@ from emotion_training.stream_bench import (  # noqa: E402
 )
 
 RATE, CHUNK_MS, TRUTH_HZ = 16000, 50.0, 5.0
+#: the stream's microphone floor: build_stream_clip lays white noise of std 1e-3 under the track
+STREAM_FLOOR = ('white', -60.0)
+#: per-clip scores: (key, calibration, room noise)
+CLIP_MODES = (('none', 'none', None), ('offline', 'offline', None), ('floor', 'none', STREAM_FLOOR))
+CLIP_TITLES = {'none': 'calibration none', 'offline': 'calibration offline',
+               'floor': 'calibration none, with the stream\'s -60 dBFS noise floor'}
 
 
 def data_root() -> pathlib.Path:
@@ -175,7 +185,8 @@ def main() -> int:
     if sets['fusion_node']:
         fusion_cfg = dataclasses.replace(fusion_cfg, **sets['fusion_node'])
     rows, placed_all = [], []
-    head = {'voice_only': [], 'window': [], 'utterance': [], 'clip_none': [], 'clip_offline': []}
+    head = {'voice_only': [], 'window': [], 'utterance': [],
+            **{f'clip_{key}': [] for key, _, _ in CLIP_MODES}}
     for seed in args.seeds:
         t0 = time.perf_counter()
         clip, segs = build_stream_clip(faces, speech, labels, seed, args.segments)
@@ -202,10 +213,10 @@ def main() -> int:
                'head': hd}
         if not args.no_per_clip:
             items = [speech[i] for i in placed]
-            for mode in ('none', 'offline'):
-                _, lg, y, _ = speech_logits(bundle, items, False, mode)
-                row[f'clip_{mode}'] = summarise(y, lg.argmax(1), labels)
-                head[f'clip_{mode}'].append((y, lg.argmax(1)))
+            for key, mode, noise in CLIP_MODES:
+                _, lg, y, _ = speech_logits(bundle, items, False, mode, noise)
+                row[f'clip_{key}'] = summarise(y, lg.argmax(1), labels)
+                head[f'clip_{key}'].append((y, lg.argmax(1)))
         placed_all += placed
         row['wall_s'] = time.perf_counter() - t0
         rows.append(row)
@@ -225,20 +236,23 @@ def main() -> int:
              f'{r["window"]["uar"]:.3f} (n {r["window"]["n"]})'),
             (s, 'encoder per placed utterance (stream windows) UAR', '-',
              f'{r["utterance"]["uar"]:.3f} (n {r["utterance"]["n"]})')]
-        for mode in ('none', 'offline'):
-            if f'clip_{mode}' in r:
-                c = r[f'clip_{mode}']
-                table.append((s, f'per clip, same clips, calibration {mode}, UAR', '-',
+        for key, _, _ in CLIP_MODES:
+            if f'clip_{key}' in r:
+                c = r[f'clip_{key}']
+                table.append((s, f'per clip, same clips, {CLIP_TITLES[key]}, UAR', '-',
                               f'{c["uar"]:.3f} (n {c["n"]})'))
     if len(rows) > 1:
         m = np.mean([r['voice_only']['uar'] for r in rows])
         table.append(('mean', 'voice-only stream UAR', '-', f'{m:.3f}'))
-        for mode in ('none', 'offline'):
-            if head[f'clip_{mode}']:
-                y = np.concatenate([a for a, _ in head[f'clip_{mode}']])
-                p = np.concatenate([b for _, b in head[f'clip_{mode}']])
+        for key, _, _ in CLIP_MODES:
+            if f'clip_{key}' in rows[0]:
+                m = np.mean([r[f'clip_{key}']['uar'] for r in rows])
+                table.append(('mean', f'per clip, {CLIP_TITLES[key]}, UAR', '-', f'{m:.3f}'))
+            if head[f'clip_{key}']:
+                y = np.concatenate([a for a, _ in head[f'clip_{key}']])
+                p = np.concatenate([b for _, b in head[f'clip_{key}']])
                 c = summarise(y, p, labels)
-                table.append(('pooled', f'per clip, calibration {mode}, UAR', '-',
+                table.append(('pooled', f'per clip, {CLIP_TITLES[key]}, UAR', '-',
                               f'{c["uar"]:.3f} (n {c["n"]}, {len(set(placed_all))} distinct)'))
     if args.sets:
         table.append(('params', 'overrides', '-', ' '.join(args.sets)))

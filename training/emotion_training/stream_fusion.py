@@ -37,10 +37,13 @@ change of the true label.  Here it learns from exactly that.
    the head keeps working while nobody speaks, and half of the embedding values are zeroed
    (``--input-dropout``) so that it cannot memorise the few hundred faces and utterances.
    ``--prior-heads`` puts the encoders' own heads inside the model as a frozen starting point;
-   ``--head-inputs`` feeds the LSTM their log-probabilities instead of the embeddings.  The
-   runners' figures are the head's own; on the robot fusion_node multiplies a face row's
-   output by the vocal encoder's decision (``vocal_weight``) and publishes that decision alone
-   on the audio-only track (``voice_only_output: vocal``; the head still steps that track).
+   ``--head-inputs`` feeds the LSTM their log-probabilities instead of the embeddings.  On the
+   robot fusion_node multiplies a face row's output by the vocal encoder's decision carried by
+   its voice window (``vocal_weight``) and publishes that decision alone on the audio-only track
+   (``voice_only_output: vocal``; the head still steps that track).  The steps record that
+   decision (``al``); ``--vocal-weight W`` trains and early-stops on the face rows as published
+   with ``vocal_weight: W`` (`published_logits`), 0 on the head's own output.  The log gives the
+   validation runners both ways.
 4. **Bundle.**  The best head replaces the bundle's ``fusion_step.onnx`` in ``OUT/bundle``
    (`export.replace_in_bundle`: the encoders are copied byte for byte, the manifest says how the
    head was trained, the bundle is loaded back and checked).  Judge it with
@@ -90,6 +93,8 @@ RUNNERS = ('fused', 'vision_only', 'voice_only')
 #: as for one person who changes expression (the stream's faces change person at every change)
 ONE_TRACK = {'identity_threshold': 0.0}
 NS = 1_000_000_000
+#: per-row arrays of a recorded sequence: the head's inputs, the vocal decision, the true label
+SEQ_KEYS = ('ve', 'vp', 'ae', 'ap', 'al', 'y')
 
 
 # --------------------------------------------------------------------------- recording
@@ -100,8 +105,10 @@ def record_steps(bag: pathlib.Path, bundle_path: Optional[str], fusion_cfg: Any 
 
     One row per (runner, step, face): ``runner`` (index into RUNNERS), ``t_ns`` (step time),
     ``stamp_ns`` (the estimate's stamp), ``face`` (an integer per face id), ``fresh`` (the row's
-    LSTM state was zero), ``ve``/``vp``/``ae``/``ap`` (the model's inputs) and ``y`` (index of
-    the true label at ``stamp_ns`` in the bundle's labels, -1 where none or outside them).
+    LSTM state was zero), ``ve``/``vp``/``ae``/``ap`` (the model's inputs), ``al`` (the voice
+    window's own logits, the vocal decision fusion_node multiplies in; zeros without one) and
+    ``y`` (index of the true label at ``stamp_ns`` in the bundle's labels, -1 where none or
+    outside them).
     """
     from .eval_bag import (  # noqa: PLC0415 - cv2, onnxruntime, rosbags: replay only
         AUDIO_TOPIC,
@@ -116,7 +123,7 @@ def record_steps(bag: pathlib.Path, bundle_path: Optional[str], fusion_cfg: Any 
         read_truth,
     )
     rows: dict[str, list] = {k: [] for k in ('runner', 't_ns', 'stamp_ns', 'face', 'fresh',
-                                              've', 'vp', 'ae', 'ap')}
+                                              've', 'vp', 'ae', 'ap', 'al')}
     ids: dict[str, int] = {}
 
     def observer(runner: int):
@@ -131,6 +138,7 @@ def record_steps(bag: pathlib.Path, bundle_path: Optional[str], fusion_cfg: Any 
             rows['vp'].append(s.vision_present)
             rows['ae'].append(s.voice_emb)
             rows['ap'].append(s.voice_present)
+            rows['al'].append(s.voice_logits)
         return on_step
 
     bundle = ModelBundle.load(bundle_path)
@@ -159,7 +167,7 @@ def record_steps(bag: pathlib.Path, bundle_path: Optional[str], fusion_cfg: Any 
             'face': np.asarray(rows['face'], np.int32),
             'fresh': np.asarray(rows['fresh'], bool),
             've': cat('ve', ev), 'vp': cat('vp', 0), 'ae': cat('ae', ea), 'ap': cat('ap', 0),
-            'y': np.asarray(y, np.int64)}
+            'al': cat('al', len(bundle.labels)), 'y': np.asarray(y, np.int64)}
 
 
 def sequences(steps: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -174,7 +182,7 @@ def sequences(steps: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
             for a, b in zip(starts[:-1], starts[1:]):
                 sel = idx[a:b]
                 out.append({'runner': RUNNERS[int(r)],
-                            **{k: steps[k][sel] for k in ('ve', 'vp', 'ae', 'ap', 'y')}})
+                            **{k: steps[k][sel] for k in SEQ_KEYS}})
     return out
 
 
@@ -186,8 +194,10 @@ class StreamFusionStage:
 
     def __init__(self, model: Any, labels: list[str], train: list[dict], val: list[dict],
                  window: int, batch_size: int, steps_per_epoch: int, voice_dropout: float,
-                 seed: int, balance_power: float = 1.0, input_dropout: float = 0.0) -> None:
+                 seed: int, balance_power: float = 1.0, input_dropout: float = 0.0,
+                 vocal_weight: float = 0.0) -> None:
         self.model, self.labels = model, labels
+        self.vocal_weight = vocal_weight
         self.train, self.val = [s for s in train if s['y'].size], val
         self.window, self.batch_size = window, batch_size
         self._steps, self.voice_dropout = steps_per_epoch, voice_dropout
@@ -213,7 +223,7 @@ class StreamFusionStage:
     def _window(self, s: dict) -> dict:
         n = s['y'].size
         a = int(self.rng.integers(0, max(1, n - self.window + 1)))
-        w = {k: s[k][a:a + self.window] for k in ('ve', 'vp', 'ae', 'ap', 'y')}
+        w = {k: s[k][a:a + self.window] for k in SEQ_KEYS}
         if self.voice_dropout > 0 and w['vp'].any() and self.rng.random() < self.voice_dropout:
             w['ap'] = np.zeros_like(w['ap'])    # a window in which nobody spoke
         if self.input_dropout > 0:   # against memorising the few hundred faces and utterances
@@ -228,6 +238,7 @@ class StreamFusionStage:
         ev, ea = seqs[0]['ve'].shape[1], seqs[0]['ae'].shape[1]
         b = {'ve': np.zeros((n, T, ev), np.float32), 'vp': np.zeros((n, T), np.float32),
              'ae': np.zeros((n, T, ea), np.float32), 'ap': np.zeros((n, T), np.float32),
+             'al': np.zeros((n, T, len(self.labels)), np.float32),
              'y': np.full((n, T), -1, np.int64)}
         for i, s in enumerate(seqs):
             m = s['y'].size
@@ -241,7 +252,7 @@ class StreamFusionStage:
             yield self._batch([self._window(self.train[i]) for i in pick])
 
     def loss(self, b: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits, _ = self.model(b['ve'], b['vp'], b['ae'], b['ap'])
+        logits = published_logits(self.model, b, self.vocal_weight)
         y = b['y']
         mask = y >= 0
         loss = F.cross_entropy(logits[mask], y[mask], weight=self.class_weight,
@@ -255,7 +266,7 @@ class StreamFusionStage:
         with torch.no_grad():
             for s in self.val:
                 b = self._batch([s])
-                logits, _ = self.model(b['ve'], b['vp'], b['ae'], b['ap'])
+                logits = published_logits(self.model, b, self.vocal_weight)
                 keep = s['y'] >= 0
                 y_t.append(s['y'][keep])
                 y_p.append(logits[0].argmax(-1).numpy()[keep])
@@ -269,16 +280,32 @@ class StreamFusionStage:
         return {'model_config': self.model.config}
 
 
-def runner_scores(model: Any, seqs: Sequence[dict], labels: Sequence[str]) -> dict:
-    """Step UAR per runner (fused / vision_only / voice_only) of ``model`` on ``seqs``."""
+def published_logits(model: Any, b: dict, vocal_weight: float) -> torch.Tensor:
+    """The head's logits on batch ``b`` as fusion_node publishes them with ``vocal_weight``: a
+    row with a face and a voice window carrying logits adds ``vocal_weight`` x the window's
+    log-probabilities (the engine's head probabilities x vocal decision ** weight,
+    renormalised); every other row is the head's alone."""
+    logits, _ = model(b['ve'], b['vp'], b['ae'], b['ap'])
+    if vocal_weight <= 0:
+        return logits
+    al = b['al']
+    with_vocal = (b['vp'] > 0) & (b['ap'] > 0) & (al != 0).any(-1)
+    return logits + (vocal_weight * with_vocal[..., None].to(logits.dtype) *
+                     F.log_softmax(al, dim=-1))
+
+
+def runner_scores(model: Any, seqs: Sequence[dict], labels: Sequence[str],
+                  vocal_weight: float = 0.0) -> dict:
+    """Step UAR per runner (fused / vision_only / voice_only) of ``model`` on ``seqs``, face
+    rows as published with ``vocal_weight`` (`published_logits`)."""
     out = {}
     model.eval()
     with torch.no_grad():
         for name in RUNNERS:
             y_t, y_p = [], []
             for s in (s for s in seqs if s['runner'] == name):
-                t = {k: torch.from_numpy(s[k])[None] for k in ('ve', 'vp', 'ae', 'ap')}
-                logits, _ = model(t['ve'], t['vp'], t['ae'], t['ap'])
+                t = {k: torch.from_numpy(s[k])[None] for k in SEQ_KEYS[:-1]}
+                logits = published_logits(model, t, vocal_weight)
                 keep = s['y'] >= 0
                 y_t.append(s['y'][keep])
                 y_p.append(logits[0].argmax(-1).numpy()[keep])
@@ -354,7 +381,7 @@ def build_steps(args: argparse.Namespace, bundle: ModelBundle, seeds: Sequence[i
                                       for k in ('vision', 'vocal')},
            'segments': args.segments,
            'size': list(args.size), 'fps': args.fps, 'faces': len(faces), 'speech': len(speech),
-           'face_params': face_p, 'vocal_params': vocal_p}
+           'face_params': face_p, 'vocal_params': vocal_p, 'arrays': list(SEQ_KEYS)}
     cache = out / 'steps'
     cache.mkdir(parents=True, exist_ok=True)
     result = {}
@@ -451,7 +478,7 @@ def run(args: argparse.Namespace) -> dict:
         log.info('encoder heads as linear maps: %s', heads_fit)
     stage = StreamFusionStage(model, labels, train_seqs, val_seqs, args.window, args.batch_size,
                               args.steps_per_epoch, args.voice_dropout, args.seed,
-                              args.balance_power, args.input_dropout)
+                              args.balance_power, args.input_dropout, args.vocal_weight)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
                                                 steps_per_epoch=args.steps_per_epoch)
@@ -463,7 +490,10 @@ def run(args: argparse.Namespace) -> dict:
     ck = load_checkpoint(out / 'train' / 'best.pt')
     model.load_state_dict(ck['model'])
     scores = runner_scores(model, val_seqs, labels)
-    log.info('validation seeds %s, step UAR per runner: %s', val_seeds, scores)
+    log.info('validation seeds %s, step UAR per runner (the head alone): %s', val_seeds, scores)
+    published = runner_scores(model, val_seqs, labels, args.vocal_weight or 1.0)
+    log.info('the same, face rows times the vocal decision (vocal_weight %g): %s',
+             args.vocal_weight or 1.0, published)
     training = {
         'data': (f'stream fusion: {len(args.seeds)} training streams (seeds {list(args.seeds)}, '
                  f'{args.segments} segments of 3-10 s, {args.size[0]}x{args.size[1]} at '
@@ -479,12 +509,16 @@ def run(args: argparse.Namespace) -> dict:
                                                              else []),
         'best_epoch': int(best['best_epoch']), 'val_step_uar': round(float(best['best_uar']), 4),
         'val_step_uar_per_runner': scores,
+        'vocal_weight': args.vocal_weight,
+        'val_step_uar_per_runner_with_vocal': {'vocal_weight': args.vocal_weight or 1.0,
+                                               **published},
         'prior_heads': heads_fit if args.prior_heads else 'none',
         'head_inputs': heads_fit if args.head_inputs else 'none',
     }
     path = export_fusion_head(bundle.path, out / 'bundle', model, training,
                               version=args.version)
     result = {'bundle': str(path), 'best': best, 'val_per_runner': scores,
+              'val_per_runner_with_vocal': published,
               'seeds': list(args.seeds), 'val_seeds': val_seeds}
     (out / 'stream_fusion.json').write_text(json.dumps(result, indent=1, default=str) + '\n')
     return result
@@ -532,6 +566,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
                         'fitted as for --prior-heads, frozen inside the head) instead of their '
                         'embeddings: 7 values per modality that it cannot memorise faces or '
                         'voices from (models.fusion_model) [off]')
+    p.add_argument('--vocal-weight', type=float, default=0.0,
+                   help='train the head for what fusion_node publishes with this vocal_weight: '
+                        'a face row with a voice window is scored as softmax(head logits + W x '
+                        'the window\'s vocal log-probabilities), so the head learns what the '
+                        'vocal decision leaves to it; 0 = the head\'s output alone [%(default)s]')
     p.add_argument('--input-dropout', type=float, default=0.5,
                    help='share of embedding values zeroed in training windows [%(default)s]')
     p.add_argument('--balance-power', type=float, default=1.0,

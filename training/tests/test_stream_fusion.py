@@ -47,7 +47,10 @@ def _sequence(rng, runner: str, T: int, change_every: int = 25) -> dict:
         else np.zeros(T, np.float32)
     if runner == 'voice_only':
         ap[:] = 1.0
-    return {'runner': runner, 've': ve, 'vp': vp, 'ae': ae, 'ap': ap, 'y': y.astype(np.int64)}
+    al = np.zeros((T, C), np.float32)          # the vocal decision each voice window carries
+    al[ap > 0] = ae[ap > 0, :C]
+    return {'runner': runner, 've': ve, 'vp': vp, 'ae': ae, 'ap': ap, 'al': al,
+            'y': y.astype(np.int64)}
 
 
 def _sequences(seed: int, n: int = 8, T: int = 150) -> list[dict]:
@@ -63,7 +66,8 @@ def test_sequences_follow_the_engine_tracks():
              'fresh': np.array([True, True, True, False, True, False]),
              've': np.arange(6, dtype=np.float32)[:, None] * np.ones((1, EV), np.float32),
              'vp': np.ones(6, np.float32), 'ae': np.zeros((6, EA), np.float32),
-             'ap': np.zeros(6, np.float32), 'y': np.array([0, 1, 2, 0, 1, 1])}
+             'ap': np.zeros(6, np.float32), 'al': np.zeros((6, C), np.float32),
+             'y': np.array([0, 1, 2, 0, 1, 1])}
     seqs = sfu.sequences(steps)
     got = sorted((s['runner'], tuple(s['ve'][:, 0].astype(int))) for s in seqs)
     assert got == [('fused', (0, 3)), ('fused', (1, 5)), ('fused', (4,)), ('vision_only', (2,))]
@@ -96,6 +100,65 @@ def test_stage_learns_each_runner_and_follows_label_changes(tmp_path):
     # collapse diagnostics were computed on the fusion input each epoch
     header = (tmp_path / 'metrics.csv').read_text().splitlines()[0]
     assert 'var_fusion_input' in header
+
+
+def test_published_logits_add_the_vocal_decision_to_face_rows_with_voice():
+    """As fusion_node publishes with vocal_weight: head probabilities x vocal decision ** w,
+    renormalised, only where a face row has a voice window with logits."""
+    model = _model().eval()
+    rng = np.random.default_rng(0)
+    T = 4
+    b = {'ve': rng.normal(size=(1, T, EV)), 'ae': rng.normal(size=(1, T, EA)),
+         'vp': np.array([[1, 1, 0, 1]]), 'ap': np.array([[1, 0, 1, 1]]),
+         'al': rng.normal(size=(1, T, C))}
+    b['al'][0, 3] = 0.0                        # a window without logits
+    b = {k: torch.tensor(v, dtype=torch.float32) for k, v in b.items()}
+    with torch.no_grad():
+        head, _ = model(b['ve'], b['vp'], b['ae'], b['ap'])
+        assert torch.equal(sfu.published_logits(model, b, 0.0), head)
+        got = sfu.published_logits(model, b, 0.5)
+    p_head = torch.softmax(head[0, 0], -1).numpy()
+    p_voc = torch.softmax(b['al'][0, 0], -1).numpy() ** 0.5
+    want = p_head * p_voc / (p_head * p_voc).sum()
+    assert np.allclose(torch.softmax(got[0, 0], -1).numpy(), want, atol=1e-6)
+    # no voice, no face (the audio-only track publishes the decision itself), no logits
+    assert torch.equal(got[0, 1:], head[0, 1:])
+
+
+def test_stage_with_vocal_weight_trains_for_the_published_output(tmp_path):
+    """The voice embedding is noise and the vocal decision is right: the head alone cannot
+    learn the voice, the published output (head x decision) is scored and early-stopped on."""
+    from emotion_training.engine import FitConfig, fit
+    labels = ['a', 'b', 'c']
+
+    def vocal_only(seqs):
+        rng = np.random.default_rng(5)
+        for s in seqs:
+            s['ve'] = rng.normal(0, 1.0, s['ve'].shape).astype(np.float32)
+            s['ae'] = rng.normal(0, 1.0, s['ae'].shape).astype(np.float32)
+            if s['runner'] == 'fused':
+                s['ap'] = np.ones_like(s['ap'])
+            s['al'] = np.where(s['ap'][:, None] > 0,
+                               3.0 * np.eye(C, dtype=np.float32)[s['y']], 0.0)
+        return seqs
+    train, val = vocal_only(_sequences(0)), vocal_only(_sequences(1, n=3))
+    model = _model()
+    stage = sfu.StreamFusionStage(model, labels, train, val, window=60, batch_size=16,
+                                  steps_per_epoch=10, voice_dropout=0.0, seed=0,
+                                  vocal_weight=1.0)
+    b = stage._batch([s for s in train if s['runner'] == 'fused'][:4])
+    with_vocal = stage.loss(b)[0].item()
+    stage.vocal_weight = 0.0
+    assert with_vocal < stage.loss(b)[0].item()     # the loss reads the decision
+    stage.vocal_weight = 1.0
+    best = fit(stage, torch.optim.AdamW(model.parameters(), lr=1e-2), None,
+               FitConfig(epochs=2, out_dir=tmp_path, patience=2, quiet=True), log=lambda m: None)
+    published = sfu.runner_scores(model, val, labels, vocal_weight=1.0)
+    alone = sfu.runner_scores(model, val, labels)
+    assert published['fused']['uar'] > 0.95 and alone['fused']['uar'] < 0.6, (published, alone)
+    # early stopping scored the published output: the fused third of the validation steps is
+    # right, the other two (no face with voice: the head alone on noise) at chance
+    assert best['best_uar'] > 0.5
 
 
 def test_stage_warns_and_skips_classes_without_steps(caplog):
@@ -199,12 +262,21 @@ def test_cli_records_trains_and_writes_a_bundle(tmp_path, capsys, caplog):
     with np.load(out / 'steps' / 'fusion_train_seed0.npz') as z:
         assert z['y'].size > 0 and set(np.unique(z['runner'])) <= {0, 1, 2}
         assert z['ve'].shape == (z['y'].size, new.vision_embedding_size)
+        assert z['al'].shape == (z['y'].size, len(LABELS6))
+        # the vocal decision rides with the voice windows, and only with them
+        assert not z['al'][z['ap'] == 0].any()
         assert json.loads(str(z['key']))['face_params']['identity_threshold'] > 0
     # one-track seeds: face_node's re-identification off for those streams only
     assert main(args + ['--one-track-seeds', '2', '--record-only']) == 0
     with np.load(out / 'steps' / 'fusion_train_seed2.npz') as z:
         assert json.loads(str(z['key']))['face_params']['identity_threshold'] == 0.0
     assert main(args + ['--one-track-seeds', '0']) == 2      # a seed in both lists
+    # --vocal-weight: trained for the published output; the manifest says for which weight
+    assert main(args + ['--vocal-weight', '1']) == 0
+    res = json.loads((out / 'stream_fusion.json').read_text())
+    trained = ModelBundle.load(res['bundle']).manifest['training']['stream_fusion']
+    assert trained['vocal_weight'] == 1.0
+    assert 'fused' in trained['val_step_uar_per_runner_with_vocal']
     # a second run reuses the recorded steps
     caplog.clear()
     with caplog.at_level('INFO', logger='emotion_train'):

@@ -67,7 +67,9 @@ class StepInputs:
 
     ``fresh[i]``: row i started from the zero LSTM state (a new track); ``stamps_ns[i]``: the
     newest contributing input's stamp (the published estimate's stamp).  The arrays are the
-    model's inputs as given to ``fusion_step``.
+    model's inputs as given to ``fusion_step``; ``voice_logits`` (rows x labels) are the voice
+    windows' own logits, the vocal decision that ``vocal_weight`` and ``voice_only_output``
+    use (zeros where a row has no voice window or the window carries none).
     """
 
     t_ns: int
@@ -78,6 +80,7 @@ class StepInputs:
     vision_present: np.ndarray
     voice_emb: np.ndarray
     voice_present: np.ndarray
+    voice_logits: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -284,10 +287,15 @@ class FusionEngine:
             if af is not None:
                 ae[i], ap[i] = af.embedding, 1.0
         if self.input_observer is not None:
+            al = np.zeros((n, len(self.labels)), np.float32)
+            for i, (_, _, af) in enumerate(rows):
+                if (af is not None and af.logits is not None and
+                        np.size(af.logits) == len(self.labels)):
+                    al[i] = np.asarray(af.logits, np.float32).ravel()
             self.input_observer(StepInputs(
                 now_ns, [fid for fid, _, _ in rows], [t.steps == 0 for t in tracks],
                 [max(f.stamp_ns for f in (vf, af) if f is not None) for _, vf, af in rows],
-                ve.copy(), vp.copy(), ae.copy(), ap.copy()))
+                ve.copy(), vp.copy(), ae.copy(), ap.copy(), al))
         h = np.concatenate([t.state.h for t in tracks], axis=1)
         c = np.concatenate([t.state.c for t in tracks], axis=1)
         t0 = time.perf_counter()

@@ -294,7 +294,9 @@ def test_input_observer_sees_what_the_model_gets():
     eng.set_target('f1', now)
     eng.add_vision(vis('f1', now - 50 * MS, HAPPY), now)
     eng.add_vision(vis('f2', now - 40 * MS, SAD), now)
-    eng.add_voice(voc(now - 20 * MS, ANGRY), now)
+    logits = np.arange(len(LABELS), dtype=np.float32)
+    eng.add_voice(Feature(now - 20 * MS, 'voice', MODALITY_VOICE, onehot(ANGRY, 6), speech=True,
+                          frame_id='mic', labels=tuple(LABELS), logits=logits), now)
     eng.step(now)
     eng.add_vision(vis('f1', now + 50 * MS, HAPPY), now + 100 * MS)
     eng.step(now + 100 * MS)
@@ -305,6 +307,9 @@ def test_input_observer_sees_what_the_model_gets():
     assert np.array_equal(first.vision_emb, model.calls[0]['ve'])
     assert list(first.vision_present) == [1.0, 1.0] and list(first.voice_present) == [1.0, 0.0]
     assert np.array_equal(first.voice_emb[0], onehot(ANGRY, 6))
+    # the vocal decision the window carries, for the face that got it; zeros for the other
+    assert first.voice_logits.shape == (2, len(LABELS))
+    assert np.array_equal(first.voice_logits[0], logits) and not first.voice_logits[1].any()
     assert second.fresh[second.face_ids.index('f1')] is False   # f1 carries its state on
 
 
