@@ -16,12 +16,14 @@ Signal: about 60 s of speech with pauses, mixed into noise at 0, 5, 10 and 20 dB
   a random syllable-rate (3-6 Hz) envelope and 1-3 s phrase on/off gating.
   SNR = speech power over its ground-truth frames / mean noise power.
 * Detectors, fed in 0.1 s chunks at 16 kHz as vocal_node does: ``SileroVad`` (the shipped
-  silero_vad.onnx, onnxruntime 1 thread, threshold 0.5, hangover as vocal_node's default) and
+  silero_vad.onnx, onnxruntime 1 thread, threshold, hangover and pre-roll as vocal_node's
+  defaults) and
   ``EnergyVad`` (vocal_node's energy defaults).  Frame F1 against the ground truth.
 * Cost: process CPU time / audio time (% of one core), 16 kHz and 48 kHz (resampled in the VAD).
 
     source scripts/env.sh && python bench/bench_vad.py [--seconds 60] [--speech auto|ravdess|espeak]
-        [--silero-thresholds 0.3,0.5 --silero-hangovers 0.1,0.3]   (a grid of Silero settings)
+        [--silero-thresholds 0.3,0.5 --silero-hangovers 0.1,0.3 --silero-prerolls 0,0.08]
+        (a grid of Silero settings)
 """
 from __future__ import annotations
 
@@ -182,14 +184,19 @@ def main(argv=None) -> int:
     ap.add_argument('--silero-hangovers', default=None,
                     help='comma-separated vad_silero_hangover_seconds values to compare '
                          "(default: vocal_node's default)")
+    ap.add_argument('--silero-prerolls', default=None,
+                    help='comma-separated vad_silero_preroll_seconds values to compare '
+                         "(default: vocal_node's default)")
     a = ap.parse_args(argv)
     try:
         thresholds = [float(v) for v in a.silero_thresholds.split(',')] \
             if a.silero_thresholds else [DEFAULTS['vad_threshold']]
         hangovers = [float(v) for v in a.silero_hangovers.split(',')] \
             if a.silero_hangovers else [DEFAULTS['vad_silero_hangover_seconds']]
+        prerolls = [float(v) for v in a.silero_prerolls.split(',')] \
+            if a.silero_prerolls else [DEFAULTS['vad_silero_preroll_seconds']]
     except ValueError as exc:
-        ap.error(f'--silero-thresholds/--silero-hangovers: {exc}')
+        ap.error(f'--silero-thresholds/--silero-hangovers/--silero-prerolls: {exc}')
     rng = np.random.default_rng(a.seed)
     use_data = (data_root() / 'ravdess').is_dir() if a.speech == 'auto' else a.speech == 'ravdess'
     if use_data:
@@ -209,13 +216,14 @@ def main(argv=None) -> int:
     sig_power = np.mean(speech[:truth.size * FRAME].reshape(-1, FRAME)[truth] ** 2)
     noises = {'fan': fan_noise(n, rng), 'babble': babble_noise(n, ltass, rng)}
     model = SileroModel.load(threads=1)
-    grid = len(thresholds) * len(hangovers) > 1
+    grid = len(thresholds) * len(hangovers) * len(prerolls) > 1
     detectors = {}
     for thr in thresholds:
         for hang in hangovers:
-            name = f'silero t={thr:g} h={hang:g}' if grid else 'silero'
-            detectors[name] = lambda rate=RATE, thr=thr, hang=hang: SileroVad(
-                rate, model, thr, DEFAULTS['vad_frame_seconds'], hang)
+            for pre in prerolls:
+                name = f'silero t={thr:g} h={hang:g} p={pre:g}' if grid else 'silero'
+                detectors[name] = lambda rate=RATE, thr=thr, hang=hang, pre=pre: SileroVad(
+                    rate, model, thr, DEFAULTS['vad_frame_seconds'], hang, pre)
     detectors.update({
         'energy': lambda rate=RATE: EnergyVad(
             rate, DEFAULTS['vad_frame_seconds'], DEFAULTS['vad_margin_db'],

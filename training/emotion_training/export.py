@@ -242,12 +242,14 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
                       vocal: Optional[tuple[torch.nn.Module, dict, Sequence[str]]] = None,
                       vision_head: Optional[dict] = None, fusion_record: Optional[dict] = None,
                       vocal_record: Optional[dict] = None, version: Optional[str] = None,
-                      seed: int = 0) -> pathlib.Path:
+                      seed: int = 0, seven_bit_vision: bool = False) -> pathlib.Path:
     """A copy of the bundle at ``bundle_dir`` with some of its models replaced.
 
     ``fusion``: a new fusion head; ``vocal``: (encoder, preprocess, labels) from a vocal
     checkpoint; ``vision_head``: ``{'weight' [C,E], 'bias' [C], 'labels', 'training'}`` fitted on
-    the bundle's vision embedding (``vision_head.py``, grafted by ``graft_vision_head``).  The
+    the bundle's vision embedding (``vision_head.py``, grafted by ``graft_vision_head``);
+    ``seven_bit_vision``: the int8 vision graph's weights halved to 7 bits
+    (``quantize.reduce_weight_range``: the same answers on every CPU).  The
     label list may change (six to seven): the vision head and the vocal encoder must then both
     say the new labels, and without ``fusion`` the bundle gets a freshly initialised head of the
     new size that ``emotion-train stream-fusion`` is there to train (the manifest says so); the
@@ -298,7 +300,11 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     if out.resolve() == src.path.resolve():
         raise ValueError(f'{out}: write the new bundle to another folder than its source')
     out.mkdir(parents=True, exist_ok=True)
-    replaced = {VISION_FILE: vision_head is not None, VOCAL_FILE: vocal is not None,
+    if seven_bit_vision and not isinstance(src.manifest['vision'].get('quantization'), dict):
+        raise ValueError(f'{src.path}: its vision graph is not int8; 7-bit weights apply to an '
+                         'int8 graph')
+    replaced = {VISION_FILE: vision_head is not None or seven_bit_vision,
+                VOCAL_FILE: vocal is not None,
                 FUSION_FILE: fusion is not None}
     for f in src.path.iterdir():
         if f.is_file() and f.name != 'manifest.json' and not replaced.get(f.name):
@@ -323,6 +329,19 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
         head_tr = dict(vision_head.get('training', {}))
         note('vision_head', head_tr.get('data', 'vision head fitted on the frozen embedding'))
         tr['vision_head'] = head_tr
+    if seven_bit_vision:
+        from .quantize import SEVEN_BIT, int8_weight_bound, reduce_weight_range  # noqa: PLC0415
+        path = out / VISION_FILE
+        if vision_head is None:
+            shutil.copy2(src.path / VISION_FILE, path)
+        was = int8_weight_bound(path)
+        q = m['vision']['quantization']
+        if was > SEVEN_BIT:         # a graph within 7 bits already stays as it is
+            halved = reduce_weight_range(path, path)
+            q['weights'] = (f'7-bit (|q| <= {SEVEN_BIT}): the {halved} int8 weight tensors of '
+                            f'bundle {src.manifest.get("version")} halved (largest |q| {was}), '
+                            'scales doubled; no overflow on x86 CPUs without VNNI')
+        q['weight_bound'] = int8_weight_bound(path)
     if vocal is not None:
         model, pre, _ = vocal
         model.eval()
@@ -417,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--vision-head', metavar='HEAD_NPZ', default=None,
                    help='with --from-bundle: a head fitted on the bundle\'s vision embedding '
                    '(emotion-train vision-head), grafted into the vision graph')
+    p.add_argument('--vision-7bit-weights', action='store_true',
+                   help='with --from-bundle: halve the int8 vision graph\'s weights to 7 bits, '
+                   'so that x86 CPUs without VNNI (AVX2) compute what every other CPU does '
+                   '(their uint8 x int8 kernels overflow with 8-bit weights)')
     p.add_argument('--out', required=True, help='bundle directory to write')
     p.add_argument('--version', default='0.1.0')
     p.add_argument('--vision-tta', choices=('checkpoint', 'none', 'flip'), default='checkpoint',
@@ -436,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.from_bundle:
         return _main_from_bundle(p, args)
+    if args.vision_7bit_weights:
+        p.error('--vision-7bit-weights: only with --from-bundle (a new --int8-faces export '
+                'has 7-bit weights already)')
     missing = [f'--{k}' for k in ('vision', 'vocal', 'fusion') if not getattr(args, k)]
     if missing or args.vision_head:
         p.error(f'{" ".join(missing) or "--vision-head"}: '
@@ -465,8 +491,9 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
     """``emotion-export --from-bundle``: ``replace_in_bundle`` with the given parts."""
     if args.vision or args.int8_faces:
         p.error('--from-bundle keeps the vision encoder: --vision-head replaces its head')
-    if not (args.vocal or args.fusion or args.vision_head):
-        p.error('--from-bundle: give at least one of --vocal, --fusion, --vision-head')
+    if not (args.vocal or args.fusion or args.vision_head or args.vision_7bit_weights):
+        p.error('--from-bundle: give at least one of --vocal, --fusion, --vision-head, '
+                '--vision-7bit-weights')
     head = None
     if args.vision_head:
         from .vision_head import load_head  # noqa: PLC0415
@@ -502,7 +529,8 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
     try:
         out = replace_in_bundle(args.from_bundle, args.out, fusion=fusion, vocal=vocal,
                                 vision_head=head, fusion_record=fusion_record,
-                                vocal_record=vocal_record, version=args.version)
+                                vocal_record=vocal_record, version=args.version,
+                                seven_bit_vision=args.vision_7bit_weights)
     except (BundleError, ValueError) as exc:
         print(f'emotion-export: {exc}', file=sys.stderr)
         return 2

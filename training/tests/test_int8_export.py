@@ -21,7 +21,7 @@ def _export_args(trained, out, *extra):
 def test_int8_vision_graph_is_quantised_and_agrees_with_the_float_model(trained, syn_data,
                                                                         tmp_path):
     from emotion_training.export import main as export_main
-    from emotion_training.quantize import MIN_AGREEMENT
+    from emotion_training.quantize import MIN_AGREEMENT, SEVEN_BIT, int8_weight_bound
     faces = syn_data / 'fer2013' / 'train'
     assert export_main(_export_args(trained, tmp_path / 'f')) == 0
     assert export_main(_export_args(trained, tmp_path / 'q', '--int8-faces', str(faces),
@@ -32,6 +32,8 @@ def test_int8_vision_graph_is_quantised_and_agrees_with_the_float_model(trained,
     q = qb.manifest['vision']['quantization']
     assert q['calibration_faces'] == 48 and q['check_vs_float']['faces'] == 48
     assert q['check_vs_float']['top1_agreement'] >= MIN_AGREEMENT
+    assert q['weight_bound'] == int8_weight_bound(tmp_path / 'q' / 'vision_encoder.onnx')
+    assert 0 < q['weight_bound'] <= SEVEN_BIT           # no overflow on x86 without VNNI
     ops = {n.op_type for n in onnx.load(str(tmp_path / 'q' / 'vision_encoder.onnx')).graph.node}
     assert {'QuantizeLinear', 'DequantizeLinear'} <= ops
     assert not {'QuantizeLinear'} & {
@@ -46,6 +48,66 @@ def test_int8_vision_graph_is_quantised_and_agrees_with_the_float_model(trained,
     # The other graphs are untouched.
     for name in ('vocal_encoder.onnx', 'fusion_step.onnx'):
         assert qb.manifest['files'][name] == fb.manifest['files'][name]
+
+
+def test_an_8bit_graph_halved_to_7_bits_keeps_its_answers(trained, syn_data, tmp_path):
+    """``reduce_weight_range`` on a graph quantised with full 8-bit weights: every weight within
+    +-64, the reference answers nearly unchanged, and ``emotion-export --from-bundle
+    --vision-7bit-weights`` records it in the manifest."""
+    from emotion_training.config import VISION_PREPROCESS
+    from emotion_training.export import main as export_main
+    from emotion_training.quantize import (
+        SEVEN_BIT,
+        calibration_faces,
+        int8_weight_bound,
+        kernel_agreement,
+        quantize_onnx,
+        reduce_weight_range,
+    )
+    assert export_main(_export_args(trained, tmp_path / 'f')) == 0
+    faces = calibration_faces(syn_data / 'fer2013' / 'train', LABELS3, dict(VISION_PREPROCESS), 64)
+    q8, q7 = tmp_path / 'q8.onnx', tmp_path / 'q7.onnx'
+    quantize_onnx(tmp_path / 'f' / 'vision_encoder.onnx', q8, 'image', faces[:32], seven_bit=False)
+    assert int8_weight_bound(q8) > SEVEN_BIT
+    assert reduce_weight_range(q8, q7) > 0
+    assert 0 < int8_weight_bound(q7) <= SEVEN_BIT
+    ref8 = kernel_agreement(q8, faces[32:])
+    ref7 = kernel_agreement(q7, faces[32:])
+    assert ref8['inputs'] == ref7['inputs'] == 32
+    assert ref7['top1_agreement'] == 1.0 and ref7['max_abs_diff'] < 1e-3
+    import onnxruntime as ort
+
+    def reference(path):
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        return ort.InferenceSession(str(path), so).run(['logits'], {'image': faces[32:]})[0]
+    a, b = reference(q8), reference(q7)
+    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.9
+    assert np.abs(a - b).max() < 0.1 * np.abs(a).max() + 0.1
+    # a bundle with such a graph, through the CLI
+    src = tmp_path / 'src'
+    import shutil
+    shutil.copytree(tmp_path / 'f', src)
+    shutil.copy(q8, src / 'vision_encoder.onnx')
+    import json
+
+    from emotion_runtime.model_bundle import sha256_of
+    m = json.loads((src / 'manifest.json').read_text())
+    m['files']['vision_encoder.onnx'] = sha256_of(src / 'vision_encoder.onnx')
+    m['vision']['quantization'] = {'method': 'static int8, 8-bit weights'}
+    (src / 'manifest.json').write_text(json.dumps(m))
+    assert export_main(['--from-bundle', str(src), '--vision-7bit-weights', '--version', '9.9.9',
+                        '--out', str(tmp_path / 'out')]) == 0
+    out = ModelBundle.load(tmp_path / 'out', expected_labels=LABELS3)
+    assert out.manifest['version'] == '9.9.9'
+    assert out.manifest['vision']['quantization']['weight_bound'] <= SEVEN_BIT
+    assert '7-bit' in out.manifest['vision']['quantization']['weights']
+    assert int8_weight_bound(tmp_path / 'out' / 'vision_encoder.onnx') <= SEVEN_BIT
+    for name in ('vocal_encoder.onnx', 'fusion_step.onnx'):
+        assert out.manifest['files'][name] == m['files'][name]
+    # a float bundle has nothing to halve
+    assert export_main(['--from-bundle', str(tmp_path / 'f'), '--vision-7bit-weights',
+                        '--out', str(tmp_path / 'bad')]) == 2
 
 
 def test_int8_export_refuses_a_graph_that_disagrees_with_the_float_model(trained, syn_data,

@@ -169,8 +169,11 @@ VOCAL_PARAMS = [
               choices=('silero', 'energy')),
     ParamSpec('vad_threshold', 0.5, 'Silero VAD: speech probability at which speech starts (it '
               'continues down to this - 0.15).', range=(0.05, 0.95), live=True),
-    ParamSpec('vad_silero_hangover_seconds', 0.1, 'Silero VAD: speech is held this long after '
+    ParamSpec('vad_silero_hangover_seconds', 0.0, 'Silero VAD: speech is held this long after '
               'the last speech frame.', range=(0.0, 5.0)),
+    ParamSpec('vad_silero_preroll_seconds', 0.08, 'Silero VAD: this much audio before each '
+              'detected speech onset counts as speech too (the flags come out that much later).',
+              range=(0.0, 0.5)),
     ParamSpec('vad_frame_seconds', 0.02, 'VAD frame length [s] (the flag grid).',
               range=(0.005, 0.1)),
     ParamSpec('vad_margin_db', 10.0, 'Energy VAD: speech is this many dB above the noise floor.',

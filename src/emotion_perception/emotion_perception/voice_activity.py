@@ -226,21 +226,26 @@ class SileroVad:
     ``threshold``, continues while it stays >= ``threshold - 0.15`` (Silero's own hysteresis)
     and is held ``hangover_seconds`` longer.  A stream frame takes the decision of the model frame
     that holds its middle, so the flags of a frame come out once that model frame has run (up to
-    32 ms later at 16 kHz; other rates add the resampling block, 128 ms).
+    32 ms later at 16 kHz; other rates add the resampling block, 128 ms).  ``preroll_seconds``
+    marks that much audio before each detected onset as speech too (the model's probability
+    rises some frames after a word starts); the flags then come out that much later.
     """
 
     def __init__(self, sample_rate: int, model: SileroModel, threshold: float = 0.5,
-                 frame_seconds: float = 0.02, hangover_seconds: float = 0.1) -> None:
+                 frame_seconds: float = 0.02, hangover_seconds: float = 0.1,
+                 preroll_seconds: float = 0.0) -> None:
         if sample_rate <= 0:
             raise ValueError(f'sample_rate must be > 0, got {sample_rate}')
         if not 0.005 <= frame_seconds <= 0.1:
             raise ValueError(f'frame_seconds must be in [0.005, 0.1], got {frame_seconds}')
-        if not 0.0 < threshold < 1.0 or hangover_seconds < 0:
-            raise ValueError('threshold must be in (0, 1) and hangover_seconds >= 0')
+        if not 0.0 < threshold < 1.0 or hangover_seconds < 0 or preroll_seconds < 0:
+            raise ValueError('threshold must be in (0, 1), hangover_seconds and '
+                             'preroll_seconds >= 0')
         self.sample_rate, self.model = int(sample_rate), model
         self.frame = max(1, int(round(frame_seconds * sample_rate)))
         self.threshold = float(threshold)
         self.hangover_frames = int(round(hangover_seconds * SILERO_RATE / SILERO_FRAME))
+        self.preroll_frames = int(round(preroll_seconds / frame_seconds))   # stream frames
         self._resampler = (None if self.sample_rate == SILERO_RATE
                            else _BlockResampler(self.sample_rate))
         self.noise_floor_db = float('nan')      # no noise floor: the model needs none
@@ -259,6 +264,7 @@ class SileroVad:
         self._frames_out = 0
         self._hang = 0
         self._speaking = False
+        self._held: deque = deque()                  # stream-frame flags awaiting the pre-roll
         self.last_probability = float('nan')
 
     def probabilities(self, samples16k: np.ndarray) -> np.ndarray:
@@ -307,4 +313,12 @@ class SileroVad:
                 self._dec0 += 1
             flags.append(self._decisions[0])
             self._frames_out += 1
-        return np.array(flags, bool)
+        if not self.preroll_frames:
+            return np.array(flags, bool)
+        out = []
+        for f in flags:             # frame i is speech when one of frames i..i+preroll is
+            self._held.append(f)
+            if len(self._held) > self.preroll_frames:
+                out.append(any(self._held))
+                self._held.popleft()
+        return np.array(out, bool)

@@ -202,7 +202,7 @@ def build_voice_pipeline(p: Mapping[str, Any], bundle: Any = None,
             model = SileroModel.load(vad_model, threads=1)
             factory = lambda rate: SileroVad(  # noqa: E731
                 rate, model, p['vad_threshold'], p['vad_frame_seconds'],
-                p['vad_silero_hangover_seconds'])
+                p['vad_silero_hangover_seconds'], p['vad_silero_preroll_seconds'])
         except VadModelError as exc:
             error = f'{exc}; using the energy VAD instead'
     if p['span_pooling'] not in SPAN_POOLING:

@@ -106,6 +106,33 @@ def test_streaming_in_chunks_equals_one_shot(model, speech, rate):
     assert whole.any() and not whole.all()
 
 
+def test_preroll_marks_the_audio_before_each_onset(model, speech):
+    """Frame i is speech with pre-roll P when one of frames i..i+P is speech without it; the
+    flags come out P frames later, chunked or not, and reset empties the held frames."""
+    x = speech[0]
+    plain = SileroVad(RATE, model, hangover_seconds=0.0).process(x)
+    vad = SileroVad(RATE, model, hangover_seconds=0.0, preroll_seconds=0.08)
+    assert vad.preroll_frames == 4
+    pre = vad.process(x)
+    assert pre.size == plain.size - 4
+    expected = np.array([plain[i:i + 5].any() for i in range(plain.size - 4)])
+    assert np.array_equal(pre, expected)
+    onsets = np.flatnonzero(plain[1:] & ~plain[:-1]) + 1
+    assert onsets.size and all(pre[o - 4:o].all() for o in onsets if o >= 4)
+    assert pre.sum() > plain[:pre.size].sum()
+    vad.reset()
+    parts = [vad.process(x[i:i + 700]) for i in range(0, x.size, 700)]
+    assert np.array_equal(np.concatenate(parts), pre)
+    with pytest.raises(ValueError, match='preroll'):
+        SileroVad(RATE, model, preroll_seconds=-0.1)
+
+
+def test_pipeline_passes_the_preroll(model):
+    pipe = build_voice_pipeline(default_params(vad_silero_preroll_seconds=0.1))
+    pipe.push(0.0, RATE, np.zeros(1600, np.float32))
+    assert isinstance(pipe.vad, SileroVad) and pipe.vad.preroll_frames == 5
+
+
 def test_probabilities_match_one_shot_state_handling(model, speech):
     """Frame-by-frame through process() equals the model run over the whole clip."""
     x = speech[0]

@@ -245,14 +245,24 @@ class ModelBundle:
     @property
     def summary(self) -> str:
         """One line for node logs: version, labels and how each encoder graph is built
-        (members, mirror TTA, int8 or float32), so a log says which model a robot ran."""
+        (members, mirror TTA, int8 or float32), so a log says which model a robot ran.  An int8
+        graph not recorded as having 7-bit weights (``quantization.weight_bound`` <= 64, bundles
+        from 0.8.1 on) is flagged: x86 CPUs without VNNI overflow 8-bit weights and compute other
+        answers (``emotion-export --from-bundle B --vision-7bit-weights`` mends it)."""
         def encoder(key: str) -> str:
             section = self.manifest[key]
             n = len((section.get('architecture') or {}).get('members', [])) or 1
             parts = [f'{n}-member ensemble' if n > 1 else 'single model']
             if section.get('test_time_augmentation', 'none') != 'none':
                 parts.append('mirror TTA')
-            parts.append('int8' if isinstance(section.get('quantization'), dict) else 'float32')
+            q = section.get('quantization')
+            if not isinstance(q, dict):
+                parts.append('float32')
+            elif int(q.get('weight_bound', 128)) <= 64:
+                parts.append('int8 (7-bit weights)')
+            else:
+                parts.append('int8 with 8-bit weights: other answers on x86 CPUs without VNNI, '
+                             're-export with --vision-7bit-weights')
             return f'{key} {" ".join(parts)}'
         return (f'bundle {self.manifest.get("version", "?")} at {self.path} ({encoder("vision")}; '
                 f'{encoder("vocal")}; labels {",".join(self.labels)})')

@@ -45,6 +45,10 @@ def test_summary_says_how_each_encoder_is_built(bundle_dir):
     n_vision = len(m['vision']['architecture'].get('members', [])) or 1
     assert (f'{n_vision}-member ensemble' in shipped) == (n_vision > 1)
     assert ('int8' in shipped) == isinstance(m['vision'].get('quantization'), dict)
+    assert '8-bit weights' not in shipped
+    old = ModelBundle.load(default_bundle_path())
+    old.manifest['vision']['quantization'].pop('weight_bound')      # as bundles before 0.8.1
+    assert 'int8 with 8-bit weights' in old.summary and '--vision-7bit-weights' in old.summary
 
 
 def test_encode_faces_any_size_grey_or_bgr(bundle_dir):
