@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from emotion_runtime.cpu import cpu_summary
+
 HERE = Path(__file__).resolve().parent
 ORDER = ['bench_models.py', 'bench_perception.py', 'bench_detection.py', 'bench_vad.py',
          'bench_fusion.py', 'bench_tracker.py', 'bench_system.py', 'bench_coldstart.py', 'bench_soak.py']
@@ -93,6 +95,7 @@ def main(argv=None) -> int:
     widths = [max(len(str(r[i])) for r in table + [('source', 'stage', 'figure', 'target',
                                                     'measured')]) for i in range(5)]
     header = ('source', 'stage', 'figure', 'target', 'measured')
+    print(f'CPU: {cpu_summary()}')
     print('  '.join(h.ljust(w) for h, w in zip(header, widths)))
     print('  '.join('-' * w for w in widths))
     for r in table:

@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from emotion_runtime.cpu import cpu_summary
 from emotion_runtime.model_bundle import BundleError, ModelBundle
 
 from . import media
@@ -303,6 +304,7 @@ def markdown(result: dict) -> str:
             'faces tracked / shown | stream [s] | replay [s] |')
     lines = [f'# Stream benchmark: {result["faces"]} + speech {result["speech"]}', '',
              f'- bundle: `{result["bundle"]}`', f'- {result["note"]}',
+             f'- CPU: {result.get("cpu", "not recorded")}',
              f'- face detector: {face.get("face_detector", "haar")}, min_face_size '
              f'{face.get("min_face_size")}; VAD: {voice.get("vad", "energy")}', '', head,
              '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
@@ -426,7 +428,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     result = {'command': 'stream', 'bundle': str(bundle.path), 'faces': faces_desc,
               'speech': args.speech, 'labels': labels, 'seeds': rows,
               'mean': {k: _mean_sd([r[k] for r in rows]) for k in FIGURES}, 'note': note,
-              'params': res['params']}       # every node parameter value the replays used
+              'params': res['params'],       # every node parameter value the replays used
+              'cpu': cpu_summary()}
     plot(out / 'stream.png', rows)
     (out / 'stream.md').write_text(markdown(result))
     (out / 'stream.json').write_text(json.dumps(result, indent=2) + '\n')

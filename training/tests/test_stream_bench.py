@@ -157,6 +157,8 @@ def test_stream_cli_builds_scores_and_reports(syn_root, tmp_path, capsys):
     assert (out / 'stream.png').stat().st_size > 0
     md = (out / 'stream.md').read_text()
     assert 'mean ± sd' in md and 'follow' in md
+    from emotion_runtime.cpu import cpu_summary
+    assert full['cpu'] == cpu_summary() and f'- CPU: {full["cpu"]}' in md
     assert 'Following a change of the true label' in (out / 'seed0' / 'report.md').read_text()
     assert not (out / 'bags').exists()                     # temporary unless --keep-bags
 
