@@ -36,6 +36,7 @@ import onnxruntime as ort
 import torch
 from tqdm import tqdm
 
+from emotion_runtime.cpu import INT8_SAFE_WEIGHT_BOUND
 from emotion_runtime.preprocess import face_to_input
 
 from .datasets.common import UnreadableImageError, read_face
@@ -46,7 +47,7 @@ MIN_AGREEMENT = 0.95
 #: faces per calibration batch fed to onnxruntime's MinMax calibrator
 CALIBRATION_BATCH = 16
 #: the largest |int8 weight| no x86 uint8 x int8 kernel can overflow with (2 x 255 x 64 < 2**15)
-SEVEN_BIT = 64
+SEVEN_BIT = INT8_SAFE_WEIGHT_BOUND
 #: the operators whose int8 weights (input 1) and int32 biases (input 2) onnxruntime runs as
 #: integer products
 _WEIGHTED_OPS = ('Conv', 'Gemm', 'MatMul')

@@ -95,6 +95,8 @@ ONE_TRACK = {'identity_threshold': 0.0}
 NS = 1_000_000_000
 #: per-row arrays of a recorded sequence: the head's inputs, the vocal decision, the true label
 SEQ_KEYS = ('ve', 'vp', 'ae', 'ap', 'al', 'y')
+#: the ones `published_logits` reads
+INPUT_KEYS = SEQ_KEYS[:-1]
 
 
 # --------------------------------------------------------------------------- recording
@@ -123,7 +125,7 @@ def record_steps(bag: pathlib.Path, bundle_path: Optional[str], fusion_cfg: Any 
         read_truth,
     )
     rows: dict[str, list] = {k: [] for k in ('runner', 't_ns', 'stamp_ns', 'face', 'fresh',
-                                              've', 'vp', 'ae', 'ap', 'al')}
+                                              *INPUT_KEYS)}
     ids: dict[str, int] = {}
 
     def observer(runner: int):
@@ -304,7 +306,7 @@ def runner_scores(model: Any, seqs: Sequence[dict], labels: Sequence[str],
         for name in RUNNERS:
             y_t, y_p = [], []
             for s in (s for s in seqs if s['runner'] == name):
-                t = {k: torch.from_numpy(s[k])[None] for k in SEQ_KEYS[:-1]}
+                t = {k: torch.from_numpy(s[k])[None] for k in INPUT_KEYS}
                 logits = published_logits(model, t, vocal_weight)
                 keep = s['y'] >= 0
                 y_t.append(s['y'][keep])

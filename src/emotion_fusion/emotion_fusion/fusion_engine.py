@@ -289,9 +289,9 @@ class FusionEngine:
         if self.input_observer is not None:
             al = np.zeros((n, len(self.labels)), np.float32)
             for i, (_, _, af) in enumerate(rows):
-                if (af is not None and af.logits is not None and
-                        np.size(af.logits) == len(self.labels)):
-                    al[i] = np.asarray(af.logits, np.float32).ravel()
+                z = self._voice_logits(af)
+                if z is not None:
+                    al[i] = z
             self.input_observer(StepInputs(
                 now_ns, [fid for fid, _, _ in rows], [t.steps == 0 for t in tracks],
                 [max(f.stamp_ns for f in (vf, af) if f is not None) for _, vf, af in rows],
@@ -346,6 +346,13 @@ class FusionEngine:
             ))
         return self._finish(result)
 
+    def _voice_logits(self, af: Optional[Feature]) -> Optional[np.ndarray]:
+        """The voice window's own logits (the vocal decision), None when it carries none of the
+        bundle's size."""
+        if af is None or af.logits is None or np.size(af.logits) != len(self.labels):
+            return None
+        return np.asarray(af.logits, np.float32).ravel()
+
     def _with_vocal(self, probs: Optional[np.ndarray], af: Optional[Feature],
                     weight: float = 1.0) -> Optional[tuple[np.ndarray, np.ndarray]]:
         """(probabilities, [valence, arousal]) from the voice window's own decision (softmax of
@@ -353,10 +360,10 @@ class FusionEngine:
         alone), renormalised; valence/arousal from the bundle's table.  None: the head's output
         stays (the feature has no logits, or the model has no valence/arousal table)."""
         table = getattr(self.model, 'va_table', None)
-        if (af is None or af.logits is None or table is None or
-                np.size(af.logits) != len(self.labels)):
+        z = self._voice_logits(af)
+        if z is None or table is None:
             return None
-        z = np.asarray(af.logits, np.float64).ravel()
+        z = z.astype(np.float64)
         log_p = weight * (z - z.max() - np.log(np.exp(z - z.max()).sum()))
         if probs is not None:
             log_p = log_p + np.log(np.maximum(np.asarray(probs, np.float64), 1e-12))

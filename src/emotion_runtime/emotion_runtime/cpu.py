@@ -12,7 +12,10 @@ import os
 import pathlib
 import platform
 
-__all__ = ['cpu_summary', 'describe_cpu']
+__all__ = ['INT8_SAFE_WEIGHT_BOUND', 'cpu_summary', 'describe_cpu']
+
+#: the largest |int8 weight| no x86 uint8 x int8 kernel can overflow with (2 x 255 x 64 < 2**15)
+INT8_SAFE_WEIGHT_BOUND = 64
 
 _VNNI = ('avx512_vnni', 'avx_vnni', 'amx_int8')
 
@@ -36,8 +39,7 @@ def describe_cpu(cpuinfo: str, machine: str, cores: int | None) -> str:
         if vnni:
             parts.append(f'x86 with VNNI ({", ".join(vnni)})')
         elif flags:
-            widest = ('AVX-512' if 'avx512f' in flags else 'AVX2' if 'avx2' in flags
-                      else 'SSE' if flags else '')
+            widest = 'AVX-512' if 'avx512f' in flags else 'AVX2' if 'avx2' in flags else 'SSE'
             parts.append(f'x86 {widest} without VNNI (int8 graphs need 7-bit weights here)')
         else:
             parts.append('x86, instruction set unknown')

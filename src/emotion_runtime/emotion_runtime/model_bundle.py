@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import preprocess
+from .cpu import INT8_SAFE_WEIGHT_BOUND
 from .speaker_calibration import SpeakerCalibration
 
 __all__ = ['BUNDLE_FORMAT', 'BundleError', 'ModelBundle', 'default_bundle_path', 'load_manifest',
@@ -258,7 +259,7 @@ class ModelBundle:
             q = section.get('quantization')
             if not isinstance(q, dict):
                 parts.append('float32')
-            elif int(q.get('weight_bound', 128)) <= 64:
+            elif int(q.get('weight_bound', 128)) <= INT8_SAFE_WEIGHT_BOUND:
                 parts.append('int8 (7-bit weights)')
             else:
                 parts.append('int8 with 8-bit weights: other answers on x86 CPUs without VNNI, '
