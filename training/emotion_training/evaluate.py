@@ -29,7 +29,7 @@ from .audio_io import AudioReadError, read_mono
 from .datasets import UnreadableImageError, load_audio_folders, load_emodb, load_image_folders, read_face
 from .datasets.common import AUDIO_EXTS, IMAGE_EXTS, Sample
 from .datasets.ravdess import load_ravdess
-from .labels import canonical
+from .labels import canonical, label_mask
 from .metrics import summarise
 from .room_noise import NOISE_KINDS, add_room_noise
 
@@ -275,7 +275,7 @@ def run_speech(args) -> int:
     _, logits, y, kept = speech_logits(bundle, samples, args.skip_unreadable, args.calibration,
                                        noise)
     extra = dict(_calibration_note(bundle, args), **skipped,
-                 per_corpus=_per_corpus(y, logits.argmax(1), kept, bundle.labels))
+                 per_corpus=_per_corpus(y, logits, kept, bundle.labels))
     if noise is not None:
         extra['room_noise'] = {'kind': noise[0], 'dbfs': noise[1]}
     if bundle.speaker_normalised and args.calibration != 'none':
@@ -283,19 +283,34 @@ def run_speech(args) -> int:
         _, lg0, y0, kept0 = speech_logits(bundle, samples, args.skip_unreadable, 'none', noise)
         extra['no_calibration'] = dict(
             {k: v for k, v in summarise(y0, lg0.argmax(1), bundle.labels).items()
-             if k in _BRIEF}, per_corpus=_per_corpus(y0, lg0.argmax(1), kept0, bundle.labels))
+             if k in _BRIEF}, per_corpus=_per_corpus(y0, lg0, kept0, bundle.labels))
     return _finish(args, summarise(y, logits.argmax(1), bundle.labels), 'speech', extra)
 
 
 _BRIEF = ('n', 'accuracy', 'uar', 'macro_f1', 'per_class_recall')
 
 
-def _per_corpus(y: np.ndarray, pred: np.ndarray, kept: Sequence[Sample],
+def _per_corpus(y: np.ndarray, logits: np.ndarray, kept: Sequence[Sample],
                 labels: Sequence[str]) -> dict:
-    """{corpus: brief metrics} for the corpora named by the files (EmoDB, RAVDESS names)."""
+    """{corpus: brief metrics} for the corpora named by the files (EmoDB, RAVDESS names).
+
+    A corpus without some of the bundle's labels (EmoDB has no surprise) also gets
+    ``own_labels``: the same files with the decision taken among the corpus's labels only
+    (``labels.label_mask``), the figure a model of those labels alone would be compared on."""
     corpus = np.array([s.extra.get('corpus') or 'unnamed' for s in kept])
-    return {c: {k: v for k, v in summarise(y[corpus == c], pred[corpus == c], labels).items()
-                if k in _BRIEF} for c in sorted(set(corpus.tolist()))}
+    out = {}
+    for c in sorted(set(corpus.tolist())):
+        m = corpus == c
+        entry = {k: v for k, v in summarise(y[m], logits[m].argmax(1), labels).items()
+                 if k in _BRIEF}
+        mask = np.array(label_mask(c, labels))
+        if not mask.all():
+            pred = np.where(mask, logits[m], -np.inf).argmax(1)
+            entry['own_labels'] = dict(
+                labels=[lab for lab, ok in zip(labels, mask) if ok],
+                **{k: v for k, v in summarise(y[m], pred, labels).items() if k in _BRIEF})
+        out[c] = entry
+    return out
 
 
 def _calibration_note(bundle: ModelBundle, args) -> dict:

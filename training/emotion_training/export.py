@@ -34,6 +34,9 @@ from .quantize import calibration_faces, quantize_vision_graph
 VISION_FILE, VOCAL_FILE, FUSION_FILE = 'vision_encoder.onnx', 'vocal_encoder.onnx', 'fusion_step.onnx'
 OPSET = 17
 TOLERANCE = 1e-3
+#: the vocal preprocessing keys that decide what one window's log-mel input is
+VOCAL_FRONT_END = ('sample_rate', 'n_mels', 'n_fft', 'win_length', 'hop_length', 'fmin', 'fmax',
+                   'window_seconds')
 
 
 def _export(module: torch.nn.Module, args: tuple, path: pathlib.Path, inputs: list[str],
@@ -137,20 +140,9 @@ def graft_vision_head(src: pathlib.Path, dst: pathlib.Path, weight: np.ndarray,
     kept += [helper.make_node('MatMul', ['embedding', w_name], [mm], name='vision_head/MatMul'),
              helper.make_node('Add', [mm, b_name], ['logits'], name='vision_head/Add')]
     # keep only what the outputs need (the old head's nodes and weights go)
-    needed = {o.name for o in g.output}
-    producers = {o: n for n in kept for o in n.output}
-    live, stack = [], list(needed)
-    seen: set[str] = set()
-    while stack:
-        t = stack.pop()
-        n = producers.get(t)
-        if n is None or id(n) in seen:
-            continue
-        seen.add(id(n))
-        live.append(n)
-        stack.extend(n.input)
-    order = {id(n): i for i, n in enumerate(kept)}
-    live.sort(key=lambda n: order[id(n)])
+    del g.node[:]
+    g.node.extend(kept)
+    live = _live_nodes(g, [o.name for o in g.output])
     used = {i for n in live for i in n.input}
     inits = [t for t in g.initializer if t.name in used]
     inits += [numpy_helper.from_array(np.ascontiguousarray(weight.T), w_name),
@@ -163,6 +155,92 @@ def graft_vision_head(src: pathlib.Path, dst: pathlib.Path, weight: np.ndarray,
     logits.type.tensor_type.shape.dim[1].dim_value = int(weight.shape[0])
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))
+
+
+def add_decision_members(src: pathlib.Path, members: Sequence[pathlib.Path],
+                         dst: pathlib.Path) -> None:
+    """Write ``src``'s encoder graph to ``dst`` with ``logits`` = the mean of its own logits and
+    those of the ``members`` graphs (same input and label order); ``embedding`` stays ``src``'s.
+
+    What it is for: a fusion head reads the encoder's embedding, and a head trained on one
+    embedding cannot read another.  The encoder's decision (``logits``) is read on its own
+    (the vocal span decision, the audio-only output, the vocal weight of fusion_node), so other
+    encoders can join that decision without retraining the head.  Each member's nodes and
+    weights enter under the prefix ``decision<i>/``; ``src``'s are kept as they are."""
+    import onnx  # noqa: PLC0415 - export only
+    from onnx import helper  # noqa: PLC0415
+    model = onnx.load(str(src))
+    g = model.graph
+    if {o.name for o in g.output} != {'embedding', 'logits'} or len(g.input) != 1:
+        raise ValueError(f'{src}: an encoder graph has one input and outputs embedding, logits')
+    x = g.input[0].name
+    own = 'decision0/logits'
+    for n in g.node:
+        n.output[:] = [own if o == 'logits' else o for o in n.output]
+        n.input[:] = [own if i == 'logits' else i for i in n.input]
+    parts = [own]
+    for i, path in enumerate(members, 1):
+        mg = onnx.load(str(path)).graph
+        if len(mg.input) != 1 or mg.input[0].name != x:
+            raise ValueError(f'{path}: its input is not {x!r}')
+        if not any(o.name == 'logits' for o in mg.output):
+            raise ValueError(f'{path}: no logits output')
+        if [d.dim_value for d in mg.input[0].type.tensor_type.shape.dim][1:] != \
+                [d.dim_value for d in g.input[0].type.tensor_type.shape.dim][1:]:
+            raise ValueError(f'{path}: its input shape differs from {src}\'s')
+        pre = f'decision{i}/'
+
+        def rename(name: str, pre: str = pre) -> str:
+            return name if name in ('', x) else pre + name
+        live = _live_nodes(mg, ['logits'])
+        used = {t for n in live for t in n.input}
+        for n in live:
+            n.name = pre + (n.name or n.op_type)
+            n.input[:] = [rename(t) for t in n.input]
+            n.output[:] = [rename(t) for t in n.output]
+            g.node.append(n)
+        for t in mg.initializer:
+            if t.name in used:
+                t.name = rename(t.name)
+                g.initializer.append(t)
+        parts.append(pre + 'logits')
+    g.node.append(helper.make_node('Mean', parts, ['logits'], name='decision/Mean'))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+
+
+def _check_decision(base: pathlib.Path, members: Sequence[pathlib.Path], merged: pathlib.Path,
+                    section: dict, rng: np.random.Generator) -> float:
+    """Max difference of ``merged`` (``add_decision_members``) from what it stands for: the
+    embedding of ``base`` and the mean of every graph's logits; raises above TOLERANCE."""
+    x = rng.standard_normal((3, 1, int(section['n_mels']), int(section['frames']))
+                            ).astype(np.float32)
+
+    def run(path: pathlib.Path) -> list[np.ndarray]:
+        sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+        return sess.run(['embedding', 'logits'], {sess.get_inputs()[0].name: x})
+    emb, logits = run(base)
+    want = np.mean([logits] + [run(p)[1] for p in members], axis=0)
+    got_emb, got = run(merged)
+    diff = max(float(np.abs(got_emb - emb).max()), float(np.abs(got - want).max()))
+    if diff > TOLERANCE:
+        raise RuntimeError(f'{merged}: differs from its parts by {diff:.3g} > {TOLERANCE}')
+    return diff
+
+
+def _live_nodes(g, outputs: Sequence[str]) -> list:
+    """The nodes of graph ``g`` that ``outputs`` depend on, in graph order."""
+    producers = {o: n for n in g.node for o in n.output}
+    live, stack, seen = [], list(outputs), set()
+    while stack:
+        n = producers.get(stack.pop())
+        if n is None or id(n) in seen:
+            continue
+        seen.add(id(n))
+        live.append(n)
+        stack.extend(n.input)
+    order = {id(n): i for i, n in enumerate(g.node)}
+    return sorted(live, key=lambda n: order[id(n)])
 
 
 def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
@@ -242,14 +320,19 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
                       vocal: Optional[tuple[torch.nn.Module, dict, Sequence[str]]] = None,
                       vision_head: Optional[dict] = None, fusion_record: Optional[dict] = None,
                       vocal_record: Optional[dict] = None, version: Optional[str] = None,
-                      seed: int = 0, seven_bit_vision: bool = False) -> pathlib.Path:
+                      seed: int = 0, seven_bit_vision: bool = False,
+                      vocal_decision: Sequence[tuple[torch.nn.Module, dict, Sequence[str], dict]]
+                      = ()) -> pathlib.Path:
     """A copy of the bundle at ``bundle_dir`` with some of its models replaced.
 
     ``fusion``: a new fusion head; ``vocal``: (encoder, preprocess, labels) from a vocal
     checkpoint; ``vision_head``: ``{'weight' [C,E], 'bias' [C], 'labels', 'training'}`` fitted on
     the bundle's vision embedding (``vision_head.py``, grafted by ``graft_vision_head``);
     ``seven_bit_vision``: the int8 vision graph's weights halved to 7 bits
-    (``quantize.reduce_weight_range``: the same answers on every CPU).  The
+    (``quantize.reduce_weight_range``: the same answers on every CPU); ``vocal_decision``:
+    (encoder, preprocess, labels, record) of vocal encoders whose logits join the vocal graph's
+    decision (``add_decision_members``: the mean of the logits, the embedding unchanged, so the
+    fusion head stays valid).  The
     label list may change (six to seven): the vision head and the vocal encoder must then both
     say the new labels, and without ``fusion`` the bundle gets a freshly initialised head of the
     new size that ``emotion-train stream-fusion`` is there to train (the manifest says so); the
@@ -303,8 +386,22 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     if seven_bit_vision and not isinstance(src.manifest['vision'].get('quantization'), dict):
         raise ValueError(f'{src.path}: its vision graph is not int8; 7-bit weights apply to an '
                          'int8 graph')
+    if vocal_decision and vocal is None and src.manifest['vocal'].get('decision_members'):
+        raise ValueError(f'{src.path}: its vocal graph has decision members already; add '
+                         'members to a bundle without them, all at once')
+    for i, (_, pre, member_labels, _) in enumerate(vocal_decision):
+        if list(member_labels) != labels:
+            raise ValueError(f'decision member {i + 1} says labels {list(member_labels)}, the '
+                             f'bundle {labels}')
+        base = vocal[1] if vocal is not None else src.manifest['vocal']
+        differ = [k for k in VOCAL_FRONT_END if pre.get(k) != base.get(k)] + (
+            ['normalisation type'] if (pre.get('normalisation') or {}).get('type') !=
+            (base.get('normalisation') or {}).get('type') else [])
+        if differ:
+            raise ValueError(f'decision member {i + 1} reads other log-mel windows than the '
+                             f'bundle\'s vocal encoder: {", ".join(differ)} differ')
     replaced = {VISION_FILE: vision_head is not None or seven_bit_vision,
-                VOCAL_FILE: vocal is not None,
+                VOCAL_FILE: vocal is not None or bool(vocal_decision),
                 FUSION_FILE: fusion is not None}
     for f in src.path.iterdir():
         if f.is_file() and f.name != 'manifest.json' and not replaced.get(f.name):
@@ -350,6 +447,26 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
         record = dict(vocal_record or {})
         note('speech', record.get('data', 'vocal encoder replaced'))
         tr['vocal'] = record
+    if vocal_decision:
+        import tempfile  # noqa: PLC0415
+        base = out / VOCAL_FILE if vocal is not None else src.path / VOCAL_FILE
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = []
+            for i, (member, pre, _, _) in enumerate(vocal_decision, 1):
+                paths.append(pathlib.Path(tmp) / f'decision{i}.onnx')
+                member.eval()
+                _export_vocal(member, pre, paths[-1], rng)
+            merged = pathlib.Path(tmp) / VOCAL_FILE
+            add_decision_members(base, paths, merged)
+            diffs['vocal_decision'] = _check_decision(base, paths, merged, m['vocal'], rng)
+            shutil.copy2(merged, out / VOCAL_FILE)
+        records = [dict(r) for *_, r in vocal_decision]
+        m['vocal']['decision_members'] = records
+        m['vocal']['outputs_note'] = (
+            f'embedding: the encoder the fusion head was trained on; logits: the mean of its '
+            f'logits and those of {len(records)} decision member(s) (decision_members)')
+        note('speech_decision', '; '.join(r.get('data', 'a vocal encoder') for r in records))
+        tr['vocal_decision'] = records
     if fusion is not None:
         fusion.eval()
         diffs['fusion'] = _export_fusion(fusion, out / FUSION_FILE, rng)
@@ -440,6 +557,12 @@ def main(argv: list[str] | None = None) -> int:
                    help='with --from-bundle: halve the int8 vision graph\'s weights to 7 bits, '
                    'so that x86 CPUs without VNNI (AVX2) compute what every other CPU does '
                    '(their uint8 x int8 kernels overflow with 8-bit weights)')
+    p.add_argument('--vocal-decision', metavar='CK[,CK...]', default=None,
+                   help='with --from-bundle: vocal checkpoints whose logits join the vocal '
+                   'graph\'s decision (mean logits); its embedding, which the fusion head reads, '
+                   'stays as it is, so the head needs no retraining. The decision is what '
+                   'vocal_node pools per voiced span and fusion_node publishes on the audio-only '
+                   'track and weighs into face rows (vocal_weight)')
     p.add_argument('--out', required=True, help='bundle directory to write')
     p.add_argument('--version', default='0.1.0')
     p.add_argument('--vision-tta', choices=('checkpoint', 'none', 'flip'), default='checkpoint',
@@ -463,8 +586,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error('--vision-7bit-weights: only with --from-bundle (a new --int8-faces export '
                 'has 7-bit weights already)')
     missing = [f'--{k}' for k in ('vision', 'vocal', 'fusion') if not getattr(args, k)]
-    if missing or args.vision_head:
-        p.error(f'{" ".join(missing) or "--vision-head"}: '
+    if missing or args.vision_head or args.vocal_decision:
+        only = '--vision-head' if args.vision_head else '--vocal-decision'
+        p.error(f'{" ".join(missing) or only}: '
                 f'{"required without" if missing else "only with"} --from-bundle')
     labels, vision, vpre, vocal, apre, fusion, info = models_from_checkpoints(
         args.vision, args.vocal, args.fusion)
@@ -487,13 +611,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _vocal_record(path: str, ck: dict) -> dict:
+    """The manifest's training record of a vocal checkpoint: whom it heard, how."""
+    split = ck.get('split') or {}
+    heard = ', '.join(split.get('train_speakers') or []) or 'speakers not recorded'
+    noise = ck.get('room_noise')
+    if noise:
+        heard += (f', clean and with {noise["copies"]} noisy cop'
+                  f'{"y" if noise["copies"] == 1 else "ies"} ({"/".join(noise["kinds"])} '
+                  f'room noise at {noise["dbfs"][0]:g} to {noise["dbfs"][1]:g} dBFS)')
+    perturb = ck.get('perturbation')
+    if perturb:
+        heard += (f', each window\'s frequencies scaled by up to +-{perturb["warp"]:g} and '
+                  f'its time by up to +-{perturb["stretch"]:g} (vocal tract length and '
+                  f'speaking rate)')
+    return {'data': f'vocal encoder {path}, trained on {heard}',
+            'checkpoints': ck['summary'], 'split': split,
+            **({'room_noise': noise} if noise else {}),
+            **({'perturbation': perturb} if perturb else {})}
+
+
 def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """``emotion-export --from-bundle``: ``replace_in_bundle`` with the given parts."""
     if args.vision or args.int8_faces:
         p.error('--from-bundle keeps the vision encoder: --vision-head replaces its head')
-    if not (args.vocal or args.fusion or args.vision_head or args.vision_7bit_weights):
+    if not (args.vocal or args.fusion or args.vision_head or args.vision_7bit_weights
+            or args.vocal_decision):
         p.error('--from-bundle: give at least one of --vocal, --fusion, --vision-head, '
-                '--vision-7bit-weights')
+                '--vision-7bit-weights, --vocal-decision')
     head = None
     if args.vision_head:
         from .vision_head import load_head  # noqa: PLC0415
@@ -502,24 +647,13 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
     if args.vocal:
         model, ck = load_vocal(args.vocal)
         vocal = (model, ck['preprocess'], list(ck['labels']))
-        split = ck.get('split') or {}
-        heard = ', '.join(split.get('train_speakers') or []) or 'speakers not recorded'
-        noise = ck.get('room_noise')
-        if noise:
-            heard += (f', clean and with {noise["copies"]} noisy cop'
-                      f'{"y" if noise["copies"] == 1 else "ies"} ({"/".join(noise["kinds"])} '
-                      f'room noise at {noise["dbfs"][0]:g} to {noise["dbfs"][1]:g} dBFS)')
-        perturb = ck.get('perturbation')
-        if perturb:
-            heard += (f', each window\'s frequencies scaled by up to +-{perturb["warp"]:g} and '
-                      f'its time by up to +-{perturb["stretch"]:g} (vocal tract length and '
-                      f'speaking rate)')
-        vocal_record = {'data': f'vocal encoder {args.vocal}, trained on {heard}',
-                        'checkpoints': ck['summary'], 'split': split,
-                        **({'room_noise': noise} if noise else {}),
-                        **({'perturbation': perturb} if perturb else {})}
+        vocal_record = _vocal_record(args.vocal, ck)
         for f in args.training_json:
             vocal_record.update(json.loads(pathlib.Path(f).read_text()))
+    decision = []
+    for path in (args.vocal_decision.split(',') if args.vocal_decision else []):
+        model, ck = load_vocal(path)
+        decision.append((model, ck['preprocess'], list(ck['labels']), _vocal_record(path, ck)))
     fusion = fusion_record = None
     if args.fusion:
         cf = load_checkpoint(args.fusion)
@@ -530,7 +664,8 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
         out = replace_in_bundle(args.from_bundle, args.out, fusion=fusion, vocal=vocal,
                                 vision_head=head, fusion_record=fusion_record,
                                 vocal_record=vocal_record, version=args.version,
-                                seven_bit_vision=args.vision_7bit_weights)
+                                seven_bit_vision=args.vision_7bit_weights,
+                                vocal_decision=decision)
     except (BundleError, ValueError) as exc:
         print(f'emotion-export: {exc}', file=sys.stderr)
         return 2

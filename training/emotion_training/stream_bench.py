@@ -15,8 +15,9 @@ the fused label takes to follow a change of the true label (median per seed; `ev
 Dev data (default): the dev half of FER2013 `validation` faces (PublicTest; no encoder trained on
 it; `splits.stream_half` splits it by a hash of the file name) and RAVDESS actors 11-20 (English;
 no encoder heard them).  The other halves (the fusion half of the faces, actors 07-10; 01-06
-train the vocal encoder) train the stream-fusion head (`emotion-train stream-fusion`), so it is
-never scored on what it learnt from.
+train the vocal encoder, 01-09 the second encoder of the shipped bundle's vocal decision) train
+the stream-fusion head (`emotion-train stream-fusion`), so it is never scored on what it learnt
+from.
 EmoDB speakers (`emodb:SS,SS`) are only held out for dev bundles trained without them: the shipped
 vocal encoders were trained on all 8 EmoDB speakers here.
 
@@ -463,8 +464,8 @@ def add_parser(sub: Any) -> None:
                         'scoring the dev half)')
     p.add_argument('--speech', default=stream_speech_spec(STREAM_DEV),
                    help='speech spec: ravdess[:AA,...] or emodb[:SS,...] (default: RAVDESS actors '
-                        '11-20, the dev half; actors 01-06 train the vocal encoder, 07-10 the '
-                        'stream-fusion head; EmoDB '
+                        '11-20, the dev half; actors 01-06 train the vocal encoder (01-09 the '
+                        'second encoder of its decision), 07-10 the stream-fusion head; EmoDB '
                         'only for bundles trained without those speakers) [%(default)s]')
     p.add_argument('--ravdess-calm', choices=('exclude', 'neutral'), default='exclude')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])

@@ -415,12 +415,18 @@ def build_steps(args: argparse.Namespace, bundle: ModelBundle, seeds: Sequence[i
     return result
 
 
-def _heard_stream_voices(bundle: ModelBundle) -> list[str]:
+def _heard_stream_voices(bundle: ModelBundle, decision: bool = False) -> list[str]:
     """The fusion streams' RAVDESS speakers that the bundle's vocal encoder trained on, where
     its manifest records them (``training.vocal.split``, written by emotion-export
-    --from-bundle)."""
-    split = ((bundle.manifest.get('training') or {}).get('vocal') or {}).get('split') or {}
-    trained = set(split.get('train_speakers') or [])
+    --from-bundle); with ``decision``, those that the encoders added to its decision heard
+    instead (``vocal.decision_members``: the head never reads them unless trained with
+    ``--vocal-weight``)."""
+    if decision:
+        splits = [m.get('split') or {} for m in bundle.manifest['vocal'].get(
+            'decision_members') or []]
+    else:
+        splits = [((bundle.manifest.get('training') or {}).get('vocal') or {}).get('split') or {}]
+    trained = {sp for split in splits for sp in split.get('train_speakers') or []}
     fusion = {f'ravdess:{a}' for a in STREAM_RAVDESS_ACTORS[STREAM_FUSION]}
     return sorted(trained & fusion)
 
@@ -447,6 +453,11 @@ def run(args: argparse.Namespace) -> dict:
                     'streams: the head will learn to trust the voice more than it should on a '
                     'robot (train the vocal encoder on RAVDESS actors %s and EmoDB only)',
                     heard, ','.join(STREAM_RAVDESS_ACTORS[VOCAL_TRAIN]))
+    heard = _heard_stream_voices(bundle, decision=True)
+    if heard and args.vocal_weight > 0:
+        log.warning('an encoder in the vocal decision trained on %s, whose voices are in the '
+                    'fusion streams: with --vocal-weight %g the head trains on a decision that '
+                    'reads those voices better than a robot\'s', heard, args.vocal_weight)
     steps = build_steps(args, bundle, args.seeds, out, FUSION_TRAIN)
     steps.update(build_steps(args, bundle, args.one_track_seeds, out, FUSION_TRAIN, ONE_TRACK))
     vsteps = build_steps(args, bundle, args.val_seeds, out, FUSION_VAL) if args.val_seeds else {}

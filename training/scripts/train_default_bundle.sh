@@ -68,8 +68,18 @@ emotion-export --from-bundle $R/stream_fusion7/bundle --vocal $R/vocal9_noise/la
   --out $R/bundle9_encoders --version 0.8.0-encoders
 emotion-train stream-fusion --data "$DATA" --bundle $R/bundle9_encoders --out $R/stream_fusion9 \
   --version 0.8.0 --input-dropout 0.2 --threads 2
-cp $R/stream_fusion9/bundle/*.onnx $R/stream_fusion9/bundle/manifest.json \
-  "$ROOT/src/emotion_runtime/models/default/"
+#    then 0.8.1: the int8 vision weights halved to 7 bits (the same answers on x86 CPUs without
+#    VNNI), and 0.9.0: a second vocal encoder of the same recipe (seed 1, RAVDESS 01-09) joins the
+#    vocal graph's decision (mean logits); the embedding the fusion head reads stays the first's
+emotion-export --from-bundle $R/stream_fusion9/bundle --vision-7bit-weights --out $R/bundle081 \
+  --version 0.8.1
+SPK9="${SPK7/ravdess:06/ravdess:06,ravdess:07,ravdess:08,ravdess:09}"
+SPK9="${SPK9/--val-speakers ravdess:07,ravdess:08,ravdess:09,ravdess:10/--val-speakers ravdess:10}"
+$N emotion-train vocal --data "$DATA" --threads 2 --quiet $SPK9 --seed 1 --noise-copies 1 \
+  --noise-dbfs -70 -35 --out $R/vocal9_decision
+emotion-export --from-bundle $R/bundle081 --vocal-decision $R/vocal9_decision/last.pt \
+  --out $R/bundle090 --version 0.9.0
+cp $R/bundle090/*.onnx $R/bundle090/manifest.json "$ROOT/src/emotion_runtime/models/default/"
 # 6. faces on the unseen FER2013 validation split
 emotion-eval faces --plot $R/faces_cm.png "$DATA/fer2013/validation" | tee $R/eval_faces.json
 # 7. speech: each CV fold's three-seed ensemble, exported and scored on its held-out speakers

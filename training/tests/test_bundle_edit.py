@@ -178,3 +178,76 @@ def test_stream_fusion_names_fusion_voices_the_vocal_encoder_heard(tmp_path):
                                 vocal=(vocal6, dict(VOCAL_PREPROCESS), list(LABELS6)),
                                 vocal_record={'split': {'train_speakers': speakers}})
         assert _heard_stream_voices(ModelBundle.load(out)) == heard
+        assert _heard_stream_voices(ModelBundle.load(out), decision=True) == []
+    # an encoder in the decision only: the head's own encoder heard nobody of the streams
+    dec = replace_in_bundle(src, tmp_path / 'dec', vocal_decision=[
+        (vocal6, dict(VOCAL_PREPROCESS), list(LABELS6),
+         {'split': {'train_speakers': ['ravdess:01', 'ravdess:08']}})])
+    assert _heard_stream_voices(ModelBundle.load(dec)) == []
+    assert _heard_stream_voices(ModelBundle.load(dec), decision=True) == ['ravdess:08']
+
+
+def _vocal_outputs(path, x) -> tuple[np.ndarray, np.ndarray]:
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    return tuple(sess.run(['embedding', 'logits'], {'logmel': x}))
+
+
+def test_decision_members_join_the_logits_and_keep_the_embedding(tmp_path):
+    """``vocal_decision``: the vocal graph's logits become the mean over it and the members,
+    its embedding (what the fusion head reads) and every other file stay byte for byte."""
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    _, m1, _ = tiny_models(LABELS6, seed=5)
+    _, m2, _ = tiny_models(LABELS6, seed=6)
+    members = [(m1, dict(VOCAL_PREPROCESS), list(LABELS6), {'data': 'member one'}),
+               (m2, dict(VOCAL_PREPROCESS), list(LABELS6), {'data': 'member two'})]
+    out = replace_in_bundle(src, tmp_path / 'dec', vocal_decision=members)
+    new = ModelBundle.load(out, expected_labels=LABELS6)
+    v = new.manifest['vocal']
+    x = np.random.default_rng(7).standard_normal((4, 1, v['n_mels'], v['frames'])).astype(np.float32)
+    emb0, lg0 = _vocal_outputs(src / 'vocal_encoder.onnx', x)
+    emb, lg = new.session('vocal').run(['embedding', 'logits'], {'logmel': x})
+    assert np.array_equal(emb, emb0)
+    with torch.no_grad():
+        want = np.mean([lg0] + [m.eval()(torch.from_numpy(x))[1].numpy() for m in (m1, m2)], 0)
+    assert np.abs(lg - want).max() < 1e-4
+    assert np.abs(lg - lg0).max() > 1e-3          # the members changed the decision
+    for name in ('vision_encoder.onnx', 'fusion_step.onnx'):
+        assert sha256_of(out / name) == sha256_of(src / name)
+    assert [r['data'] for r in v['decision_members']] == ['member one', 'member two']
+    assert 'member one' in new.manifest['training']['data']['speech_decision']
+    assert 'with 2 more encoders in its decision' in new.summary
+    assert new.voice_embedding_size == ModelBundle.load(src).voice_embedding_size
+    # members are added once, to a bundle without them
+    with pytest.raises(ValueError, match='decision members already'):
+        replace_in_bundle(out, tmp_path / 'again', vocal_decision=members[:1])
+
+
+def test_decision_members_must_read_the_same_windows_and_labels(tmp_path):
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    _, m, _ = tiny_models(LABELS6, seed=5)
+    other = dict(VOCAL_PREPROCESS, n_fft=1024)
+    with pytest.raises(ValueError, match='n_fft differ'):
+        replace_in_bundle(src, tmp_path / 'a', vocal_decision=[(m, other, list(LABELS6), {})])
+    assert VOCAL_PREPROCESS['normalisation']['type'] == 'global'
+    spk = dict(VOCAL_PREPROCESS, normalisation={'type': 'speaker'})
+    with pytest.raises(ValueError, match='normalisation type'):
+        replace_in_bundle(src, tmp_path / 'b', vocal_decision=[(m, spk, list(LABELS6), {})])
+    _, m7, _ = tiny_models(LABELS7, seed=5)
+    with pytest.raises(ValueError, match='decision member 1 says labels'):
+        replace_in_bundle(src, tmp_path / 'c',
+                          vocal_decision=[(m7, dict(VOCAL_PREPROCESS), LABELS7, {})])
+
+
+def test_vocal_decision_cli(trained, trained_bundle, tmp_path, capsys):
+    ck = trained['out'] / 'vocal' / 'last.pt'
+    assert export_main(['--from-bundle', str(trained_bundle), '--vocal-decision', str(ck),
+                        '--out', str(tmp_path / 'b'), '--version', '9.1.0']) == 0
+    new = ModelBundle.load(tmp_path / 'b')
+    (member,) = new.manifest['vocal']['decision_members']
+    assert str(ck) in member['data'] and member['split']['train_speakers']
+    assert new.manifest['export']['max_abs_diff_torch_vs_onnxruntime']['vocal_decision'] < 1e-3
+    with pytest.raises(SystemExit):
+        export_main(['--vision', 'a.pt', '--vocal', 'b.pt', '--fusion', 'c.pt',
+                     '--vocal-decision', str(ck), '--out', str(tmp_path / 'c')])
+    assert '--vocal-decision: only with --from-bundle' in capsys.readouterr().err

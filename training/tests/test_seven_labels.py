@@ -276,3 +276,34 @@ def test_eval_speech_ravdess_per_corpus_and_uncalibrated(seven_runs, corpora, ca
     assert set(res['per_corpus']) == {'ravdess'} and res['per_corpus']['ravdess']['n'] == 21
     assert res['no_calibration']['n'] == 21 and 'ravdess' in res['no_calibration']['per_corpus']
     assert 'per speaker' in res['speaker_calibration']
+
+
+def test_per_corpus_figures_within_the_corpus_labels():
+    """A corpus without some labels (EmoDB: no surprise) is also scored with the decision taken
+    among its own labels: a clip whose top logit is surprise counts as its runner-up."""
+    from emotion_training.datasets.common import Sample
+    from emotion_training.evaluate import _per_corpus
+    s = SEVEN.index('surprise')
+    kept = [Sample('a.wav', 'angry', 'x', extra={'corpus': 'emodb'}),
+            Sample('b.wav', 'sad', 'y', extra={'corpus': 'emodb'}),
+            Sample('c.wav', 'surprise', 'z', extra={'corpus': 'ravdess'})]
+    y = np.array([SEVEN.index('angry'), SEVEN.index('sad'), s])
+    logits = np.zeros((3, 7), np.float32)
+    logits[0, s], logits[0, SEVEN.index('angry')] = 3.0, 2.0     # surprise first, angry second
+    logits[1, SEVEN.index('sad')] = 1.0
+    logits[2, s] = 1.0
+    res = _per_corpus(y, logits, kept, SEVEN)
+    assert res['emodb']['accuracy'] == 0.5                        # over all seven labels
+    own = res['emodb']['own_labels']
+    assert own['labels'] == EMODB6 and own['accuracy'] == 1.0 and own['uar'] == 1.0
+    assert 'own_labels' not in res['ravdess']                     # RAVDESS has all seven
+
+
+def test_eval_speech_emodb_reports_its_six_labels(seven_runs, corpora, capsys):
+    assert eval_main(['speech', '--bundle', str(seven_runs['bundle']), '--calibration', 'none',
+                      str(corpora / 'emodb')]) == 0
+    res = _json_line(capsys.readouterr().out)
+    emodb = res['per_corpus']['emodb']
+    assert emodb['own_labels']['labels'] == EMODB6
+    assert emodb['own_labels']['n'] == emodb['n'] == res['n']
+    assert emodb['own_labels']['per_class_recall']['surprise'] is None

@@ -254,6 +254,9 @@ class ModelBundle:
             section = self.manifest[key]
             n = len((section.get('architecture') or {}).get('members', [])) or 1
             parts = [f'{n}-member ensemble' if n > 1 else 'single model']
+            k = len(section.get('decision_members') or [])
+            if k:
+                parts.append(f'with {k} more encoder{"s" if k > 1 else ""} in its decision')
             if section.get('test_time_augmentation', 'none') != 'none':
                 parts.append('mirror TTA')
             q = section.get('quantization')

@@ -50,7 +50,7 @@ PROJECT_LABELS: tuple[str, ...] = ('angry', 'disgust', 'fear', 'happy', 'neutral
 
 #: The default labels of a tiny bundle: those of the shipped bundle's manifest, read from it
 #: (``emotion_runtime.labels.shipped_labels``), so that a tiny bundle passes the nodes' default
-#: ``expected_labels`` whatever the shipped bundle declares (0.8.1: all seven).
+#: ``expected_labels`` whatever the shipped bundle declares (0.9.0: all seven).
 #: Pass ``labels=PROJECT_LABELS`` for a seven-label bundle.
 DEFAULT_LABELS: tuple[str, ...] = shipped_labels()
 
