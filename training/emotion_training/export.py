@@ -389,14 +389,14 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     if vocal_decision and vocal is None and src.manifest['vocal'].get('decision_members'):
         raise ValueError(f'{src.path}: its vocal graph has decision members already; add '
                          'members to a bundle without them, all at once')
+    base_pre = vocal[1] if vocal is not None else src.manifest['vocal']
     for i, (_, pre, member_labels, _) in enumerate(vocal_decision):
         if list(member_labels) != labels:
             raise ValueError(f'decision member {i + 1} says labels {list(member_labels)}, the '
                              f'bundle {labels}')
-        base = vocal[1] if vocal is not None else src.manifest['vocal']
-        differ = [k for k in VOCAL_FRONT_END if pre.get(k) != base.get(k)] + (
+        differ = [k for k in VOCAL_FRONT_END if pre.get(k) != base_pre.get(k)] + (
             ['normalisation type'] if (pre.get('normalisation') or {}).get('type') !=
-            (base.get('normalisation') or {}).get('type') else [])
+            (base_pre.get('normalisation') or {}).get('type') else [])
         if differ:
             raise ValueError(f'decision member {i + 1} reads other log-mel windows than the '
                              f'bundle\'s vocal encoder: {", ".join(differ)} differ')

@@ -34,8 +34,9 @@ fold() {  # A_B
     emotion-eval speech "$wav" --bundle "$R/bundle_$1" --calibration $cal > "$R/eval_$1_$cal.json"
   done
 }
-for f in "${FOLDS[@]}"; do fold "$f" & done
-wait
+pids=()
+for f in "${FOLDS[@]}"; do fold "$f" & pids+=($!); done
+for pid in "${pids[@]}"; do wait "$pid"; done   # a failed fold stops the script (set -e)
 python - "$R" "${FOLDS[@]}" <<'PY'
 import json, sys
 import numpy as np
