@@ -97,6 +97,33 @@ def _export_vocal(vocal: torch.nn.Module, vocal_pre: dict, path: pathlib.Path,
         (3, 1, int(vocal_pre['n_mels']), frames)).astype(np.float32)}, ['embedding', 'logits'])
 
 
+def _export_vision(vision: torch.nn.Module, vision_pre: dict, path: pathlib.Path,
+                   rng: np.random.Generator, int8_faces: Optional[np.ndarray] = None
+                   ) -> tuple[dict, float]:
+    """Export a vision encoder (or ensemble) to ``path``, checked against torch, quantised to
+    int8 on ``int8_faces`` where given; returns the manifest's vision section and the largest
+    torch-vs-onnxruntime difference of the float graph."""
+    size = int(vision_pre['input_size'])
+    x = rng.standard_normal((2, 1, size, size)).astype(np.float32)
+    _export(vision, (torch.from_numpy(x),), path, ['image'], ['embedding', 'logits'],
+            {'image': {0: 'n'}, 'embedding': {0: 'n'}, 'logits': {0: 'n'}})
+    diff = _check(vision, path, {'image': rng.standard_normal(
+        (3, 1, size, size)).astype(np.float32)}, ['embedding', 'logits'])
+    quantization = None
+    if int8_faces is not None:
+        quantization = quantize_vision_graph(vision, path, int8_faces)
+    section = {'file': VISION_FILE, 'input_size': size,
+               'channels': int(vision_pre.get('channels', 1)),
+               'mean': float(vision_pre['mean']), 'std': float(vision_pre['std']),
+               'embedding_size': int(vision.config['embedding_size']),
+               'input': 'image [N,1,H,W] float32 = preprocess.face_to_input',
+               'outputs': ['embedding', 'logits'], 'architecture': vision.config,
+               'test_time_augmentation': ('mean of the face and its mirror image, inside '
+                                          'the graph' if vision.flip_tta else 'none'),
+               'quantization': quantization or 'none (float32)'}
+    return section, diff
+
+
 def _vocal_section(vocal: torch.nn.Module, vocal_pre: dict) -> dict:
     """The manifest's ``vocal`` section of an exported vocal encoder."""
     section = dict(vocal_pre)
@@ -267,27 +294,11 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
                              f'fusion head on these encoders (emotion-train fusion --init-{name})')
     for m in (vision, vocal, fusion):
         m.eval()
-    size = int(vision_pre['input_size'])
-    x = rng.standard_normal((2, 1, size, size)).astype(np.float32)
-    _export(vision, (torch.from_numpy(x),), out / VISION_FILE, ['image'], ['embedding', 'logits'],
-            {'image': {0: 'n'}, 'embedding': {0: 'n'}, 'logits': {0: 'n'}})
-    d_vision = _check(vision, out / VISION_FILE, {'image': rng.standard_normal(
-        (3, 1, size, size)).astype(np.float32)}, ['embedding', 'logits'])
-    quantization = None
-    if vision_int8_faces is not None:
-        quantization = quantize_vision_graph(vision, out / VISION_FILE, vision_int8_faces)
+    vision_section, d_vision = _export_vision(vision, vision_pre, out / VISION_FILE, rng,
+                                              vision_int8_faces)
     d_vocal = _export_vocal(vocal, vocal_pre, out / VOCAL_FILE, rng)
     d_fusion = _export_fusion(fusion, out / FUSION_FILE, rng)
 
-    vision_section = {'file': VISION_FILE, 'input_size': size,
-                      'channels': int(vision_pre.get('channels', 1)),
-                      'mean': float(vision_pre['mean']), 'std': float(vision_pre['std']),
-                      'embedding_size': int(vision.config['embedding_size']),
-                      'input': 'image [N,1,H,W] float32 = preprocess.face_to_input',
-                      'outputs': ['embedding', 'logits'], 'architecture': vision.config,
-                      'test_time_augmentation': ('mean of the face and its mirror image, inside '
-                                                 'the graph' if vision.flip_tta else 'none'),
-                      'quantization': quantization or 'none (float32)'}
     vocal_section = _vocal_section(vocal, vocal_pre)
     manifest: dict[str, Any] = {
         'format': BUNDLE_FORMAT,
@@ -318,16 +329,24 @@ def export_bundle(out_dir: str | pathlib.Path, labels: Sequence[str],
 def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *,
                       fusion: Optional[FusionModel] = None,
                       vocal: Optional[tuple[torch.nn.Module, dict, Sequence[str]]] = None,
+                      vision: Optional[tuple[torch.nn.Module, dict, Sequence[str]]] = None,
+                      vision_record: Optional[dict] = None,
+                      vision_int8_faces: Optional[np.ndarray] = None,
                       vision_head: Optional[dict] = None, fusion_record: Optional[dict] = None,
                       vocal_record: Optional[dict] = None, version: Optional[str] = None,
                       seed: int = 0, seven_bit_vision: bool = False,
+                      metrics: Optional[dict] = None, training: Optional[dict] = None,
                       vocal_decision: Sequence[tuple[torch.nn.Module, dict, Sequence[str], dict]]
                       = ()) -> pathlib.Path:
     """A copy of the bundle at ``bundle_dir`` with some of its models replaced.
 
     ``fusion``: a new fusion head; ``vocal``: (encoder, preprocess, labels) from a vocal
-    checkpoint; ``vision_head``: ``{'weight' [C,E], 'bias' [C], 'labels', 'training'}`` fitted on
-    the bundle's vision embedding (``vision_head.py``, grafted by ``graft_vision_head``);
+    checkpoint; ``vision``: (encoder, preprocess, labels) from vision checkpoints, exported as
+    ``export_bundle`` does (int8 on ``vision_int8_faces`` where given); its embedding is
+    another than the one the bundle's head was trained on, so without ``fusion`` the bundle
+    gets a freshly initialised head for ``emotion-train stream-fusion``; ``vision_head``:
+    ``{'weight' [C,E], 'bias' [C], 'labels', 'training'}`` fitted on the bundle's vision
+    embedding (``vision_head.py``, grafted by ``graft_vision_head``);
     ``seven_bit_vision``: the int8 vision graph's weights halved to 7 bits
     (``quantize.reduce_weight_range``: the same answers on every CPU); ``vocal_decision``:
     (encoder, preprocess, labels, record) of vocal encoders whose logits join the vocal graph's
@@ -337,36 +356,48 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     say the new labels, and without ``fusion`` the bundle gets a freshly initialised head of the
     new size that ``emotion-train stream-fusion`` is there to train (the manifest says so); the
     same happens when the new vocal encoder's embedding has another size (an ensemble).
-    ``fusion_record``/``vocal_record`` go to the manifest's ``training.stream_fusion`` and
-    ``training.vocal`` (their ``data`` strings to ``training.data``).  Every other file is
-    copied byte for byte; replaced graphs are checked against torch; the manifest's sections,
-    labels, valence/arousal table, file hashes, version and training record are rewritten (a
-    replaced record moves to ``training.data.*_replaced``); the bundle is loaded back with every
-    session opened."""
+    ``fusion_record``/``vocal_record``/``vision_record`` go to the manifest's
+    ``training.stream_fusion``, ``training.vocal`` and ``training.vision`` (their ``data``
+    strings to ``training.data``).  ``metrics``: the new bundle's measured figures, in place
+    of the manifest's ``metrics`` (figures of the source bundle); without it they stay as they
+    are; ``training``: keys merged into the manifest's ``training`` record (note, hardware).
+    Every other file is copied byte for byte; replaced graphs are checked against torch; the
+    manifest's sections, labels, valence/arousal table, file hashes, version and training record
+    are rewritten (a replaced record moves to ``training.data.*_replaced``); the bundle is loaded
+    back with every session opened."""
     import shutil  # noqa: PLC0415
     src = ModelBundle.load(bundle_dir)
     old_labels = list(src.labels)
     labels = old_labels
+    if vision is not None and (vision_head is not None or seven_bit_vision):
+        raise ValueError('a new vision encoder brings its own head and its own int8 export '
+                         '(7-bit weights): give it alone, without a vision head or 7-bit step')
     if vision_head is not None:
         labels = list(vision_head['labels'])
+    if vision is not None:
+        labels = list(vision[2])
     if vocal is not None and list(vocal[2]) != labels:
         raise ValueError(f'the vocal encoder says labels {list(vocal[2])}, the bundle '
+                         f'{"with the new vision encoder " if vision else ""}'
                          f'{"with the new vision head " if vision_head else ""}{labels}')
     if labels != old_labels and vocal is None:
         raise ValueError(f'new labels {labels}: give a vocal encoder trained on them too')
     rng = np.random.default_rng(seed)
     voice_size = int(vocal[0].config['embedding_size']) if vocal else src.voice_embedding_size
     resized = voice_size != src.voice_embedding_size
-    if fusion is None and (labels != old_labels or resized):
+    vision_size = (int(vision[0].config['embedding_size']) if vision
+                   else src.vision_embedding_size)
+    if fusion is None and (labels != old_labels or resized or vision is not None):
         va = va_table(labels)
         arch = src.manifest['fusion'].get('architecture', {})
         torch.manual_seed(seed)
-        fusion = FusionModel(src.vision_embedding_size, voice_size, len(labels),
+        fusion = FusionModel(vision_size, voice_size, len(labels),
                              [va[k] for k in labels],
                              hidden_size=src.hidden_size, num_layers=src.num_layers,
                              dropout=float(arch.get('dropout', 0.2)))
         why = (f'the labels changed to {labels}' if labels != old_labels else
-               f'the voice embedding grew from {src.voice_embedding_size} to {voice_size}')
+               f'the voice embedding grew from {src.voice_embedding_size} to {voice_size}'
+               if resized else 'a new vision encoder gives another embedding')
         fusion_record = {'data': f'untrained (initial weights): {why}; '
                                  'train it with emotion-train stream-fusion'}
         print(f'replace_in_bundle: {why}; the fusion head is untrained: train it with '
@@ -375,7 +406,7 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
         if int(fusion.config['num_classes']) != len(labels):
             raise ValueError(f'the head has {fusion.config["num_classes"]} classes, the bundle '
                              f'{len(labels)} labels')
-        for key, size in (('vision_dim', src.vision_embedding_size), ('voice_dim', voice_size)):
+        for key, size in (('vision_dim', vision_size), ('voice_dim', voice_size)):
             if int(fusion.config[key]) != int(size):
                 raise ValueError(f'the head takes {fusion.config[key]}-d {key}, the bundle gives '
                                  f'{size}')
@@ -400,7 +431,7 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
         if differ:
             raise ValueError(f'decision member {i + 1} reads other log-mel windows than the '
                              f'bundle\'s vocal encoder: {", ".join(differ)} differ')
-    replaced = {VISION_FILE: vision_head is not None or seven_bit_vision,
+    replaced = {VISION_FILE: vision is not None or vision_head is not None or seven_bit_vision,
                 VOCAL_FILE: vocal is not None or bool(vocal_decision),
                 FUSION_FILE: fusion is not None}
     for f in src.path.iterdir():
@@ -416,6 +447,19 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
             data[f'{key}_replaced'] = data[key]
         data[key] = text
 
+    if vision is not None:
+        model, pre, _ = vision
+        model.eval()
+        m['vision'], diffs['vision'] = _export_vision(model, pre, out / VISION_FILE, rng,
+                                                      vision_int8_faces)
+        record = dict(vision_record or {})
+        note('faces', record.get('data', 'vision encoder replaced'))
+        for key in ('vision_head', 'int8_calibration_faces'):   # about the graph replaced
+            if key in tr:
+                tr[f'{key}_replaced'] = tr.pop(key)
+            if key in data:
+                data[f'{key}_replaced'] = data.pop(key)
+        tr['vision'] = record
     if vision_head is not None:
         graft_vision_head(src.path / VISION_FILE, out / VISION_FILE, vision_head['weight'],
                           vision_head['bias'])
@@ -474,6 +518,9 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
         record = dict(fusion_record or {})
         note('fusion', record.get('data', 'fusion head replaced'))
         tr['stream_fusion'] = record
+    if metrics is not None:
+        m['metrics'] = dict(metrics)
+    tr.update(training or {})
     m['labels'] = labels
     m['valence_arousal'] = va_table(labels)
     m['version'] = version or f'{m["version"]}+stream'
@@ -546,10 +593,11 @@ def main(argv: list[str] | None = None) -> int:
                    'ensemble (mean logits, concatenated embeddings)')
     p.add_argument('--fusion', default=None, help='fusion or end2end stage checkpoint')
     p.add_argument('--from-bundle', metavar='BUNDLE', default=None,
-                   help='start from this bundle and replace only what is given: --vocal, '
-                   '--fusion, --vision-head (the rest is copied byte for byte); new labels or '
-                   'a voice embedding of another size without --fusion leave an untrained head '
-                   'for emotion-train stream-fusion')
+                   help='start from this bundle and replace only what is given: --vision '
+                   '(with --vision-tta, --int8-faces), --vocal, --fusion, --vision-head (the '
+                   'rest is copied byte for byte); a new vision encoder, new labels or a voice '
+                   'embedding of another size without --fusion leave an untrained head for '
+                   'emotion-train stream-fusion')
     p.add_argument('--vision-head', metavar='HEAD_NPZ', default=None,
                    help='with --from-bundle: a head fitted on the bundle\'s vision embedding '
                    '(emotion-train vision-head), grafted into the vision graph')
@@ -576,9 +624,11 @@ def main(argv: list[str] | None = None) -> int:
                    help='faces drawn for --int8-faces: half calibrate, half check the int8 graph '
                    'against the float model')
     p.add_argument('--training-json', action='append', default=[],
-                   help='JSON file(s) merged into manifest "training" (data, commands)')
+                   help='JSON file(s) merged into manifest "training" (data, commands, note, '
+                   'hardware)')
     p.add_argument('--metrics-json', action='append', default=[],
-                   help='JSON file(s) merged into manifest "metrics"')
+                   help='JSON file(s) merged into manifest "metrics" (with --from-bundle: they '
+                   'replace the source bundle\'s metrics)')
     args = p.parse_args(argv)
     if args.from_bundle:
         return _main_from_bundle(p, args)
@@ -631,14 +681,57 @@ def _vocal_record(path: str, ck: dict) -> dict:
             **({'perturbation': perturb} if perturb else {})}
 
 
+def _vision_record(spec: str, meta: dict) -> dict:
+    """The manifest's training record of vision checkpoints: what they saw, how selected."""
+    split = meta.get('split') or {}
+    if split.get('faces_val'):
+        where = str(split['faces_val'])
+    elif split.get('holdout'):
+        where = (f'a {split["holdout"]:g} stratified holdout (seed {split.get("seed")}) of the '
+                 'training folder')
+    else:
+        where = 'no recorded split'
+    return {'data': f'vision encoder(s) {spec}: {len(meta["labels"])} labels '
+                    f'({", ".join(meta["labels"])}), selected on {where}',
+            'checkpoints': meta['summary'], 'split': split}
+
+
 def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """``emotion-export --from-bundle``: ``replace_in_bundle`` with the given parts."""
-    if args.vision or args.int8_faces:
-        p.error('--from-bundle keeps the vision encoder: --vision-head replaces its head')
-    if not (args.vocal or args.fusion or args.vision_head or args.vision_7bit_weights
-            or args.vocal_decision):
-        p.error('--from-bundle: give at least one of --vocal, --fusion, --vision-head, '
-                '--vision-7bit-weights, --vocal-decision')
+    if args.int8_faces and not args.vision:
+        p.error('--from-bundle: --int8-faces quantises a new --vision encoder; the bundle\'s '
+                'own vision graph is copied as it is')
+    if args.vision and (args.vision_head or args.vision_7bit_weights):
+        p.error('--from-bundle --vision: a new vision encoder brings its own head, and an '
+                '--int8-faces export has 7-bit weights already')
+    if not (args.vision or args.vocal or args.fusion or args.vision_head
+            or args.vision_7bit_weights or args.vocal_decision or args.metrics_json
+            or args.training_json):
+        p.error('--from-bundle: give at least one of --vision, --vocal, --fusion, '
+                '--vision-head, --vision-7bit-weights, --vocal-decision, --metrics-json, '
+                '--training-json')
+    training = None
+    if args.training_json:
+        training = {}
+        for f in args.training_json:
+            training.update(json.loads(pathlib.Path(f).read_text()))
+    metrics = None
+    if args.metrics_json:
+        metrics = {}
+        for f in args.metrics_json:
+            metrics.update(json.loads(pathlib.Path(f).read_text()))
+    vision = vision_record = faces = None
+    if args.vision:
+        model, cv = load_vision(args.vision)
+        if args.vision_tta != 'checkpoint':
+            model.set_flip_tta(args.vision_tta == 'flip')
+        vision = (model, cv['preprocess'], list(cv['labels']))
+        vision_record = _vision_record(args.vision, cv)
+        if args.int8_faces:
+            faces = calibration_faces(args.int8_faces, cv['labels'], cv['preprocess'],
+                                      args.int8_count)
+            vision_record['int8_calibration_faces'] = (f'{len(faces)} drawn from '
+                                                       f'{args.int8_faces}')
     head = None
     if args.vision_head:
         from .vision_head import load_head  # noqa: PLC0415
@@ -648,8 +741,6 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
         model, ck = load_vocal(args.vocal)
         vocal = (model, ck['preprocess'], list(ck['labels']))
         vocal_record = _vocal_record(args.vocal, ck)
-        for f in args.training_json:
-            vocal_record.update(json.loads(pathlib.Path(f).read_text()))
     decision = []
     for path in (args.vocal_decision.split(',') if args.vocal_decision else []):
         model, ck = load_vocal(path)
@@ -662,9 +753,11 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
                          **{k: cf.get(k) for k in ('epoch', 'best_uar', 'best_epoch')}}
     try:
         out = replace_in_bundle(args.from_bundle, args.out, fusion=fusion, vocal=vocal,
-                                vision_head=head, fusion_record=fusion_record,
+                                vision=vision, vision_record=vision_record,
+                                vision_int8_faces=faces, vision_head=head, fusion_record=fusion_record,
                                 vocal_record=vocal_record, version=args.version,
-                                seven_bit_vision=args.vision_7bit_weights,
+                                seven_bit_vision=args.vision_7bit_weights, metrics=metrics,
+                                training=training,
                                 vocal_decision=decision)
     except (BundleError, ValueError) as exc:
         print(f'emotion-export: {exc}', file=sys.stderr)

@@ -11,7 +11,7 @@ import torch
 from emotion_training_helpers import LABELS6
 
 from emotion_runtime.model_bundle import ModelBundle, sha256_of
-from emotion_training.config import VOCAL_PREPROCESS
+from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
 from emotion_training.export import main as export_main
 from emotion_training.export import replace_in_bundle
 from emotion_training.labels import DEFAULT_LABELS
@@ -117,6 +117,90 @@ def test_a_vocal_ensemble_gets_a_fresh_head_of_its_size(tmp_path):
     assert head.config['voice_dim'] == old.voice_embedding_size
     with pytest.raises(ValueError, match='voice_dim'):
         replace_in_bundle(src, tmp_path / 'bad', vocal=vocal, fusion=head)
+
+
+def test_a_new_vision_encoder_replaces_the_graph_and_leaves_a_fresh_head(tmp_path):
+    """`replace_in_bundle(vision=...)`: the vision graph is the new encoder's, the vocal graph
+    stays byte for byte, and the fusion head (trained on the old embedding) is replaced by an
+    untrained one of the new size that the manifest names; what is refused is named."""
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    old = ModelBundle.load(src)
+    vision, _, _ = tiny_models(LABELS6, seed=5, embedding_size=24)
+    vision.eval()
+    out = replace_in_bundle(src, tmp_path / 'new', vision=(vision, dict(VISION_PREPROCESS),
+                                                           list(LABELS6)),
+                            vision_record={'data': 'test faces'}, version='9.9.9')
+    new = ModelBundle.load(out, expected_labels=LABELS6)
+    assert sha256_of(out / 'vocal_encoder.onnx') == sha256_of(src / 'vocal_encoder.onnx')
+    assert sha256_of(out / 'fusion_step.onnx') != sha256_of(src / 'fusion_step.onnx')
+    faces = _faces(4)
+    emb, logits = new.encode_faces(faces)
+    x = torch.from_numpy(np.stack([(f.astype(np.float32) / 255 - 0.5) / 0.25 for f in faces])[:, None])
+    with torch.no_grad():
+        ref_emb, ref_logits = vision(x)
+    assert np.abs(emb - ref_emb.numpy()).max() < 1e-4
+    assert np.abs(logits - ref_logits.numpy()).max() < 1e-4
+    assert new.vision_embedding_size == 24 != old.vision_embedding_size
+    assert new.manifest['fusion']['architecture']['vision_dim'] == 24
+    data = new.manifest['training']['data']
+    assert data['faces'] == 'test faces' and 'new vision encoder' in data['fusion']
+    assert 'untrained' in data['fusion']
+    h, c = new.initial_state(1)
+    probs = new.fusion_step(emb[:1], np.ones(1, np.float32),
+                            np.zeros((1, new.voice_embedding_size), np.float32),
+                            np.ones(1, np.float32), h, c)[0]
+    assert probs.shape == (1, 6)
+    # seven labels need a vocal encoder of seven; a new encoder brings its own head
+    vision7, _, _ = tiny_models(LABELS7, seed=5)
+    with pytest.raises(ValueError, match='vocal encoder trained on them'):
+        replace_in_bundle(src, tmp_path / 'a', vision=(vision7, dict(VISION_PREPROCESS), LABELS7))
+    e = old.vision_embedding_size
+    head = {'weight': np.zeros((6, e), np.float32), 'bias': np.zeros(6, np.float32),
+            'labels': list(LABELS6), 'training': {}}
+    with pytest.raises(ValueError, match='brings its own head'):
+        replace_in_bundle(src, tmp_path / 'b', vision=(vision, dict(VISION_PREPROCESS),
+                                                       list(LABELS6)), vision_head=head)
+
+
+def test_export_from_bundle_with_a_new_vision_ensemble_in_int8(tmp_path, capsys):
+    """`emotion-export --from-bundle B --vision A,B --vision-tta flip --int8-faces DIR`: the
+    members become one int8 graph with mirror TTA, recorded in the manifest."""
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    paths = []
+    for seed in (6, 7):
+        vision, _, _ = tiny_models(LABELS6, seed=seed)
+        paths.append(tmp_path / f'v{seed}.pt')
+        torch.save({'stage': 'vision', 'labels': list(LABELS6), 'model_config': vision.config,
+                    'model': vision.state_dict(), 'preprocess': dict(VISION_PREPROCESS),
+                    'split': {'holdout': 0.1, 'seed': 0}, 'epoch': 3, 'best_uar': 0.5,
+                    'best_epoch': 3}, paths[-1])
+    faces = write_face_folders(tmp_path / 'train', LABELS6, per_class=10, seed=1)
+    spec = ','.join(map(str, paths))
+    args = ['--from-bundle', str(src), '--vision', spec, '--vision-tta', 'flip',
+            '--int8-faces', str(faces), '--int8-count', '40', '--out', str(tmp_path / 'b')]
+    assert export_main(args) == 0, capsys.readouterr().err
+    assert 'fusion head is untrained' in capsys.readouterr().err
+    m = ModelBundle.load(tmp_path / 'b').manifest
+    assert len(m['vision']['architecture']['members']) == 2
+    assert m['vision']['architecture']['flip_tta'] is True
+    assert m['vision']['quantization']['weight_bound'] <= 64
+    assert m['training']['vision']['int8_calibration_faces'] == f'40 drawn from {faces}'
+    assert 'stratified holdout (seed 0)' in m['training']['data']['faces']
+    # --metrics-json alone replaces the figures, and nothing else
+    (tmp_path / 'm.json').write_text(json.dumps({'faces': {'uar': 0.5}}))
+    (tmp_path / 't.json').write_text(json.dumps({'note': 'test note'}))
+    assert export_main(['--from-bundle', str(tmp_path / 'b'), '--metrics-json',
+                        str(tmp_path / 'm.json'), '--training-json', str(tmp_path / 't.json'),
+                        '--version', '2.0.0', '--out', str(tmp_path / 'c')]) == 0
+    mc = ModelBundle.load(tmp_path / 'c').manifest
+    assert mc['metrics'] == {'faces': {'uar': 0.5}} and mc['version'] == '2.0.0'
+    assert mc['training']['note'] == 'test note' and mc['training']['vision'] == m['training']['vision']
+    assert sha256_of(tmp_path / 'c' / 'fusion_step.onnx') == sha256_of(tmp_path / 'b' /
+                                                                        'fusion_step.onnx')
+    # --int8-faces without --vision, and --vision with a vision head, are refused
+    for bad in (['--int8-faces', str(faces)], ['--vision', spec, '--vision-7bit-weights']):
+        with pytest.raises(SystemExit):
+            export_main(['--from-bundle', str(src), *bad, '--out', str(tmp_path / 'x')])
 
 
 def test_fit_head_learns_and_folds_the_standardisation():

@@ -123,6 +123,17 @@ def test_sha_mismatch_and_input_shape_mismatch(bundle_dir, tmp_path):
         ModelBundle.load(b).encode_faces([np.zeros((48, 48), np.uint8)])
 
 
+def test_model_card_names_the_shipped_bundle_and_its_files():
+    """The model card beside the shipped bundle states its version and every file's sha256, so
+    the card cannot describe another bundle than the one that loads."""
+    path = default_bundle_path()
+    card = (path / 'MODEL_CARD.md').read_text(encoding='utf-8')
+    m = load_manifest(path)
+    assert card.splitlines()[0].endswith(f'bundle {m["version"]}')
+    for name, digest in m['files'].items():
+        assert f'| `{name}` | `{digest}` |' in card, name
+
+
 def test_default_bundle_path_env(monkeypatch, tmp_path):
     monkeypatch.setenv('EMOTION_MODEL_BUNDLE', str(tmp_path))
     assert default_bundle_path() == tmp_path
