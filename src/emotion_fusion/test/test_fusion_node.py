@@ -98,12 +98,14 @@ def test_two_faces_labels_and_voice_stop_switches_to_vision_only(bundle_path, st
     from emotion_runtime.model_bundle import ModelBundle
     bundle = ModelBundle.load(bundle_path)
     v1, v2, a, want_f1_av, want_f2, want_f1_v = choose_inputs(bundle)
-    # slop, voice_max_age and target_timeout leave room for a loaded machine (colcon test runs
-    # packages side by side): voice is sent every other frame (~0.1 s apart), best effort, and
-    # a stall of this process or the node, or a lost window, must not split the fused run
+    # slop, vision_max_age, voice_max_age and target_timeout leave room for a loaded machine
+    # (colcon test runs packages side by side): voice is sent every other frame (~0.1 s apart),
+    # best effort, and a stall of this process or the node, or a lost window, must not split the
+    # fused run, nor leave a timer step with the voice fresh and both faces too old (the node
+    # then publishes the voice on its audio-only track, as it should)
     params = dict(model_bundle=str(bundle_path), output_rate_hz=10.0, voice_assignment='target',
-                  slop=1.5, voice_max_age=2.5, target_timeout=2.5, per_face_topics=True,
-                  step_on_vision=step_on_vision)
+                  slop=1.5, vision_max_age=2.0, voice_max_age=2.5, target_timeout=2.5,
+                  per_face_topics=True, step_on_vision=step_on_vision)
     with isolated_domain() as domain:
         node = NodeProcess('emotion_fusion', 'fusion_node', params=params, env=ros_env(domain))
         try:
