@@ -642,23 +642,40 @@ def main(argv: list[str] | None = None) -> int:
                 f'{"required without" if missing else "only with"} --from-bundle')
     labels, vision, vpre, vocal, apre, fusion, info = models_from_checkpoints(
         args.vision, args.vocal, args.fusion)
-    if args.vision_tta != 'checkpoint':
-        vision.set_flip_tta(args.vision_tta == 'flip')
-    training: dict = {'checkpoints': info}
-    for f in args.training_json:
-        training.update(json.loads(pathlib.Path(f).read_text()))
-    metrics: dict = {}
-    for f in args.metrics_json:
-        metrics.update(json.loads(pathlib.Path(f).read_text()))
-    faces = None
-    if args.int8_faces:
-        faces = calibration_faces(args.int8_faces, labels, vpre, args.int8_count)
-        training['int8_calibration_faces'] = f'{len(faces)} drawn from {args.int8_faces}'
+    _apply_vision_tta(vision, args)
+    training: dict = {'checkpoints': info, **_merged_json(args.training_json)}
+    metrics = _merged_json(args.metrics_json)
+    faces = _int8_calibration(args, labels, vpre, training)
     out = export_bundle(args.out, labels, vision, vpre, vocal, apre, fusion, training, metrics,
                         args.version, vision_int8_faces=faces)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     print(f'bundle written to {out} ({size / 1e6:.1f} MB)', file=sys.stderr)
     return 0
+
+
+def _merged_json(files: Sequence[str]) -> dict:
+    """The JSON objects of ``files`` (--training-json, --metrics-json) merged in order."""
+    merged: dict = {}
+    for f in files:
+        merged.update(json.loads(pathlib.Path(f).read_text()))
+    return merged
+
+
+def _apply_vision_tta(vision: torch.nn.Module, args: argparse.Namespace) -> None:
+    """--vision-tta: mirror TTA on or off in the exported graph, or as the checkpoint says."""
+    if args.vision_tta != 'checkpoint':
+        vision.set_flip_tta(args.vision_tta == 'flip')
+
+
+def _int8_calibration(args: argparse.Namespace, labels: Sequence[str], vision_pre: dict,
+                      record: dict) -> Optional[np.ndarray]:
+    """--int8-faces: the preprocessed calibration faces (None without it), noted in
+    ``record['int8_calibration_faces']``."""
+    if not args.int8_faces:
+        return None
+    faces = calibration_faces(args.int8_faces, labels, vision_pre, args.int8_count)
+    record['int8_calibration_faces'] = f'{len(faces)} drawn from {args.int8_faces}'
+    return faces
 
 
 def _vocal_record(path: str, ck: dict) -> dict:
@@ -710,28 +727,15 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
         p.error('--from-bundle: give at least one of --vision, --vocal, --fusion, '
                 '--vision-head, --vision-7bit-weights, --vocal-decision, --metrics-json, '
                 '--training-json')
-    training = None
-    if args.training_json:
-        training = {}
-        for f in args.training_json:
-            training.update(json.loads(pathlib.Path(f).read_text()))
-    metrics = None
-    if args.metrics_json:
-        metrics = {}
-        for f in args.metrics_json:
-            metrics.update(json.loads(pathlib.Path(f).read_text()))
+    training = _merged_json(args.training_json) if args.training_json else None
+    metrics = _merged_json(args.metrics_json) if args.metrics_json else None
     vision = vision_record = faces = None
     if args.vision:
         model, cv = load_vision(args.vision)
-        if args.vision_tta != 'checkpoint':
-            model.set_flip_tta(args.vision_tta == 'flip')
+        _apply_vision_tta(model, args)
         vision = (model, cv['preprocess'], list(cv['labels']))
         vision_record = _vision_record(args.vision, cv)
-        if args.int8_faces:
-            faces = calibration_faces(args.int8_faces, cv['labels'], cv['preprocess'],
-                                      args.int8_count)
-            vision_record['int8_calibration_faces'] = (f'{len(faces)} drawn from '
-                                                       f'{args.int8_faces}')
+        faces = _int8_calibration(args, cv['labels'], cv['preprocess'], vision_record)
     head = None
     if args.vision_head:
         from .vision_head import load_head  # noqa: PLC0415
@@ -757,8 +761,7 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
                                 vision_int8_faces=faces, vision_head=head, fusion_record=fusion_record,
                                 vocal_record=vocal_record, version=args.version,
                                 seven_bit_vision=args.vision_7bit_weights, metrics=metrics,
-                                training=training,
-                                vocal_decision=decision)
+                                training=training, vocal_decision=decision)
     except (BundleError, ValueError) as exc:
         print(f'emotion-export: {exc}', file=sys.stderr)
         return 2

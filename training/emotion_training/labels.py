@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Iterable, Optional, Sequence
 
 #: The project's seven labels (FER2013's classes), in the order bundles, messages and training use.
-#: A bundle declares its own list in its manifest (``labels``; the shipped 0.9.0 bundle has all seven,
+#: A bundle declares its own list in its manifest (``labels``; the shipped bundle has all seven,
 #: 0.6.0 the first six), and everything on the robot reads the list from the manifest.
 DEFAULT_LABELS: tuple[str, ...] = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad',
                                    'surprise')

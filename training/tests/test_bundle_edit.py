@@ -11,6 +11,7 @@ import torch
 from emotion_training_helpers import LABELS6
 
 from emotion_runtime.model_bundle import ModelBundle, sha256_of
+from emotion_runtime.preprocess import face_to_input
 from emotion_training.config import VISION_PREPROCESS, VOCAL_PREPROCESS
 from emotion_training.export import main as export_main
 from emotion_training.export import replace_in_bundle
@@ -135,7 +136,7 @@ def test_a_new_vision_encoder_replaces_the_graph_and_leaves_a_fresh_head(tmp_pat
     assert sha256_of(out / 'fusion_step.onnx') != sha256_of(src / 'fusion_step.onnx')
     faces = _faces(4)
     emb, logits = new.encode_faces(faces)
-    x = torch.from_numpy(np.stack([(f.astype(np.float32) / 255 - 0.5) / 0.25 for f in faces])[:, None])
+    x = torch.from_numpy(np.stack([face_to_input(f, VISION_PREPROCESS) for f in faces]))
     with torch.no_grad():
         ref_emb, ref_logits = vision(x)
     assert np.abs(emb - ref_emb.numpy()).max() < 1e-4

@@ -21,7 +21,7 @@ __all__ = ['FALLBACK_LABELS', 'shipped_manifest_path', 'shipped_labels', 'parse_
 
 #: The project's seven labels in their order, used only when the shipped manifest cannot be found
 #: or read.  Everywhere else the label list is the bundle's own (its manifest's ``labels``): the
-#: shipped 0.9.0 bundle declares all seven; an older or custom bundle may declare fewer (0.6.0:
+#: shipped bundle declares all seven; an older or custom bundle may declare fewer (0.6.0:
 #: the first six).
 FALLBACK_LABELS: tuple[str, ...] = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad',
                                     'surprise')
