@@ -127,6 +127,9 @@ def test_two_faces_labels_and_voice_stop_switches_to_vision_only(bundle_path, st
                 def f1_mods():
                     return [m.modalities for m in list(out) if m.face_id == 'f1']
 
+                def faces_seen():
+                    return {m.face_id for m in list(out)} >= {'f1', 'f2'}
+
                 def pump(with_voice, until, timeout, bad_first=0):
                     deadline = time.monotonic() + timeout
                     k = 0
@@ -137,7 +140,10 @@ def test_two_faces_labels_and_voice_stop_switches_to_vision_only(bundle_path, st
                             vis_pub.publish(feature(stamp, 'f1', 1, np.full(v1.size, np.nan)))
                         vis_pub.publish(feature(stamp, 'f1', 1, v1))
                         vis_pub.publish(feature(stamp, 'f2', 1, v2))
-                        if with_voice and k % 2 == 0:
+                        # voice only once the node has fused both faces: a step that takes the
+                        # first voice window before any face feature (the topics are separate
+                        # subscriptions) rightly publishes it on the audio-only track
+                        if with_voice and k % 2 == 0 and faces_seen():
                             voice_pub.publish(feature(stamp, 'voice', 2, a))
                         k += 1
                         time.sleep(0.05)
