@@ -18,6 +18,7 @@ from emotion_training.models.vision_encoder import VisionEncoder, VisionEnsemble
 from emotion_training.models.vocal_encoder import VocalEncoder, VocalEnsemble, build_vocal_encoder
 
 from .engine import load_checkpoint
+from .splits import same_face_split
 
 _SUMMARY = ('epoch', 'best_uar', 'best_epoch')
 
@@ -54,7 +55,9 @@ def _load(spec: str, stage: str, build: Callable[[dict], nn.Module],
             if ck.get(key) != first.get(key):
                 raise SystemExit(f'{stage} ensemble: {path} has {key} {ck.get(key)}, but '
                                  f'{paths[0]} has {first.get(key)}')
-        if ck.get('split') != first.get('split'):
+        same = (same_face_split(ck.get('split'), first.get('split')) if stage == 'vision'
+                else ck.get('split') == first.get('split'))
+        if not same:
             # Not fatal (old checkpoints recorded none), but the holdout is then not clean.
             print(f'WARNING: {stage} ensemble: {path} was trained on split {ck.get("split")}, '
                   f'{paths[0]} on {first.get("split")}; what one holds out another may have '

@@ -15,11 +15,38 @@ from typing import Callable, Iterable, Optional
 
 def face_split(train_dir: str | pathlib.Path, faces_val: Optional[str], holdout: float,
                seed: int) -> dict:
-    """Identity of a face train/validation split (the holdout is drawn by ``seed``)."""
+    """Identity of a face train/validation split (the holdout is drawn by ``seed``).
+
+    ``train_files`` / ``val_files`` fingerprint the folders' contents (``folder_fingerprint``),
+    so two runs on copies of one data set unpacked at different paths (a GPU machine's temporary
+    folder) are known to share the split."""
     return {'faces_train': str(pathlib.Path(train_dir).resolve()),
             'faces_val': str(pathlib.Path(faces_val).resolve()) if faces_val else None,
             'holdout': None if faces_val else float(holdout),
-            'seed': None if faces_val else int(seed)}
+            'seed': None if faces_val else int(seed),
+            'train_files': folder_fingerprint(train_dir),
+            'val_files': folder_fingerprint(faces_val) if faces_val else None}
+
+
+def folder_fingerprint(root: str | pathlib.Path) -> str:
+    """sha256 (16 hex digits) of the sorted relative paths and sizes of every file under
+    ``root``: the same for two copies of a data set wherever they lie."""
+    root = pathlib.Path(root)
+    rows = sorted(f'{f.relative_to(root).as_posix()}\t{f.stat().st_size}'
+                  for f in root.rglob('*') if f.is_file())
+    return hashlib.sha256('\n'.join(rows).encode()).hexdigest()[:16]
+
+
+def same_face_split(a: Optional[dict], b: Optional[dict]) -> bool:
+    """Whether two recorded face splits are the same: by content fingerprint where both records
+    carry one, else (records written before fingerprints) by path."""
+    a, b = a or {}, b or {}
+    if a.get('train_files') and b.get('train_files'):
+        keys = ('train_files', 'val_files', 'holdout', 'seed')
+        return all(a.get(k) == b.get(k) for k in keys)
+    strip = ('train_files', 'val_files')
+    return {k: v for k, v in a.items() if k not in strip} == \
+        {k: v for k, v in b.items() if k not in strip}
 
 
 def holdout_seed(args) -> int:
@@ -45,7 +72,7 @@ def check_face_split(checkpoint: dict, current: dict, source: str,
         log(f'WARNING: {source} records no face split; make sure it never trained on this '
             f'run\'s validation faces, or the validation metrics are optimistic')
         return False
-    if old != current:
+    if not same_face_split(old, current):
         log(f'WARNING: {source} was trained on another face split ({old}) than this run '
             f'({current}): its training faces overlap this validation set, so validation '
             f'metrics and the choice of best.pt are optimistic. Use the same --holdout and '

@@ -14,15 +14,16 @@
 #   bash training/scripts/device_vision.sh run
 #       on the device machine, from the repo root, with `.carry` carried (run tool: carry
 #       [".carry"], timeout_s 600).  Needs only torch, OpenCV, numpy, scipy, matplotlib and
-#       tqdm, which the device image has.  Trains, side by side on the one GPU, member_a
-#       (stride-2 stem, widths 32-256, seed 0) and member_s1 (stride-1 stem, widths 16-128,
-#       seed 2), STUDENT_EPOCHS each, with the recipe of MODEL_CARD.md.  With TEACHERS=K > 0 it
-#       first trains K teachers (ResNet 2-2-2-2, widths 64-512, stride-1 stem; seeds 1..K) side
-#       by side for TEACHER_EPOCHS, and the members are distilled from their mirror-TTA ensemble.
-#       Into $OUT: member_a_best.pt and member_s1_best.pt (weights only, 11 + 3 MB),
+#       tqdm, which the device image has.  Trains the MEMBERS side by side on the one GPU
+#       (default "a:0 s1:2": member a, stride-2 stem, widths 32-256, seed 0, and member s1,
+#       stride-1 stem, widths 16-128, seed 2), STUDENT_EPOCHS each, with the recipe of
+#       MODEL_CARD.md.  With TEACHERS=K > 0 it first trains K teachers (ResNet 2-2-2-2, widths
+#       64-512, stride-1 stem; seeds 1..K) side by side for TEACHER_EPOCHS, and the members are
+#       distilled from their mirror-TTA ensemble.
+#       Into $OUT: member_ARCH_seedSEED_best.pt per member (weights only, a 11 MB, s1 3 MB),
 #       logs.tar.gz (every run's metrics.csv, curves.png and stdout).
 #       Then here (MODEL_CARD.md, "Reproduce"): emotion-export --from-bundle B --vision
-#       member_a_best.pt,member_s1_best.pt --vision-tta flip --int8-faces DATA/fer2013/train,
+#       A.pt,B.pt[,...] --vision-tta flip|none --int8-faces DATA/fer2013/train,
 #       emotion-train stream-fusion on that bundle, emotion-eval faces and emotion-eval stream.
 #
 # Measured on the H200 (bf16 autocast, cudnn autotuning): the two members side by side take
@@ -33,9 +34,9 @@
 # STUDENT_EPOCHS=5) fitted only a few epochs and scored below the members trained alone
 # (EXPERIMENTS.md beside the model card).  Every run stops at DEADLINE seconds after the start
 # (555), keeping its best epoch so far.
-# Knobs (environment): TEACHERS (0), TEACHER_EPOCHS (25), STUDENT_EPOCHS (50), DISTILL_WEIGHT
-# (0.7), DISTILL_T (4), DEADLINE (555), DEVICE (cuda), BF16 (1), SMOKE=1 for a tiny dry run of
-# `run` on any machine.
+# Knobs (environment): MEMBERS ("a:0 s1:2"), TEACHERS (0), TEACHER_EPOCHS (25), STUDENT_EPOCHS
+# (50), DISTILL_WEIGHT (0.7), DISTILL_T (4), DEADLINE (555), DEVICE (cuda), BF16 (1), SMOKE=1 for
+# a tiny dry run of `run` on any machine.
 set -euo pipefail
 cmd="${1:-}"
 ROOT="$(pwd)"
@@ -75,6 +76,13 @@ run)
   W="${DISTILL_WEIGHT:-0.7}"; T="${DISTILL_T:-4}"
   TW="64,128,256,512"; CAP=""
   if [ "${SMOKE:-0}" = 1 ]; then TE=1; SE=1; TW="8,8,16,16"; CAP="--max-faces 300"; fi
+  # MEMBERS: ARCH:SEED words; ARCH a = stride-2 stem, widths 32-256; s1 = stride-1 stem,
+  # widths 16-128 (the shipped ensemble's two architectures)
+  read -r -a MEM <<< "${MEMBERS:-a:0 s1:2}"
+  declare -A ARCH=([a]="" [s1]="--vision-stem-stride 1 --vision-widths 16,32,64,128")
+  for m in "${MEM[@]}"; do
+    [[ "$m" =~ ^(a|s1):[0-9]+$ ]] || { echo "device_vision.sh: MEMBERS word '$m' is not a:SEED or s1:SEED" >&2; exit 2; }
+  done
   [ -f "$CARRY/fer2013_train.zip" ] || { echo "device_vision.sh: no .carry/fer2013_train.zip (pack it here, carry .carry)" >&2; exit 2; }
   WORK="$(mktemp -d)"; mkdir -p "$OUT" "$WORK/data/fer2013" "$WORK/logs"
   trap 'rm -rf "$WORK"' EXIT      # unpacked faces and checkpoints: what matters is in $OUT
@@ -107,18 +115,22 @@ run)
     teachers=$(for s in $(seq 1 "$K"); do printf '%s,' "$WORK/teacher$s/best.pt"; done)
     DISTILL="--teacher ${teachers%,} --distill-weight $W --distill-temperature $T"
   fi
-  echo "[run] 2 members x $SE epochs${DISTILL:+, distilled from the teachers (weight $W, temperature $T)}, side by side; $(left)s left"
-  declare -A ARCH=([a]="--seed 0" [s1]="--seed 2 --vision-stem-stride 1 --vision-widths 16,32,64,128")
+  echo "[run] ${#MEM[@]} members (${MEM[*]}) x $SE epochs${DISTILL:+, distilled from the teachers (weight $W, temperature $T)}, side by side; $(left)s left"
   pids=()
-  for m in a s1; do
+  for m in "${MEM[@]}"; do
+    a="${m%%:*}"; s="${m##*:}"
     # shellcheck disable=SC2086
-    timeout "$(( $(left) - 15 > 30 ? $(left) - 15 : 30 ))" $TRAIN $REC ${ARCH[$m]} --epochs "$SE" \
-      $DISTILL --out "$WORK/member_$m" > "$WORK/logs/member_$m.log" 2>&1 &
+    timeout "$(( $(left) - 15 > 30 ? $(left) - 15 : 30 ))" $TRAIN $REC --seed "$s" ${ARCH[$a]} --epochs "$SE" \
+      $DISTILL --out "$WORK/member_${a}_seed$s" > "$WORK/logs/member_${a}_seed$s.log" 2>&1 &
     pids+=($!)
   done
-  i=0; for m in a s1; do finish "$WORK/member_$m" "${pids[$i]}" || { tail -20 "$WORK"/logs/member_*.log; exit 1; }; i=$((i + 1)); done
-  for m in a s1; do
-    python3 - "$WORK/member_$m/best.pt" "$OUT/member_${m}_best.pt" <<'PY'
+  i=0; for m in "${MEM[@]}"; do
+    d="$WORK/member_${m%%:*}_seed${m##*:}"
+    finish "$d" "${pids[$i]}" || { tail -20 "$WORK"/logs/member_*.log; exit 1; }; i=$((i + 1))
+  done
+  for m in "${MEM[@]}"; do
+    d="member_${m%%:*}_seed${m##*:}"
+    python3 - "$WORK/$d/best.pt" "$OUT/${d}_best.pt" <<'PY'
 import sys, torch
 ck = torch.load(sys.argv[1], map_location='cpu', weights_only=True)
 for k in ('optimizer', 'scheduler'):
@@ -131,7 +143,7 @@ PY
   ls -la "$OUT"
   ;;
 *)
-  sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
   exit 2
   ;;
 esac

@@ -47,3 +47,11 @@ def test_device_script_explains_itself_without_arguments():
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert 'pack' in run.stdout and 'run' in run.stdout and '64 MiB' in run.stdout
+
+
+def test_device_script_refuses_a_member_it_does_not_know_before_any_work():
+    env = dict(os.environ, MEMBERS='s1:4 b:2', OUT='/nonexistent/out')
+    run = subprocess.run(['bash', str(REPO / 'training' / 'scripts' / 'device_vision.sh'), 'run'],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "MEMBERS word 'b:2'" in run.stderr and 'zipfile' not in run.stderr

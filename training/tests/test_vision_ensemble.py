@@ -69,6 +69,42 @@ def test_holdout_seed_keeps_the_split_while_the_seed_changes_the_weights(trained
                               b['model']['backbone.conv1.weight'])
 
 
+def test_members_trained_on_copies_of_one_data_set_share_their_split(trained, second_member,
+                                                                      syn_data, tmp_path,
+                                                                      capfd):
+    """A GPU machine unpacks the faces into a temporary folder of its own for every run: the
+    split is known by the folder's contents, not its path, and a changed folder still warns."""
+    import shutil
+
+    from emotion_training.encoder_checkpoint import load_vision
+    from emotion_training.engine import load_checkpoint
+    from emotion_training.splits import face_split, same_face_split
+    train = syn_data / 'fer2013' / 'train'
+    copy = tmp_path / 'elsewhere' / 'train'
+    shutil.copytree(train, copy)
+    here, there = face_split(train, None, 0.1, 0), face_split(copy, None, 0.1, 0)
+    assert here['faces_train'] != there['faces_train'] and same_face_split(here, there)
+    assert not same_face_split(here, face_split(copy, None, 0.1, 1))      # another holdout
+    victim = next(f for f in copy.rglob('*') if f.is_file())
+    victim.unlink()
+    assert not same_face_split(here, face_split(copy, None, 0.1, 0))      # other files
+    old = {k: here[k] for k in ('faces_train', 'faces_val', 'holdout', 'seed')}
+    assert same_face_split(old, here)                 # a record without fingerprints: by path
+    assert not same_face_split(dict(old, faces_train=str(copy)), here)
+
+    ck = load_checkpoint(second_member)
+    ck['split'] = there
+    moved = tmp_path / 'moved.pt'
+    torch.save(ck, moved)
+    capfd.readouterr()
+    load_vision(f"{trained['out'] / 'vision' / 'best.pt'},{moved}")
+    assert 'trained on split' not in capfd.readouterr().err
+    ck['split'] = dict(there, seed=1)
+    torch.save(ck, moved)
+    load_vision(f"{trained['out'] / 'vision' / 'best.pt'},{moved}")
+    assert 'trained on split' in capfd.readouterr().err
+
+
 def test_fusion_and_export_join_members_into_one_graph(trained, second_member, tmp_path,
                                                        capfd):
     from emotion_training.encoder_checkpoint import load_vision
