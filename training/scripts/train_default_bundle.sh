@@ -82,13 +82,14 @@ emotion-export --from-bundle $R/bundle081 --vocal-decision $R/vocal9_decision/la
   --out $R/bundle090 --version 0.9.0
 #    then 1.0.0: the two face members trained again, on seven labels, on a lent GPU
 #    (training/scripts/device_vision.sh: `pack` here, `run` on the GPU machine, its
-#    member_a_best.pt and member_s1_best.pt copied to $GPU), exported into 0.9.0 in int8 with
-#    the mirror inside the graph, and the fusion head trained again on the new embedding.
+#    member_a_seed0_best.pt and member_s1_seed2_best.pt copied to $GPU), exported into 0.9.0
+#    in int8 with the mirror inside the graph, and the fusion head trained again on the new
+#    embedding.
 #    Without those checkpoints the script ships 0.9.0.
 GPU="${VISION_GPU:-$R/device_vision}"
 SHIP=$R/bundle090
-if [ -f "$GPU/member_a_best.pt" ] && [ -f "$GPU/member_s1_best.pt" ]; then
-  emotion-export --from-bundle $R/bundle090 --vision "$GPU/member_a_best.pt,$GPU/member_s1_best.pt" \
+if [ -f "$GPU/member_a_seed0_best.pt" ] && [ -f "$GPU/member_s1_seed2_best.pt" ]; then
+  emotion-export --from-bundle $R/bundle090 --vision "$GPU/member_a_seed0_best.pt,$GPU/member_s1_seed2_best.pt" \
     --vision-tta flip --int8-faces "$DATA/fer2013/train" --out $R/bundle100_encoders \
     --version 1.0.0-encoders
   emotion-train stream-fusion --data "$DATA" --bundle $R/bundle100_encoders \

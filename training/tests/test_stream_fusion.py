@@ -174,9 +174,11 @@ def test_stage_warns_and_skips_classes_without_steps(caplog):
         sfu.StreamFusionStage(_model(), ['a', 'b', 'c'], seqs, seqs, 20, 4, 1, 0.0, 0)
 
 
-@pytest.mark.parametrize('prior_heads,head_inputs', [(False, False), (True, False),
-                                                    (False, True)])
-def test_export_fusion_head_swaps_only_the_head(tmp_path, prior_heads, head_inputs):
+@pytest.mark.parametrize('prior_heads,head_inputs,vision_head_input',
+                         [(False, False, False), (True, False, False), (False, True, False),
+                          (False, False, True)])
+def test_export_fusion_head_swaps_only_the_head(tmp_path, prior_heads, head_inputs,
+                                                vision_head_input):
     from emotion_training.testing import make_test_bundle
     src = make_test_bundle(tmp_path / 'src', LABELS6)
     b = ModelBundle.load(src)
@@ -184,8 +186,10 @@ def test_export_fusion_head_swaps_only_the_head(tmp_path, prior_heads, head_inpu
     head = FusionModel(b.vision_embedding_size, b.voice_embedding_size, len(LABELS6),
                        [b.manifest['valence_arousal'][k] for k in LABELS6],
                        hidden_size=b.hidden_size, num_layers=b.num_layers,
-                       prior_heads=prior_heads, head_inputs=head_inputs).eval()
-    if prior_heads or head_inputs:   # non-trivial heads (gains, offsets): all must reach ONNX
+                       prior_heads=prior_heads, head_inputs=head_inputs,
+                       vision_head_input=vision_head_input).eval()
+    # non-trivial heads (gains, offsets): all must reach ONNX
+    if prior_heads or head_inputs or vision_head_input:
         g = torch.Generator().manual_seed(1)
         head.set_prior_heads(torch.randn(6, b.vision_embedding_size, generator=g),
                              torch.randn(6, generator=g),
@@ -203,6 +207,16 @@ def test_export_fusion_head_swaps_only_the_head(tmp_path, prior_heads, head_inpu
         x = head.step_input(t['ve'], torch.ones(1, 3), t['ae'], torch.zeros(1, 3))
         assert torch.allclose(x[..., :6].exp().sum(-1), torch.ones(1, 3))
         assert torch.all(x[..., 7:] == 0)                 # voice absent: zeros and flag 0
+    if vision_head_input:   # 6 vision log-probabilities + flag, then the voice embedding + flag
+        assert head.proj[0].in_features == 6 + b.voice_embedding_size + 2
+        t = {k: torch.randn(1, 3, n) for k, n in (('ve', b.vision_embedding_size),
+                                                  ('ae', b.voice_embedding_size))}
+        x = head.step_input(t['ve'], torch.ones(1, 3), t['ae'], torch.ones(1, 3))
+        want = torch.log_softmax(t['ve'] @ head.prior_vision_w.T + head.prior_vision_b, -1)
+        assert torch.allclose(x[..., :6], want) and torch.all(x[..., 6] == 1)
+        assert torch.allclose(x[..., 7:-1], head.voice_norm(t['ae']))
+        with pytest.raises(ValueError, match='one of head_inputs and vision_head_input'):
+            FusionModel(8, 8, 6, [[0, 0]] * 6, head_inputs=True, vision_head_input=True)
     out = export_fusion_head(src, tmp_path / 'new', head, {'data': 'test streams', 'x': 1})
     new = ModelBundle.load(out, expected_labels=LABELS6)
     for name in ('vision_encoder.onnx', 'vocal_encoder.onnx'):

@@ -11,7 +11,11 @@ than relearning faces from a few hundred examples.  With ``head_inputs`` the LST
 encoders' opinions instead of their embeddings: each step's input is ``[log_softmax(vision
 head(vision))*vp, vp, log_softmax(voice head(voice))*ap, ap]`` through the same frozen linear
 heads, so the few faces and voices of the training streams cannot be memorised from 256 values
-and the head learns only how far to trust and how to accumulate each encoder.  Valence/arousal is
+and the head learns only how far to trust and how to accumulate each encoder.  With
+``vision_head_input`` only the vision part is read that way (``[log_softmax(vision
+head(vision))*vp, vp, LN(voice)*ap, ap]``): for a vision ensemble whose logits are linear in its
+embedding (the mean of its members' heads) and a vocal graph whose decision is not (a decision of
+several encoders over the first one's embedding).  Valence/arousal is
 ``probabilities @ VA`` with the documented circumplex table (a fixed buffer, exported inside the
 ONNX graph), so it is always consistent with the class probabilities.
 
@@ -34,15 +38,21 @@ class FusionModel(nn.Module):
     def __init__(self, vision_dim: int, voice_dim: int, num_classes: int,
                  va_table: Sequence[Sequence[float]], hidden_size: int = 64, num_layers: int = 1,
                  dropout: float = 0.2, prior_heads: bool = False,
-                 head_inputs: bool = False) -> None:
+                 head_inputs: bool = False, vision_head_input: bool = False) -> None:
         super().__init__()
         self.config = dict(vision_dim=vision_dim, voice_dim=voice_dim, num_classes=num_classes,
                            va_table=[list(map(float, r)) for r in va_table],
                            hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
-                           prior_heads=bool(prior_heads), head_inputs=bool(head_inputs))
+                           prior_heads=bool(prior_heads), head_inputs=bool(head_inputs),
+                           vision_head_input=bool(vision_head_input))
+        if head_inputs and vision_head_input:
+            raise ValueError('head_inputs already reads the vision head: give one of '
+                             'head_inputs and vision_head_input')
         self.vision_norm = nn.LayerNorm(vision_dim)
         self.voice_norm = nn.LayerNorm(voice_dim)
-        step_dim = 2 * num_classes + 2 if head_inputs else vision_dim + voice_dim + 2
+        step_dim = (2 * num_classes + 2 if head_inputs else
+                    num_classes + voice_dim + 2 if vision_head_input else
+                    vision_dim + voice_dim + 2)
         self.proj = nn.Sequential(nn.Linear(step_dim, hidden_size), nn.ReLU(),
                                   nn.Dropout(dropout))
         self.lstm = nn.LSTM(hidden_size, hidden_size, num_layers=num_layers, batch_first=True)
@@ -55,7 +65,8 @@ class FusionModel(nn.Module):
         self.num_layers = num_layers
         self.prior_heads = bool(prior_heads)
         self.head_inputs = bool(head_inputs)
-        if self.prior_heads or self.head_inputs:
+        self.vision_head_input = bool(vision_head_input)
+        if self.prior_heads or self.head_inputs or self.vision_head_input:
             # The encoders' own linear heads (embedding -> logits), frozen (set_prior_heads)
             self.register_buffer('prior_vision_w', torch.zeros(num_classes, vision_dim))
             self.register_buffer('prior_vision_b', torch.zeros(num_classes))
@@ -71,8 +82,8 @@ class FusionModel(nn.Module):
 
     def set_prior_heads(self, vision_w, vision_b, voice_w, voice_b) -> None:
         """The encoders' heads: logits = w @ embedding + b, per modality (prior_heads or
-        head_inputs only)."""
-        if not (self.prior_heads or self.head_inputs):
+        head_inputs / vision_head_input only)."""
+        if not (self.prior_heads or self.head_inputs or self.vision_head_input):
             raise ValueError('this FusionModel was built without prior_heads or head_inputs')
         for name, v in (('prior_vision_w', vision_w), ('prior_vision_b', vision_b),
                         ('prior_voice_w', voice_w), ('prior_voice_b', voice_b)):
@@ -91,6 +102,9 @@ class FusionModel(nn.Module):
             pv = torch.log_softmax(ve @ self.prior_vision_w.T + self.prior_vision_b, dim=-1)
             pa = torch.log_softmax(ae @ self.prior_voice_w.T + self.prior_voice_b, dim=-1)
             return torch.cat([pv * vp, vp, pa * ap, ap], dim=-1)
+        if self.vision_head_input:
+            pv = torch.log_softmax(ve @ self.prior_vision_w.T + self.prior_vision_b, dim=-1)
+            return torch.cat([pv * vp, vp, self.voice_norm(ae) * ap, ap], dim=-1)
         return torch.cat([self.vision_norm(ve) * vp, vp, self.voice_norm(ae) * ap, ap], dim=-1)
 
     def forward(self, ve: torch.Tensor, vp: torch.Tensor, ae: torch.Tensor, ap: torch.Tensor,
