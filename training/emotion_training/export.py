@@ -727,7 +727,7 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
         p.error('--from-bundle: give at least one of --vision, --vocal, --fusion, '
                 '--vision-head, --vision-7bit-weights, --vocal-decision, --metrics-json, '
                 '--training-json')
-    training = _merged_json(args.training_json) if args.training_json else None
+    training = _merged_json(args.training_json)
     metrics = _merged_json(args.metrics_json) if args.metrics_json else None
     vision = vision_record = faces = None
     if args.vision:

@@ -98,13 +98,11 @@ class FusionModel(nn.Module):
         """The per-step fusion input (also what the collapse diagnostics measure)."""
         vp = vp.unsqueeze(-1).to(ve.dtype)
         ap = ap.unsqueeze(-1).to(ae.dtype)
-        if self.head_inputs:
+        if self.head_inputs or self.vision_head_input:
             pv = torch.log_softmax(ve @ self.prior_vision_w.T + self.prior_vision_b, dim=-1)
-            pa = torch.log_softmax(ae @ self.prior_voice_w.T + self.prior_voice_b, dim=-1)
+            pa = (torch.log_softmax(ae @ self.prior_voice_w.T + self.prior_voice_b, dim=-1)
+                  if self.head_inputs else self.voice_norm(ae))
             return torch.cat([pv * vp, vp, pa * ap, ap], dim=-1)
-        if self.vision_head_input:
-            pv = torch.log_softmax(ve @ self.prior_vision_w.T + self.prior_vision_b, dim=-1)
-            return torch.cat([pv * vp, vp, self.voice_norm(ae) * ap, ap], dim=-1)
         return torch.cat([self.vision_norm(ve) * vp, vp, self.voice_norm(ae) * ap, ap], dim=-1)
 
     def forward(self, ve: torch.Tensor, vp: torch.Tensor, ae: torch.Tensor, ap: torch.Tensor,
