@@ -184,10 +184,17 @@ def graft_vision_head(src: pathlib.Path, dst: pathlib.Path, weight: np.ndarray,
     onnx.save(model, str(dst))
 
 
+#: the node of a vocal graph whose output ``logits`` is the mean of its decision members'
+DECISION_MEAN = 'decision/Mean'
+
+
 def add_decision_members(src: pathlib.Path, members: Sequence[pathlib.Path],
-                         dst: pathlib.Path) -> None:
+                         dst: pathlib.Path) -> int:
     """Write ``src``'s encoder graph to ``dst`` with ``logits`` = the mean of its own logits and
     those of the ``members`` graphs (same input and label order); ``embedding`` stays ``src``'s.
+    A ``src`` whose logits are such a mean already keeps its parts, and the members join them
+    (the mean over every part).  Returns the number of parts ``src``'s logits averaged (1 for a
+    plain encoder).
 
     What it is for: a fusion head reads the encoder's embedding, and a head trained on one
     embedding cannot read another.  The encoder's decision (``logits``) is read on its own
@@ -201,12 +208,18 @@ def add_decision_members(src: pathlib.Path, members: Sequence[pathlib.Path],
     if {o.name for o in g.output} != {'embedding', 'logits'} or len(g.input) != 1:
         raise ValueError(f'{src}: an encoder graph has one input and outputs embedding, logits')
     x = g.input[0].name
-    own = 'decision0/logits'
-    for n in g.node:
-        n.output[:] = [own if o == 'logits' else o for o in n.output]
-        n.input[:] = [own if i == 'logits' else i for i in n.input]
-    parts = [own]
-    for i, path in enumerate(members, 1):
+    mean = [n for n in g.node if n.name == DECISION_MEAN and list(n.output) == ['logits']]
+    if mean:                        # members joined before: the new ones join that mean
+        parts = list(mean[0].input)
+        g.node.remove(mean[0])
+    else:
+        own = 'decision0/logits'
+        for n in g.node:
+            n.output[:] = [own if o == 'logits' else o for o in n.output]
+            n.input[:] = [own if i == 'logits' else i for i in n.input]
+        parts = [own]
+    base_parts = len(parts)
+    for i, path in enumerate(members, base_parts):
         mg = onnx.load(str(path)).graph
         if len(mg.input) != 1 or mg.input[0].name != x:
             raise ValueError(f'{path}: its input is not {x!r}')
@@ -231,15 +244,17 @@ def add_decision_members(src: pathlib.Path, members: Sequence[pathlib.Path],
                 t.name = rename(t.name)
                 g.initializer.append(t)
         parts.append(pre + 'logits')
-    g.node.append(helper.make_node('Mean', parts, ['logits'], name='decision/Mean'))
+    g.node.append(helper.make_node('Mean', parts, ['logits'], name=DECISION_MEAN))
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))
+    return base_parts
 
 
 def _check_decision(base: pathlib.Path, members: Sequence[pathlib.Path], merged: pathlib.Path,
-                    section: dict, rng: np.random.Generator) -> float:
+                    section: dict, rng: np.random.Generator, base_parts: int = 1) -> float:
     """Max difference of ``merged`` (``add_decision_members``) from what it stands for: the
-    embedding of ``base`` and the mean of every graph's logits; raises above TOLERANCE."""
+    embedding of ``base`` and the mean of every part's logits (``base``'s logits stand for the
+    mean of its ``base_parts``); raises above TOLERANCE."""
     x = rng.standard_normal((3, 1, int(section['n_mels']), int(section['frames']))
                             ).astype(np.float32)
 
@@ -247,7 +262,7 @@ def _check_decision(base: pathlib.Path, members: Sequence[pathlib.Path], merged:
         sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
         return sess.run(['embedding', 'logits'], {sess.get_inputs()[0].name: x})
     emb, logits = run(base)
-    want = np.mean([logits] + [run(p)[1] for p in members], axis=0)
+    want = (base_parts * logits + sum(run(p)[1] for p in members)) / (base_parts + len(members))
     got_emb, got = run(merged)
     diff = max(float(np.abs(got_emb - emb).max()), float(np.abs(got - want).max()))
     if diff > TOLERANCE:
@@ -351,7 +366,7 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     (``quantize.reduce_weight_range``: the same answers on every CPU); ``vocal_decision``:
     (encoder, preprocess, labels, record) of vocal encoders whose logits join the vocal graph's
     decision (``add_decision_members``: the mean of the logits, the embedding unchanged, so the
-    fusion head stays valid).  The
+    fusion head stays valid; members the bundle's decision has already stay in it).  The
     label list may change (six to seven): the vision head and the vocal encoder must then both
     say the new labels, and without ``fusion`` the bundle gets a freshly initialised head of the
     new size that ``emotion-train stream-fusion`` is there to train (the manifest says so); the
@@ -417,9 +432,6 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     if seven_bit_vision and not isinstance(src.manifest['vision'].get('quantization'), dict):
         raise ValueError(f'{src.path}: its vision graph is not int8; 7-bit weights apply to an '
                          'int8 graph')
-    if vocal_decision and vocal is None and src.manifest['vocal'].get('decision_members'):
-        raise ValueError(f'{src.path}: its vocal graph has decision members already; add '
-                         'members to a bundle without them, all at once')
     base_pre = vocal[1] if vocal is not None else src.manifest['vocal']
     for i, (_, pre, member_labels, _) in enumerate(vocal_decision):
         if list(member_labels) != labels:
@@ -501,15 +513,22 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
                 member.eval()
                 _export_vocal(member, pre, paths[-1], rng)
             merged = pathlib.Path(tmp) / VOCAL_FILE
-            add_decision_members(base, paths, merged)
-            diffs['vocal_decision'] = _check_decision(base, paths, merged, m['vocal'], rng)
+            base_parts = add_decision_members(base, paths, merged)
+            diffs['vocal_decision'] = _check_decision(base, paths, merged, m['vocal'], rng,
+                                                      base_parts)
             shutil.copy2(merged, out / VOCAL_FILE)
-        records = [dict(r) for *_, r in vocal_decision]
+        # members joined before stay in the decision while the encoder stays
+        kept = m['vocal'].get('decision_members', []) if vocal is None else []
+        records = [dict(r) for r in kept] + [dict(r) for *_, r in vocal_decision]
         m['vocal']['decision_members'] = records
         m['vocal']['outputs_note'] = (
             f'embedding: the encoder the fusion head was trained on; logits: the mean of its '
             f'logits and those of {len(records)} decision member(s) (decision_members)')
-        note('speech_decision', '; '.join(r.get('data', 'a vocal encoder') for r in records))
+        text = '; '.join(r.get('data', 'a vocal encoder') for r in records)
+        if kept:                    # the members before are part of the new text, not replaced
+            data['speech_decision'] = text
+        else:
+            note('speech_decision', text)
         tr['vocal_decision'] = records
     if fusion is not None:
         fusion.eval()
@@ -607,8 +626,9 @@ def main(argv: list[str] | None = None) -> int:
                    '(their uint8 x int8 kernels overflow with 8-bit weights)')
     p.add_argument('--vocal-decision', metavar='CK[,CK...]', default=None,
                    help='with --from-bundle: vocal checkpoints whose logits join the vocal '
-                   'graph\'s decision (mean logits); its embedding, which the fusion head reads, '
-                   'stays as it is, so the head needs no retraining. The decision is what '
+                   'graph\'s decision (mean logits; members already in it stay); its embedding, '
+                   'which the fusion head reads, stays as it is, so the head needs no '
+                   'retraining. The decision is what '
                    'vocal_node pools per voiced span and fusion_node publishes on the audio-only '
                    'track and weighs into face rows (vocal_weight)')
     p.add_argument('--out', required=True, help='bundle directory to write')

@@ -297,9 +297,32 @@ def test_decision_members_join_the_logits_and_keep_the_embedding(tmp_path):
     assert 'member one' in new.manifest['training']['data']['speech_decision']
     assert 'with 2 more encoders in its decision' in new.summary
     assert new.voice_embedding_size == ModelBundle.load(src).voice_embedding_size
-    # members are added once, to a bundle without them
-    with pytest.raises(ValueError, match='decision members already'):
-        replace_in_bundle(out, tmp_path / 'again', vocal_decision=members[:1])
+    # a member added later joins the same mean: logits = mean of all three parts
+    _, m3, _ = tiny_models(LABELS6, seed=8)
+    again = replace_in_bundle(out, tmp_path / 'again', vocal_decision=[
+        (m3, dict(VOCAL_PREPROCESS), list(LABELS6), {'data': 'member three'})])
+    third = ModelBundle.load(again, expected_labels=LABELS6)
+    emb3, lg3 = third.session('vocal').run(['embedding', 'logits'], {'logmel': x})
+    assert np.array_equal(emb3, emb0)
+    with torch.no_grad():
+        want3 = np.mean([lg0] + [m.eval()(torch.from_numpy(x))[1].numpy()
+                                 for m in (m1, m2, m3)], 0)
+    assert np.abs(lg3 - want3).max() < 1e-4
+    assert np.abs(lg3 - lg).max() > 1e-3
+    v3 = third.manifest['vocal']
+    assert [r['data'] for r in v3['decision_members']] == ['member one', 'member two',
+                                                           'member three']
+    assert 'member one' in third.manifest['training']['data']['speech_decision']
+    assert 'member three' in third.manifest['training']['data']['speech_decision']
+    assert 'speech_decision_replaced' not in third.manifest['training']['data']
+    assert 'with 3 more encoders in its decision' in third.summary
+    assert third.manifest['export']['max_abs_diff_torch_vs_onnxruntime']['vocal_decision'] < 1e-3
+    # a new encoder replaces the decision with it: its members go
+    _, m4, _ = tiny_models(LABELS6, seed=9)
+    fresh = ModelBundle.load(replace_in_bundle(again, tmp_path / 'fresh', vocal=(
+        m4, dict(VOCAL_PREPROCESS), list(LABELS6))), expected_labels=LABELS6)
+    assert not fresh.manifest['vocal'].get('decision_members')
+    assert fresh.session('vocal').run(['logits'], {'logmel': x})[0].shape == lg.shape
 
 
 def test_decision_members_must_read_the_same_windows_and_labels(tmp_path):
