@@ -492,9 +492,8 @@ def run(args: argparse.Namespace) -> dict:
                                                   FUSION_TRAIN),
                              load_speech_spec(stream_speech_spec(FUSION_TRAIN), data, labels,
                                               'exclude'),
-                             require=(('vision',) if args.vision_head_input and not
-                                      (args.prior_heads or args.head_inputs) else
-                                      ('vision', 'voice')))
+                             require=(('vision', 'voice') if args.prior_heads or
+                                      args.head_inputs else ('vision',)))
         model.set_prior_heads(*heads['vision'], *heads['voice'])
         heads_fit = heads['fit']
         log.info('encoder heads as linear maps: %s', heads_fit)

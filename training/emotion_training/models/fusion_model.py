@@ -84,7 +84,8 @@ class FusionModel(nn.Module):
         """The encoders' heads: logits = w @ embedding + b, per modality (prior_heads or
         head_inputs / vision_head_input only)."""
         if not (self.prior_heads or self.head_inputs or self.vision_head_input):
-            raise ValueError('this FusionModel was built without prior_heads or head_inputs')
+            raise ValueError('this FusionModel was built without prior_heads, head_inputs or '
+                             'vision_head_input')
         for name, v in (('prior_vision_w', vision_w), ('prior_vision_b', vision_b),
                         ('prior_voice_w', voice_w), ('prior_voice_b', voice_b)):
             buf = getattr(self, name)
