@@ -21,7 +21,7 @@ import onnxruntime as ort
 import torch
 
 from emotion_runtime.model_bundle import BUNDLE_FORMAT, BundleError, ModelBundle, sha256_of
-from emotion_runtime.preprocess import logmel_frames
+from emotion_runtime.preprocess import log_floor, logmel_frames
 from emotion_training.models.fusion_model import FUSION_INPUTS, FUSION_OUTPUTS, FusionModel, FusionStep
 from emotion_training.models.vision_encoder import VisionEncoder, VisionEnsemble
 from emotion_training.models.vocal_encoder import VocalEncoder, VocalEnsemble
@@ -438,6 +438,7 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
             raise ValueError(f'decision member {i + 1} says labels {list(member_labels)}, the '
                              f'bundle {labels}')
         differ = [k for k in VOCAL_FRONT_END if pre.get(k) != base_pre.get(k)] + (
+            ['log_floor'] if log_floor(pre) != log_floor(base_pre) else []) + (
             ['normalisation type'] if (pre.get('normalisation') or {}).get('type') !=
             (base_pre.get('normalisation') or {}).get('type') else [])
         if differ:

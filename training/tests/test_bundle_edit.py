@@ -331,6 +331,12 @@ def test_decision_members_must_read_the_same_windows_and_labels(tmp_path):
     other = dict(VOCAL_PREPROCESS, n_fft=1024)
     with pytest.raises(ValueError, match='n_fft differ'):
         replace_in_bundle(src, tmp_path / 'a', vocal_decision=[(m, other, list(LABELS6), {})])
+    floor = dict(VOCAL_PREPROCESS, log_floor=1e-5)     # the bundle's: the default 1e-6
+    with pytest.raises(ValueError, match='log_floor differ'):
+        replace_in_bundle(src, tmp_path / 'f', vocal_decision=[(m, floor, list(LABELS6), {})])
+    same = replace_in_bundle(src, tmp_path / 'g', vocal_decision=[
+        (m, dict(VOCAL_PREPROCESS, log_floor=1e-6), list(LABELS6), {})])
+    assert 'log_floor' not in json.loads((same / 'manifest.json').read_text())['vocal']
     assert VOCAL_PREPROCESS['normalisation']['type'] == 'global'
     spk = dict(VOCAL_PREPROCESS, normalisation={'type': 'speaker'})
     with pytest.raises(ValueError, match='normalisation type'):

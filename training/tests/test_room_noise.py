@@ -59,7 +59,8 @@ def test_vocal_training_with_noisy_copies_and_eval_in_noise(syn_data, trained, t
     from emotion_training.train import main as train_main
     assert train_main(['vocal', *trained['common'], *TINY_VOCAL, '--epochs', '1',
                        '--batch-size', '16', '--val-speakers', '10', '--noise-copies', '1',
-                       '--noise-dbfs', '-50', '-40', '--out', str(tmp_path / 'v')]) == 0
+                       '--noise-dbfs', '-50', '-40', '--log-floor', '2e-5',
+                       '--out', str(tmp_path / 'v')]) == 0
     log = capsys.readouterr().err
     assert '1 noisy copy of the training files' in log and "['white', 'fan']" in log
     n_clean = int(log.split('train files -> ')[1].split()[0])
@@ -77,8 +78,15 @@ def test_vocal_training_with_noisy_copies_and_eval_in_noise(syn_data, trained, t
     assert 'room_noise' not in load_checkpoint(tmp_path / 'v0' / 'last.pt')
     assert export_main(['--from-bundle', str(trained_bundle), '--vocal',
                         str(tmp_path / 'v' / 'last.pt'), '--out', str(tmp_path / 'b')]) == 0
-    text = json.dumps(ModelBundle.load(tmp_path / 'b').manifest['training'])
+    made = ModelBundle.load(tmp_path / 'b')
+    text = json.dumps(made.manifest['training'])
     assert '1 noisy copy (white/fan room noise at -50 to -40 dBFS)' in text
+    assert made.manifest['vocal']['log_floor'] == 2e-5    # the front end the encoder learnt on
+    silent = made.voice_logmel(np.zeros(made.window_samples, np.float32), made.sample_rate)
+    np.testing.assert_allclose(silent, np.log(2e-5), atol=1e-5)
+    with pytest.raises(SystemExit, match='--log-floor must be > 0'):
+        train_main(['vocal', *trained['common'], *TINY_VOCAL, '--epochs', '1',
+                    '--log-floor', '0', '--out', str(tmp_path / 'x')])
     with pytest.raises(SystemExit, match='noise-kinds'):
         train_main(['vocal', *trained['common'], *TINY_VOCAL, '--epochs', '1',
                     '--noise-copies', '1', '--noise-kinds', 'rain', '--out', str(tmp_path / 'x')])

@@ -132,9 +132,11 @@ def load_manifest(path: Optional[os.PathLike | str] = None, verify_files: bool =
                          ('vocal', 'embedding_size'), ('fusion', 'hidden_size'),
                          ('fusion', 'num_layers')):
         _check_positive_int(manifest, section, key, mpath)
-    for key in ('window_seconds', 'hop_seconds'):
+    for key in ('window_seconds', 'hop_seconds', 'log_floor'):
+        if key == 'log_floor' and key not in manifest['vocal']:
+            continue                    # optional: preprocess.DEFAULT_LOG_FLOOR
         v = manifest['vocal'][key]
-        if not isinstance(v, (int, float)) or v <= 0:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise BundleError(f'{mpath}: manifest field vocal.{key} must be > 0, got {v!r}')
     _check_normalisation(manifest['vocal'], mpath)
     va = manifest['valence_arousal']

@@ -19,8 +19,8 @@ from scipy import fft as sp_fft
 
 from .speaker_calibration import SpeakerCalibration
 
-__all__ = ['face_to_input', 'faces_to_batch', 'logmel', 'normalise_logmel', 'resample',
-           'to_grey']
+__all__ = ['DEFAULT_LOG_FLOOR', 'face_to_input', 'faces_to_batch', 'log_floor', 'logmel',
+           'normalise_logmel', 'resample', 'to_grey']
 
 
 def to_grey(crop: np.ndarray) -> np.ndarray:
@@ -173,11 +173,21 @@ def _mel_power(samples: np.ndarray, vocal: Mapping[str, Any]) -> np.ndarray:
     return basis @ power.T
 
 
+#: mel power added before the log when a manifest's vocal section names no ``log_floor``
+DEFAULT_LOG_FLOOR = 1e-6
+
+
+def log_floor(vocal: Mapping[str, Any]) -> float:
+    """The mel power added before the log (``vocal['log_floor']``, else ``DEFAULT_LOG_FLOOR``)."""
+    return float(vocal.get('log_floor', DEFAULT_LOG_FLOOR))
+
+
 def logmel(samples: np.ndarray, sample_rate: int, vocal: Mapping[str, Any]) -> np.ndarray:
     """Log-mel spectrogram float32 [n_mels, frames] of a mono window, as the vocal encoder expects.
 
     Audio at another rate is resampled to the manifest's ``sample_rate`` first.  Log is natural
-    log of power + 1e-6 (floor so digital silence is finite).  ``normalisation`` in the manifest
+    log of power + ``log_floor`` (the manifest's, else ``DEFAULT_LOG_FLOOR``: digital silence
+    stays finite, and a higher floor hides a quiet room's noise).  ``normalisation`` in the manifest
     selects what follows: ``{"type": "global", "mean": m, "std": s}`` (statistics of the training
     set; keeps loudness, which carries arousal), ``{"type": "per_window"}`` (zero mean, unit
     variance per window; gain-invariant), ``{"type": "speaker", ...}`` (per band by the speaker's
@@ -193,7 +203,7 @@ def logmel(samples: np.ndarray, sample_rate: int, vocal: Mapping[str, Any]) -> n
     if int(sample_rate) != rate:
         samples = resample(samples, int(sample_rate), rate)
     samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
-    mel = np.log(_mel_power(samples, vocal) + 1e-6).astype(np.float32)
+    mel = np.log(_mel_power(samples, vocal) + log_floor(vocal)).astype(np.float32)
     return normalise_logmel(mel, vocal.get('normalisation', {'type': 'none'}))
 
 

@@ -165,3 +165,25 @@ def test_real_clips_bundle_vocal_outputs_match_librosa(real_clips, monkeypatch):
     print('max abs difference over the clips\' windows:', diffs)
     assert diffs['logmel'] <= LOGMEL_TOL, diffs
     assert diffs['embedding'] <= ENCODER_TOL and diffs['logits'] <= ENCODER_TOL, diffs
+
+
+def test_log_floor_comes_from_the_manifest():
+    """``vocal.log_floor`` is the mel power added before the log: absent, 1e-6; digital silence
+    maps to log(floor), and a floor above a quiet room's noise (-60 dBFS white, about 5e-6 per
+    band) makes that noise and digital silence read nearly alike, where the default does not."""
+    silence = np.zeros(16000, np.float32)
+    noise = np.random.default_rng(0).normal(0, 1e-3, 16000).astype(np.float32)
+    default = preprocess.logmel(silence, 16000, VOCAL)
+    np.testing.assert_allclose(default, np.log(1e-6), atol=1e-5)
+    assert preprocess.log_floor(VOCAL) == preprocess.DEFAULT_LOG_FLOOR == 1e-6
+    raised = dict(VOCAL, log_floor=1e-4)
+    np.testing.assert_allclose(preprocess.logmel(silence, 16000, raised), np.log(1e-4), atol=1e-5)
+    gap_default = np.median(preprocess.logmel(noise, 16000, VOCAL) - default)
+    gap_raised = np.median(preprocess.logmel(noise, 16000, raised)
+                           - preprocess.logmel(silence, 16000, raised))
+    assert gap_default > 1.0           # the noise floor lifts silent bins by more than 1 nat
+    assert 0 < gap_raised < 0.1        # under a 1e-4 floor it moves them by a few hundredths
+    tone = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype(np.float32)
+    loud = preprocess.logmel(tone, 16000, VOCAL).max()
+    assert abs(preprocess.logmel(tone, 16000, raised).max() - loud) < 1e-3   # speech unchanged
+

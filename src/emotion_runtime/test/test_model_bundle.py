@@ -101,6 +101,11 @@ def test_manifest_errors(bundle_dir, tmp_path):
     (b / 'manifest.json').write_text(json.dumps(bad))
     with pytest.raises(BundleError, match='label order'):
         ModelBundle.load(b, expected_labels=m['labels'])
+    for floor in (0, -1e-6, 'x', True):
+        bad = dict(m, vocal=dict(m['vocal'], log_floor=floor))
+        (b / 'manifest.json').write_text(json.dumps(bad))
+        with pytest.raises(BundleError, match='vocal.log_floor must be > 0'):
+            load_manifest(b)
     (b / 'manifest.json').write_text('{not json')
     with pytest.raises(BundleError, match='not readable JSON'):
         load_manifest(b)

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from emotion_runtime.preprocess import DEFAULT_LOG_FLOOR
 from emotion_runtime.speaker_calibration import SpeakerCalibration, speaker_section
 from emotion_training.models.vocal_encoder import VocalEncoder
 
@@ -205,6 +206,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--win-length', type=int, default=VOCAL_PREPROCESS['win_length'],
                    help='STFT window in samples (400 = 25 ms at 16 kHz; longer resolves the '
                    'pitch harmonics of low voices)')
+    g.add_argument('--log-floor', type=float, default=DEFAULT_LOG_FLOOR,
+                   help='mel power added before the log (the manifest\'s vocal.log_floor): '
+                        'digital silence stays finite; a higher floor hides a quiet room\'s '
+                        'noise (white noise at -60 dBFS gives about 5e-6 per band) [%(default)g]')
     g.add_argument('--window-seconds', type=float, default=VOCAL_PREPROCESS['window_seconds'])
     g.add_argument('--hop-seconds', type=float, default=VOCAL_PREPROCESS['hop_seconds'])
     g.add_argument('--train-hop', type=float, default=TRAIN_HOP_S,
@@ -305,9 +310,11 @@ def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sampl
                 val: list[Sample], log) -> VocalStage:
     if args.win_length > args.n_fft:
         raise SystemExit(f'--win-length {args.win_length} is longer than --n-fft {args.n_fft}')
+    if not args.log_floor > 0:
+        raise SystemExit(f'--log-floor must be > 0, got {args.log_floor:g}')
     vocal = dict(VOCAL_PREPROCESS, window_seconds=args.window_seconds,
                  hop_seconds=args.hop_seconds, n_mels=args.n_mels, n_fft=args.n_fft,
-                 win_length=args.win_length)
+                 win_length=args.win_length, log_floor=args.log_floor)
     raw = raw_vocal_section(vocal)
     files, room = list(train), None
     copies = int(getattr(args, 'noise_copies', 0) or 0)
