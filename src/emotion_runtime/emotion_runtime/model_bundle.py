@@ -132,9 +132,10 @@ def load_manifest(path: Optional[os.PathLike | str] = None, verify_files: bool =
                          ('vocal', 'embedding_size'), ('fusion', 'hidden_size'),
                          ('fusion', 'num_layers')):
         _check_positive_int(manifest, section, key, mpath)
+    # window_seconds and hop_seconds are required (above); log_floor is optional
     for key in ('window_seconds', 'hop_seconds', 'log_floor'):
-        if key == 'log_floor' and key not in manifest['vocal']:
-            continue                    # optional: preprocess.DEFAULT_LOG_FLOOR
+        if key not in manifest['vocal']:
+            continue
         v = manifest['vocal'][key]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise BundleError(f'{mpath}: manifest field vocal.{key} must be > 0, got {v!r}')

@@ -186,4 +186,3 @@ def test_log_floor_comes_from_the_manifest():
     tone = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype(np.float32)
     loud = preprocess.logmel(tone, 16000, VOCAL).max()
     assert abs(preprocess.logmel(tone, 16000, raised).max() - loud) < 1e-3   # speech unchanged
-
