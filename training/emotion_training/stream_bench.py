@@ -3,6 +3,7 @@
     emotion-eval stream [--data DIR] [--faces-half dev|fusion|fusion_val|all]
                         [--speech ravdess:11,...,20|ravdess:01,02|emodb:10,15]
                         [--seeds 0 1 2 3 4] [--segments 60] [--out DIR] [--bundle DIR]
+                        [--jobs N]
 
 For each seed it builds one dev stream bag (`build_stream_clip` + the bag writer of
 `emotion-bag make`) from dev data only, replays it through the nodes' own pipelines
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -64,6 +66,7 @@ from .datasets.folders import load_image_folders
 from .datasets.ravdess import load_ravdess
 from .eval_bag import evaluate_offline, load_params
 from .media import MediaError
+from .parallel import check_jobs, map_ordered
 from .report import _plt
 from .splits import FUSION_VAL, STREAM_DEV, STREAM_FUSION, stream_faces, stream_speech_spec
 
@@ -371,7 +374,41 @@ def default_data() -> pathlib.Path:
     return default_data_root()
 
 
+def _replay_seed(seed: int, *, face_items: list, speech_items: list, labels: list[str],
+                 args: argparse.Namespace, fusion_cfg: Any, face_p: dict, vocal_p: dict,
+                 out: pathlib.Path) -> tuple[dict, dict]:
+    """One seed: its stream built, written as a bag and replayed offline (``seed_row`` and the
+    node parameter values the replay used).  Module level, so that ``--jobs`` workers run it."""
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'stream_seed{seed}_'))
+    bag = (out / 'bags' / f'seed{seed}') if args.keep_bags else tmp / 'bag'
+    if bag.exists():
+        shutil.rmtree(bag)
+    bag.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        t0 = time.perf_counter()
+        clip, segs = build_stream_clip(face_items, speech_items, labels, seed, args.segments,
+                                       args.size, args.fps)
+        summary = write_clip(clip, bag, labels, 'mcap', 50.0, 5.0, START_NS, progress=False)
+        t1 = time.perf_counter()
+        res = evaluate_offline(bag, out / f'seed{seed}', args.bundle, fusion_cfg,
+                               video=False, progress=False, face_params=face_p,
+                               vocal_params=vocal_p)
+        t2 = time.perf_counter()
+        size_mb = sum(p.stat().st_size for p in bag.rglob('*') if p.is_file()) / 1e6
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    row = seed_row(seed, res, placement_counts(segs), {'build_s': round(t1 - t0, 1),
+                                                       'replay_s': round(t2 - t1, 1),
+                                                       'bag_mb': round(size_mb, 1)})
+    row['frames'] = res['counts']['frames']
+    row['bag_messages'] = summary['counts']
+    shown = faces_in_view(segs, clip.fps, clip.n_frames)
+    row['faces_tracked_per_shown'] = round(res['counts']['faces'] / max(1, shown), 4)
+    return row, res['params']
+
+
 def run_benchmark(args: argparse.Namespace) -> dict:
+    check_jobs(args.jobs)
     data = pathlib.Path(args.data)
     faces_dir = pathlib.Path(args.faces) if args.faces else data / 'fer2013' / 'validation'
     bundle = ModelBundle.load(args.bundle)
@@ -387,39 +424,17 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                            if face_p.get(k) == base.get(k)}}
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for seed in args.seeds:
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'stream_seed{seed}_'))
-        bag = (out / 'bags' / f'seed{seed}') if args.keep_bags else tmp / 'bag'
-        if bag.exists():
-            shutil.rmtree(bag)
-        bag.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            t0 = time.perf_counter()
-            clip, segs = build_stream_clip(face_items, speech_items, labels, seed, args.segments,
-                                           args.size, args.fps)
-            summary = write_clip(clip, bag, labels, 'mcap', 50.0, 5.0, START_NS, progress=False)
-            t1 = time.perf_counter()
-            res = evaluate_offline(bag, out / f'seed{seed}', args.bundle, fusion_cfg,
-                                   video=False, progress=False, face_params=face_p,
-                                   vocal_params=vocal_p)
-            t2 = time.perf_counter()
-            size_mb = sum(p.stat().st_size for p in bag.rglob('*') if p.is_file()) / 1e6
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        counts = placement_counts(segs)
-        row = seed_row(seed, res, counts, {'build_s': round(t1 - t0, 1),
-                                           'replay_s': round(t2 - t1, 1),
-                                           'bag_mb': round(size_mb, 1)})
-        row['frames'] = res['counts']['frames']
-        row['bag_messages'] = summary['counts']
-        shown = faces_in_view(segs, clip.fps, clip.n_frames)
-        row['faces_tracked_per_shown'] = round(res['counts']['faces'] / max(1, shown), 4)
+    rows, params = [], None
+    replay = functools.partial(_replay_seed, face_items=face_items, speech_items=speech_items,
+                               labels=labels, args=args, fusion_cfg=fusion_cfg, face_p=face_p,
+                               vocal_p=vocal_p, out=out)
+    for row, used in map_ordered(replay, args.seeds, args.jobs):
         rows.append(row)
+        params = used            # the same on every seed: the node parameter values
         log.info('seed %d: fused %.3f vision %.3f voice %.3f coverage %.3f follow %s s '
-                 '(build %.0f s, replay %.0f s, %.0f MB)', seed, row['uar_fused'] or 0,
+                 '(build %.0f s, replay %.0f s, %.0f MB)', row['seed'], row['uar_fused'] or 0,
                  row['uar_vision_only'] or 0, row['uar_voice_only'] or 0, row['coverage'],
-                 row['follow_median_s'], t1 - t0, t2 - t1, size_mb)
+                 row['follow_median_s'], row['build_s'], row['replay_s'], row['bag_mb'])
     note = (f'stream figures (not per-clip): {args.segments} segments of 3-10 s per seed, '
             f'{args.size[0]}x{args.size[1]} at {args.fps:g} fps, 16 kHz audio in 50 ms chunks; '
             f'each seed\'s bag replayed through the nodes\' own pipelines (emotion-eval bag '
@@ -429,7 +444,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     result = {'command': 'stream', 'bundle': str(bundle.path), 'faces': faces_desc,
               'speech': args.speech, 'labels': labels, 'seeds': rows,
               'mean': {k: _mean_sd([r[k] for r in rows]) for k in FIGURES}, 'note': note,
-              'params': res['params'],       # every node parameter value the replays used
+              'params': params,              # every node parameter value the replays used
               'cpu': cpu_summary()}
     plot(out / 'stream.png', rows)
     (out / 'stream.md').write_text(markdown(result))
@@ -478,6 +493,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument('--out', type=pathlib.Path, default=pathlib.Path('eval_stream_out'))
     p.add_argument('--keep-bags', action='store_true',
                    help='keep the bags in OUT/bags/seedN (default: a temporary folder each)')
+    p.add_argument('--jobs', type=int, default=1,
+                   help='seeds replayed at once, each in its own process (the same figures as '
+                        'one at a time; each replay keeps about 1.3 cores busy, so the CPU '
+                        'count / 1.3 is about the useful maximum) [%(default)s]')
     p.set_defaults(func=run)
 
 

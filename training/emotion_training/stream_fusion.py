@@ -53,6 +53,7 @@ change of the true label.  Here it learns from exactly that.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import pathlib
@@ -75,6 +76,7 @@ from .diagnostics import DEFAULT_THRESHOLD
 from .engine import FitConfig, fit, load_checkpoint
 from .media import _read_audio
 from .metrics import summarise
+from .parallel import check_jobs, map_ordered
 from .seeding import seed_everything
 from .splits import (
     FUSION_TRAIN,
@@ -373,7 +375,6 @@ def build_steps(args: argparse.Namespace, bundle: ModelBundle, seeds: Sequence[i
     """Each seed's recorded steps from the faces and speech of ``part`` (fusion_train or
     fusion_val), face_node's defaults updated by ``face_overrides``: from OUT/steps/PART_seedN.npz
     when it was recorded with these encoders and settings, else built, replayed and cached."""
-    from .bag_make import write_clip  # noqa: PLC0415 - rosbags: bag writing only
     from .eval_bag import load_params  # noqa: PLC0415 - PyYAML
     labels = list(bundle.labels)
     data = pathlib.Path(args.data)
@@ -391,7 +392,7 @@ def build_steps(args: argparse.Namespace, bundle: ModelBundle, seeds: Sequence[i
            'face_params': face_p, 'vocal_params': vocal_p, 'arrays': list(SEQ_KEYS)}
     cache = out / 'steps'
     cache.mkdir(parents=True, exist_ok=True)
-    result = {}
+    result, todo = {}, []
     for seed in seeds:
         path = cache / f'{part}_seed{seed}.npz'
         if path.exists():
@@ -401,23 +402,37 @@ def build_steps(args: argparse.Namespace, bundle: ModelBundle, seeds: Sequence[i
                     log.info('%s seed %d: %d recorded rows from %s', part, seed,
                              result[seed]['y'].size, path)
                     continue
-        t0 = time.perf_counter()
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'stream_fusion_seed{seed}_'))
-        try:
-            clip, _ = build_stream_clip(faces, speech, labels, seed, args.segments, args.size,
-                                        args.fps)
-            write_clip(clip, tmp / 'bag', labels, 'mcap', 50.0, 5.0, START_NS, progress=False)
-            steps = record_steps(tmp / 'bag', str(bundle.path), fusion_cfg, face_p, vocal_p,
-                                 progress=not args.quiet)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        np.savez_compressed(path, key=json.dumps(key, default=str), **steps)
+        todo.append(seed)
+    record = functools.partial(
+        _record_seed, faces=faces, speech=speech, labels=labels, segments=args.segments,
+        size=tuple(args.size), fps=args.fps, bundle_path=str(bundle.path), fusion_cfg=fusion_cfg,
+        face_p=face_p, vocal_p=vocal_p, progress=not args.quiet and args.jobs == 1)
+    for seed, (steps, seconds) in zip(todo, map_ordered(record, todo, args.jobs)):
+        np.savez_compressed(cache / f'{part}_seed{seed}.npz', key=json.dumps(key, default=str),
+                            **steps)
         result[seed] = steps
-        log.info('%s seed %d: replayed in %.0f s, %d rows (%s)', part, seed,
-                 time.perf_counter() - t0,
+        log.info('%s seed %d: replayed in %.0f s, %d rows (%s)', part, seed, seconds,
                  steps['y'].size, ', '.join(f'{n} {int((steps["runner"] == k).sum())}'
                                             for k, n in enumerate(RUNNERS)))
-    return result
+    return {seed: result[seed] for seed in seeds}
+
+
+def _record_seed(seed: int, *, faces: list, speech: list, labels: list[str], segments: int,
+                 size: tuple[int, int], fps: float, bundle_path: str, fusion_cfg: Any,
+                 face_p: dict, vocal_p: dict, progress: bool) -> tuple[dict, float]:
+    """One seed's stream built, written as a bag and replayed (``record_steps``), with the
+    seconds it took.  Module level, so that ``--jobs`` workers run it."""
+    from .bag_make import write_clip  # noqa: PLC0415 - rosbags: bag writing only
+    t0 = time.perf_counter()
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'stream_fusion_seed{seed}_'))
+    try:
+        clip, _ = build_stream_clip(faces, speech, labels, seed, segments, size, fps)
+        write_clip(clip, tmp / 'bag', labels, 'mcap', 50.0, 5.0, START_NS, progress=False)
+        steps = record_steps(tmp / 'bag', bundle_path, fusion_cfg, face_p, vocal_p,
+                             progress=progress)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return steps, time.perf_counter() - t0
 
 
 def _heard_stream_voices(bundle: ModelBundle, decision: bool = False) -> list[str]:
@@ -440,6 +455,7 @@ def run(args: argparse.Namespace) -> dict:
     from emotion_training.models.fusion_model import FusionModel  # noqa: PLC0415 - torch model
 
     from .export import export_fusion_head  # noqa: PLC0415
+    check_jobs(args.jobs)
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     bundle = ModelBundle.load(args.bundle)
@@ -612,8 +628,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--collapse-threshold', type=float, default=DEFAULT_THRESHOLD)
     p.add_argument('--stop-on-collapse', action='store_true')
     p.add_argument('--record-only', action='store_true',
-                   help='replay and cache the seeds\' steps (OUT/steps), train nothing: record '
-                        'seeds in parallel processes, then train once on all of them')
+                   help='replay and cache the seeds\' steps (OUT/steps), train nothing; a later '
+                        'run with the same encoders and settings reads them back')
+    p.add_argument('--jobs', type=int, default=1,
+                   help='streams replayed at once, each in its own process (the same steps as '
+                        'one at a time; each replay keeps about 1.3 cores busy) [%(default)s]')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
 
 

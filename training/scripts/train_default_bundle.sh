@@ -43,7 +43,7 @@ emotion-export --vision $V $INT8 --vocal $A --fusion $R/fusion_v5/last.pt \
   --out $R/bundle_pairs --version 0.5.0
 #    then the fusion head trained on replayed streams (the fusion half of the dev data) replaces
 #    the pseudo-pair head: the shipped bundle 0.6.0
-emotion-train stream-fusion --data "$DATA" --bundle $R/bundle_pairs --out $R/stream_fusion \
+emotion-train stream-fusion --data "$DATA" --jobs 2 --bundle $R/bundle_pairs --out $R/stream_fusion \
   --version 0.6.0 --threads 2
 #    then seven labels (0.7.0): a surprise-aware head on the frozen vision embedding (fitted on
 #    faces the encoders never trained on), a vocal encoder trained on EmoDB + RAVDESS actors
@@ -58,7 +58,7 @@ $N emotion-train vocal --data "$DATA" --threads 2 --quiet $SPK7 --seed 0 --out $
 emotion-export --from-bundle $R/stream_fusion/bundle --vision-head $R/vision_head7/head.npz \
   --vocal $R/vocal7_s0/last.pt \
   --out $R/bundle7_encoders --version 0.7.0-encoders
-emotion-train stream-fusion --data "$DATA" --bundle $R/bundle7_encoders --out $R/stream_fusion7 \
+emotion-train stream-fusion --data "$DATA" --jobs 2 --bundle $R/bundle7_encoders --out $R/stream_fusion7 \
   --version 0.7.0 --input-dropout 0.2 --threads 2
 #    then 0.8.0: the same vocal recipe on every training clip clean and with room noise (one
 #    noisy copy: per speaker white or fan-like noise at -70 to -35 dBFS), and the fusion head
@@ -67,7 +67,7 @@ $N emotion-train vocal --data "$DATA" --threads 2 --quiet $SPK7 --seed 0 --noise
   --noise-dbfs -70 -35 --out $R/vocal9_noise
 emotion-export --from-bundle $R/stream_fusion7/bundle --vocal $R/vocal9_noise/last.pt \
   --out $R/bundle9_encoders --version 0.8.0-encoders
-emotion-train stream-fusion --data "$DATA" --bundle $R/bundle9_encoders --out $R/stream_fusion9 \
+emotion-train stream-fusion --data "$DATA" --jobs 2 --bundle $R/bundle9_encoders --out $R/stream_fusion9 \
   --version 0.8.0 --input-dropout 0.2 --threads 2
 #    then 0.8.1: the int8 vision weights halved to 7 bits (the same answers on x86 CPUs without
 #    VNNI), and 0.9.0: a second vocal encoder of the same recipe (seed 1, RAVDESS 01-09) joins the
@@ -92,7 +92,7 @@ if [ -f "$GPU/member_a_seed0_best.pt" ] && [ -f "$GPU/member_s1_seed2_best.pt" ]
   emotion-export --from-bundle $R/bundle090 --vision "$GPU/member_a_seed0_best.pt,$GPU/member_s1_seed2_best.pt" \
     --vision-tta flip --int8-faces "$DATA/fer2013/train" --out $R/bundle100_encoders \
     --version 1.0.0-encoders
-  emotion-train stream-fusion --data "$DATA" --bundle $R/bundle100_encoders \
+  emotion-train stream-fusion --data "$DATA" --jobs 2 --bundle $R/bundle100_encoders \
     --out $R/stream_fusion100 --version 1.0.0 --input-dropout 0.2 --threads 2
   SHIP=$R/stream_fusion100/bundle
 else
@@ -123,8 +123,8 @@ PY
 #    of the shipped bundle on FER2013 validation faces + RAVDESS speech (no actor heard in
 #    training), and of a dev bundle whose vocal ensemble and fusion head never heard EmoDB
 #    speakers 10 and 15 (CV fold 3) on FER2013 validation faces + those two speakers
-emotion-eval stream --data "$DATA" --out $R/eval_stream | tee $R/eval_stream.json
+emotion-eval stream --jobs 2 --data "$DATA" --out $R/eval_stream | tee $R/eval_stream.json
 F3=$R/vocal_cv_spk_s0/fold3/last.pt,$R/vocal_cv_spk_s1/fold3/last.pt,$R/vocal_cv_spk_s2/fold3/last.pt
 $N emotion-train fusion $C $FUS --vision-tta --init-vision $V --init-vocal $F3 --val-speakers 10,15 --out $R/fusion_dev6
 emotion-export --vision $V $INT8 --vocal $F3 --fusion $R/fusion_dev6/last.pt --out $R/bundle_dev6
-emotion-eval stream --bundle $R/bundle_dev6 --data "$DATA" --speech emodb:10,15 --out $R/eval_stream_dev6 | tee $R/eval_stream_dev6.json
+emotion-eval stream --jobs 2 --bundle $R/bundle_dev6 --data "$DATA" --speech emodb:10,15 --out $R/eval_stream_dev6 | tee $R/eval_stream_dev6.json

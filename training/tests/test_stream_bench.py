@@ -163,6 +163,26 @@ def test_stream_cli_builds_scores_and_reports(syn_root, tmp_path, capsys):
     assert not (out / 'bags').exists()                     # temporary unless --keep-bags
 
 
+def test_stream_jobs_give_the_same_figures_as_one_at_a_time(syn_root, tmp_path, capsys):
+    from emotion_training.evaluate import main
+    from emotion_training.testing import make_test_bundle
+    bundle = make_test_bundle(tmp_path / 'b', LABELS6)
+    args = ['stream', '--data', str(syn_root), '--seeds', '3', '0', '--segments', '3', '--size',
+            '160x120', '--fps', '5', '--bundle', str(bundle)]
+    rows = {}
+    for jobs in ('1', '2'):
+        out = tmp_path / f'out{jobs}'
+        assert main(args + ['--out', str(out), '--jobs', jobs]) == 0, capsys.readouterr().err
+        full = json.loads((out / 'stream.json').read_text())
+        wall = ('build_s', 'replay_s')
+        rows[jobs] = [{k: v for k, v in r.items() if k not in wall} for r in full['seeds']]
+        assert [r['seed'] for r in full['seeds']] == [3, 0]        # the order asked for
+        assert full['params']['face_node']['min_face_size'] > 0
+    assert rows['1'] == rows['2']
+    assert main(args + ['--out', str(tmp_path / 'bad'), '--jobs', '0']) == 2
+    assert '--jobs 0' in capsys.readouterr().err
+
+
 def test_ravdess_dev_speech_of_the_shared_data():
     root = sb.default_data()
     if not (root / 'ravdess').is_dir():

@@ -309,6 +309,31 @@ def test_cli_records_trains_and_writes_a_bundle(tmp_path, capsys, caplog):
     assert 'fer2013/validation does not exist' in capsys.readouterr().err
 
 
+def test_streams_recorded_by_jobs_equal_those_recorded_one_at_a_time(tmp_path, capsys):
+    from emotion_training.testing import make_test_bundle
+    from emotion_training.train import main
+    root = tmp_path / 'data'
+    write_face_folders(root / 'fer2013' / 'validation', LABELS6, per_class=20, seed=4)
+    write_ravdess(root / 'ravdess', actors=('07', '10'))
+    bundle = make_test_bundle(tmp_path / 'b', LABELS6)
+    args = ['stream-fusion', '--data', str(root), '--bundle', str(bundle), '--seeds', '0', '3',
+            '--val-seeds', '--one-track-seeds', '5', '--segments', '4', '--size', '160x120',
+            '--fps', '5', '--quiet', '--record-only']
+    for jobs in ('1', '3'):
+        assert main(args + ['--out', str(tmp_path / f'j{jobs}'), '--jobs', jobs]) == 0, \
+            capsys.readouterr().err
+    for name in ('fusion_train_seed0', 'fusion_train_seed3', 'fusion_train_seed5'):
+        with np.load(tmp_path / 'j1' / 'steps' / f'{name}.npz') as a, \
+                np.load(tmp_path / 'j3' / 'steps' / f'{name}.npz') as b:
+            assert sorted(a.files) == sorted(b.files) and a['y'].size > 0
+            for k in a.files:
+                assert np.array_equal(a[k], b[k]), (name, k)
+    with np.load(tmp_path / 'j3' / 'steps' / 'fusion_train_seed5.npz') as z:   # one track
+        assert json.loads(str(z['key']))['face_params']['identity_threshold'] == 0.0
+    assert main(args + ['--out', str(tmp_path / 'bad'), '--jobs', '0']) == 2
+    assert '--jobs 0' in capsys.readouterr().err
+
+
 def test_linear_heads_recover_the_encoders_heads(tmp_path):
     """On a float test bundle the fitted maps reproduce the encoders' logits; a model with
     prior_heads and a zero LSTM head then says what vision head + voice head say."""

@@ -1,6 +1,6 @@
 """Voice-activity detection: the Silero VAD model (default) and an energy detector (fallback).
 
-``SileroVad`` runs Silero VAD v5 (``silero_vad.onnx`` from the silero-vad 6.2.3 wheel, MIT,
+``SileroVad`` runs Silero VAD v6.2 (``silero_vad.onnx`` from the silero-vad 6.2.3 wheel, MIT,
 shipped in ``emotion_runtime/models/vad/``) with onnxruntime, one 512-sample frame (32 ms at
 16 kHz) at a time with the model's recurrent state and its 64-sample context carried across
 calls, so a stream fed in any chunk sizes gives the same flags as the whole signal at once.
@@ -119,7 +119,8 @@ def default_silero_path() -> tuple[pathlib.Path, bool]:
 
 
 class SileroModel:
-    """The Silero VAD v5 graph in onnxruntime (1 thread by default), shared by the streams.
+    """The Silero VAD graph (v6.2; v5 and v6 have the same inputs and outputs) in onnxruntime (1
+    thread by default), shared by the streams.
 
     Inputs: ``input`` [1, 64 + 512] float32 (the previous frame's last 64 samples, then the
     frame), ``state`` [2, 1, 128] float32, ``sr`` int64 scalar; outputs: ``output`` [1, 1] (the
@@ -131,7 +132,7 @@ class SileroModel:
         names_in = {i.name for i in session.get_inputs()}
         names_out = [o.name for o in session.get_outputs()]
         if names_in != {'input', 'state', 'sr'} or names_out[:2] != ['output', 'stateN']:
-            raise VadModelError(f'{path}: not a Silero VAD v5 graph (inputs {sorted(names_in)}, '
+            raise VadModelError(f'{path}: not a Silero VAD v5/v6 graph (inputs {sorted(names_in)}, '
                                 f'outputs {names_out})')
         self._sr = np.array(SILERO_RATE, np.int64)
 
