@@ -281,7 +281,9 @@ def test_vocal_node_without_the_vad_model_falls_back_to_energy(test_bundle, tmp_
                         env=dict(ros_env(d), EMOTION_VAD_MODEL=str(missing))) as node, \
             RosHarness() as ros:
         diags = ros.collect(DiagnosticArray, '/diagnostics', 20)
-        assert ros.wait_for(lambda: _diag_values(diags, 'vocal_node')[1] is not None, 15.0), \
+        # the first status may still be the lifecycle's "unconfigured" one (no VAD yet): wait
+        # for the configured node's
+        assert ros.wait_for(lambda: 'vad' in _diag_values(diags, 'vocal_node')[0], 30.0), \
             node.output()
         values, status = _diag_values(diags, 'vocal_node')
         assert values['vad'] == 'energy' and str(missing) in values['vad_error']
