@@ -38,6 +38,7 @@ geometry of the robot's 640x480 camera (`camera_geometry`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
@@ -374,29 +375,40 @@ def default_data() -> pathlib.Path:
     return default_data_root()
 
 
+@contextlib.contextmanager
+def stream_bag(face_items: Sequence[Sample], speech_items: Sequence[Sample], labels: list[str],
+               seed: int, segments: int, size: tuple[int, int], fps: float,
+               keep: Optional[pathlib.Path] = None) -> Iterator[tuple]:
+    """One seed's stream built and written as a bag: yields (bag, clip, segments, the writer's
+    summary).  The bag lives in a temporary folder removed on exit, or at ``keep``."""
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'stream_seed{seed}_'))
+    bag = keep if keep is not None else tmp / 'bag'
+    if bag.exists():
+        shutil.rmtree(bag)
+    bag.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        clip, segs = build_stream_clip(face_items, speech_items, labels, seed, segments, size, fps)
+        summary = write_clip(clip, bag, labels, 'mcap', 50.0, 5.0, START_NS, progress=False)
+        yield bag, clip, segs, summary
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _replay_seed(seed: int, *, face_items: list, speech_items: list, labels: list[str],
                  args: argparse.Namespace, fusion_cfg: Any, face_p: dict, vocal_p: dict,
                  out: pathlib.Path) -> tuple[dict, dict]:
     """One seed: its stream built, written as a bag and replayed offline (``seed_row`` and the
     node parameter values the replay used).  Module level, so that ``--jobs`` workers run it."""
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'stream_seed{seed}_'))
-    bag = (out / 'bags' / f'seed{seed}') if args.keep_bags else tmp / 'bag'
-    if bag.exists():
-        shutil.rmtree(bag)
-    bag.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        t0 = time.perf_counter()
-        clip, segs = build_stream_clip(face_items, speech_items, labels, seed, args.segments,
-                                       args.size, args.fps)
-        summary = write_clip(clip, bag, labels, 'mcap', 50.0, 5.0, START_NS, progress=False)
+    t0 = time.perf_counter()
+    with stream_bag(face_items, speech_items, labels, seed, args.segments, args.size, args.fps,
+                    out / 'bags' / f'seed{seed}' if args.keep_bags else None) as (
+                        bag, clip, segs, summary):
         t1 = time.perf_counter()
         res = evaluate_offline(bag, out / f'seed{seed}', args.bundle, fusion_cfg,
                                video=False, progress=False, face_params=face_p,
                                vocal_params=vocal_p)
         t2 = time.perf_counter()
         size_mb = sum(p.stat().st_size for p in bag.rglob('*') if p.is_file()) / 1e6
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     row = seed_row(seed, res, placement_counts(segs), {'build_s': round(t1 - t0, 1),
                                                        'replay_s': round(t2 - t1, 1),
                                                        'bag_mb': round(size_mb, 1)})

@@ -57,9 +57,7 @@ import functools
 import json
 import logging
 import pathlib
-import shutil
 import sys
-import tempfile
 import time
 from typing import Any, Iterable, Optional, Sequence
 
@@ -87,7 +85,7 @@ from .splits import (
     stream_faces,
     stream_speech_spec,
 )
-from .stream_bench import START_NS, build_stream_clip, camera_geometry, load_speech_spec
+from .stream_bench import camera_geometry, load_speech_spec, stream_bag
 
 log = logging.getLogger('emotion_train')
 
@@ -422,16 +420,9 @@ def _record_seed(seed: int, *, faces: list, speech: list, labels: list[str], seg
                  face_p: dict, vocal_p: dict, progress: bool) -> tuple[dict, float]:
     """One seed's stream built, written as a bag and replayed (``record_steps``), with the
     seconds it took.  Module level, so that ``--jobs`` workers run it."""
-    from .bag_make import write_clip  # noqa: PLC0415 - rosbags: bag writing only
     t0 = time.perf_counter()
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'stream_fusion_seed{seed}_'))
-    try:
-        clip, _ = build_stream_clip(faces, speech, labels, seed, segments, size, fps)
-        write_clip(clip, tmp / 'bag', labels, 'mcap', 50.0, 5.0, START_NS, progress=False)
-        steps = record_steps(tmp / 'bag', bundle_path, fusion_cfg, face_p, vocal_p,
-                             progress=progress)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with stream_bag(faces, speech, labels, seed, segments, size, fps) as (bag, *_):
+        steps = record_steps(bag, bundle_path, fusion_cfg, face_p, vocal_p, progress=progress)
     return steps, time.perf_counter() - t0
 
 
