@@ -102,6 +102,11 @@ PARAMS: list[ParamSpec] = [
               'so far) into its output: probabilities proportional to head probabilities x '
               'vocal probabilities ** vocal_weight (0 = the head\'s alone).',
               non_negative, live=True),
+    ParamSpec('vision_weight', 0.0,
+              'A face row also takes the vision encoder\'s own decision on that face (the face '
+              'feature\'s logits) into its output: probabilities proportional to head '
+              'probabilities x vision probabilities ** vision_weight (x the vocal decision as '
+              'vocal_weight says; 0 = not taken in).', non_negative, live=True),
     ParamSpec('require_speech', True,
               'Use a voice window only when its VAD flag (speech) is set.', live=True),
     ParamSpec('hysteresis_steps', 3,
@@ -154,6 +159,7 @@ class FusionConfig:
     voice_only_id: str = 'voice'
     voice_only_output: str = 'vocal'
     vocal_weight: float = 1.0
+    vision_weight: float = 0.0
     require_speech: bool = True
     hysteresis_steps: int = 3
     hysteresis_margin: float = 0.2

@@ -289,7 +289,7 @@ class FusionEngine:
         if self.input_observer is not None:
             al = np.zeros((n, len(self.labels)), np.float32)
             for i, (_, _, af) in enumerate(rows):
-                z = self._voice_logits(af)
+                z = self._own_logits(af)
                 if z is not None:
                     al[i] = z
             self.input_observer(StepInputs(
@@ -320,13 +320,14 @@ class FusionEngine:
             track.state.h = np.array(h2[:, i:i + 1], np.float32)
             track.state.c = np.array(c2[:, i:i + 1], np.float32)
             track.steps += 1
-            vocal = None
+            mixed = None
             if vf is None and fid == cfg.voice_only_id and cfg.voice_only_output == 'vocal':
-                vocal = self._with_vocal(None, af)
-            elif vf is not None and cfg.vocal_weight > 0:
-                vocal = self._with_vocal(probs[i], af, cfg.vocal_weight)
-            if vocal is not None:
-                probs[i], va[i] = vocal
+                mixed = self._with_decisions(None, [(af, 1.0)])
+            elif vf is not None and (cfg.vocal_weight > 0 or cfg.vision_weight > 0):
+                mixed = self._with_decisions(probs[i], [(af, cfg.vocal_weight),
+                                                        (vf, cfg.vision_weight)])
+            if mixed is not None:
+                probs[i], va[i] = mixed
             idx = track.state.smoother.update(probs[i])
             contributors = [f for f in (vf, af) if f is not None]
             newest = max(contributors, key=lambda f: f.stamp_ns)
@@ -346,27 +347,37 @@ class FusionEngine:
             ))
         return self._finish(result)
 
-    def _voice_logits(self, af: Optional[Feature]) -> Optional[np.ndarray]:
-        """The voice window's own logits (the vocal decision), None when it carries none of the
-        bundle's size."""
+    def _own_logits(self, af: Optional[Feature]) -> Optional[np.ndarray]:
+        """A feature's own logits (the encoder's decision: a voice window's, or a face's), None
+        when it carries none of the bundle's size."""
         if af is None or af.logits is None or np.size(af.logits) != len(self.labels):
             return None
         return np.asarray(af.logits, np.float32).ravel()
 
-    def _with_vocal(self, probs: Optional[np.ndarray], af: Optional[Feature],
-                    weight: float = 1.0) -> Optional[tuple[np.ndarray, np.ndarray]]:
-        """(probabilities, [valence, arousal]) from the voice window's own decision (softmax of
-        its logits) to the power ``weight``, times the head's ``probs`` (None: the decision
-        alone), renormalised; valence/arousal from the bundle's table.  None: the head's output
-        stays (the feature has no logits, or the model has no valence/arousal table)."""
+    def _with_decisions(self, probs: Optional[np.ndarray],
+                        decisions: Sequence[tuple[Optional[Feature], float]]
+                        ) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """(probabilities, [valence, arousal]): the head's ``probs`` (None: left out) times each
+        feature's own decision (softmax of its logits) to the power of its weight, renormalised;
+        valence/arousal from the bundle's table.  A feature that is None, carries no logits or
+        has weight 0 is left out.  None: nothing to mix in (the head's output stays), or the
+        model has no valence/arousal table."""
         table = getattr(self.model, 'va_table', None)
-        z = self._voice_logits(af)
-        if z is None or table is None:
+        if table is None:
             return None
-        z = z.astype(np.float64)
-        log_p = weight * (z - z.max() - np.log(np.exp(z - z.max()).sum()))
+        log_p, mixed = None, False
         if probs is not None:
-            log_p = log_p + np.log(np.maximum(np.asarray(probs, np.float64), 1e-12))
+            log_p = np.log(np.maximum(np.asarray(probs, np.float64), 1e-12))
+        for feature, weight in decisions:
+            z = self._own_logits(feature) if weight > 0 else None
+            if z is None:
+                continue
+            z = z.astype(np.float64)
+            term = weight * (z - z.max() - np.log(np.exp(z - z.max()).sum()))
+            log_p = term if log_p is None else log_p + term
+            mixed = True
+        if not mixed:
+            return None
         p = np.exp(log_p - log_p.max())
         p /= p.sum()
         va = np.clip(p @ np.asarray(table, np.float64), -1.0, 1.0)

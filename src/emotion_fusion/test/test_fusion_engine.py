@@ -178,6 +178,55 @@ def test_vocal_weight_mixes_the_vocal_decision_into_face_rows_with_voice(weight)
         assert (out['f1'].valence, out['f1'].arousal) == (1.0, 1.0)   # the fake's (vp, ap)
 
 
+@pytest.mark.parametrize('vision_w, vocal_w', [(0.0, 1.0), (0.5, 0.0), (1.0, 1.0)])
+def test_vision_weight_mixes_the_face_decision_into_face_rows(vision_w, vocal_w):
+    """vision_weight w: a face row publishes head x (softmax of the face feature's logits) ** w,
+    with or without a voice window (x vocal ** vocal_weight where it has one); a face feature
+    without logits, and the audio-only row, keep what they published before."""
+    eng, model = engine(vision_weight=vision_w, vocal_weight=vocal_w,
+                        voice_assignment='largest', voice_only_output='fusion')
+    model.scale = 1.0
+    model.va_table = np.array([[-0.5, 0.8], [0.8, 0.5], [0.0, 0.0], [-0.6, -0.4]], np.float32)
+    now = 10 * S
+    face_z = np.array([0.0, 0.0, 3.0, 0.0], np.float32)      # the face encoder says neutral
+    voice_z = np.array([0.0, 0.0, 0.0, 3.0], np.float32)     # the vocal encoder says sad
+    eng.add_voice(Feature(now - 100 * MS, 'voice', MODALITY_VOICE, onehot(ANGRY, 6),
+                          frame_id='mic', labels=tuple(LABELS), logits=voice_z), now)
+    eng.set_faces([FaceBox('f1', 100.0), FaceBox('f2', 10.0), FaceBox('f3', 5.0)], now)
+    for fid in ('f1', 'f2'):
+        eng.add_vision(Feature(now, fid, MODALITY_VISION, onehot(HAPPY, 8), frame_id='camera',
+                               labels=tuple(LABELS), logits=face_z), now)
+    eng.add_vision(vis('f3', now, HAPPY), now)                # no logits
+    out = by_id(eng.step(now))
+
+    def soft(z):
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    def mix(head, *terms):
+        p = head.copy()
+        for q, w in terms:
+            p = p * q ** w
+        return p / p.sum()
+
+    score = np.zeros(4)
+    score[HAPPY] += 1.0
+    head_alone = soft(score)                                   # f2, f3: vision only
+    score[ANGRY] += 1.0
+    head_voice = soft(score)                                   # f1: the fake head reads both
+    np.testing.assert_allclose(out['f1'].probabilities, mix(
+        head_voice, (soft(face_z), vision_w), (soft(voice_z), vocal_w)), atol=1e-5)
+    np.testing.assert_allclose(out['f2'].probabilities,
+                               mix(head_alone, (soft(face_z), vision_w)), atol=1e-5)
+    np.testing.assert_allclose(out['f3'].probabilities, head_alone, atol=1e-5)
+    if vision_w:
+        assert out['f2'].expression == 'neutral'             # the head alone: happy
+        assert (out['f2'].valence, out['f2'].arousal) == pytest.approx(
+            tuple(out['f2'].probabilities @ model.va_table), abs=1e-5)
+    else:
+        assert (out['f2'].valence, out['f2'].arousal) == (1.0, 0.0)   # the fake's (vp, ap)
+
+
 def test_silence_without_faces_publishes_nothing():
     eng, _ = engine(require_speech=True)
     now = 10 * S
