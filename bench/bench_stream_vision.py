@@ -145,7 +145,7 @@ def run_seed(seed: int, a: argparse.Namespace, bundle: ModelBundle, face_items: 
     def recording_process(image, stamp):
         res = process(image, stamp)
         if res.logits is not None:
-            for tr, lg in zip(res.tracks, res.logits):
+            for tr, lg in zip(res.encoded, res.logits):
                 p = np.exp(lg - lg.max())
                 p /= p.sum()
                 prev = smooth.get(tr.id)

@@ -394,10 +394,12 @@ class OfflinePipeline:
         for name in ('fused', 'vision_only'):
             self.runners[name].on_faces(boxes, stamp, stamp)
         if res.embeddings is not None:
-            for k, tr in enumerate(res.tracks):
+            for k, tr in enumerate(res.encoded):
+                # as face_node publishes it: the encoder's labels and its own logits
                 f = Feature(stamp, tr.id, MODALITY_VISION, res.embeddings[k],
                             quality=float(tr.confidence), speech=True, frame_id=frame_id,
-                            received_ns=stamp)
+                            received_ns=stamp, labels=tuple(self.bundle.labels),
+                            logits=np.asarray(res.logits[k], np.float32))
                 self._add_vision(f, stamp)
                 self.vision_head.append((stamp, self.bundle.labels[int(np.argmax(res.logits[k]))]))
         elif res.model_error:

@@ -188,16 +188,16 @@ class FaceNode(KitNode):
         self.faces_pub.publish(faces)
         if result.embeddings is not None:
             labels = list(self.bundle.labels)
-            for t, emb, logits in zip(result.tracks, result.embeddings, result.logits):
+            for t, emb, logits in zip(result.encoded, result.embeddings, result.logits):
                 self.features_pub.publish(EmotionFeature(
                     header=msg.header, source_id=t.id, modality=EmotionFeature.MODALITY_VISION,
                     embedding=emb.astype(float).tolist(), logits=logits.astype(float).tolist(),
                     labels=labels, quality=float(min(1.0, max(0.0, t.confidence))),
                     speech=True))
         if self.debug_pub is not None:
-            dbg = numpy_to_image(draw_debug(image, result.tracks,
-                                            self.bundle.labels if self.bundle else None,
-                                            result.logits), 'bgr8', Image())
+            dbg = numpy_to_image(draw_debug(
+                image, result.tracks, self.bundle.labels if self.bundle else None,
+                [self.pipeline.last_logits.get(t.id) for t in result.tracks]), 'bgr8', Image())
             dbg.header = msg.header
             self.debug_pub.publish(dbg)
         self.latency.add(time.perf_counter() - t0)
@@ -215,6 +215,8 @@ class FaceNode(KitNode):
         if pipe is None:
             return r
         r.add('active_tracks', len(pipe.tracker.confirmed()))
+        # face-frames not encoded because max_encode_rate_hz held them back
+        r.add('encodes_held_back', pipe.gate.held_back)
         if pipe.schedule is not None:
             r.add('full_scan_fraction', round(pipe.schedule.full_scan_fraction, 3))
         # detector counters, the frame's thread and the background scan's copy together: faces

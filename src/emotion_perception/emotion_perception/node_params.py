@@ -142,6 +142,10 @@ FACE_PARAMS = [
               'unlike every look of it in its last 16 frames (identity_threshold) before it gets '
               'a new id; 2 keeps the id of a face whose detections alternate between two '
               'framings (1 = at the first such frame).', range=(1, 30), live=True),
+    ParamSpec('max_encode_rate_hz', 0.0, 'Encode each face at most this often [Hz] and publish '
+              'its feature then; the frames in between are still detected, tracked and '
+              'published on faces (0 = every frame; 15 at 30 fps saves a quarter of the CPU and '
+              'costs about 0.02 fused UAR).', non_negative),
     ParamSpec('publish_debug_image', False, 'Publish debug_image (boxes, ids, latest label).'),
     ParamSpec('image_input', 'raw', 'Camera input: raw (image_raw, sensor_msgs/Image), compressed '
               '(image_raw/compressed, sensor_msgs/CompressedImage JPEG/PNG), or both.',

@@ -21,8 +21,8 @@ from .mtcnn_detection import MtcnnFaceDetector
 from .scan_schedule import ScanSchedule
 from .turned_search import with_turned_search
 
-__all__ = ['FrameResult', 'FacePipeline', 'LookMemory', 'build_detector', 'build_face_pipeline',
-           'crop_face', 'draw_debug', 'thumbnail']
+__all__ = ['EncodeGate', 'FrameResult', 'FacePipeline', 'LookMemory', 'build_detector',
+           'build_face_pipeline', 'crop_face', 'draw_debug', 'thumbnail']
 
 
 @dataclass
@@ -33,6 +33,9 @@ class FrameResult:
     timings: dict = field(default_factory=dict)   # stage -> seconds
     model_error: str = ''
     full_scan: bool = True                # whole frame scanned in line (else windows only)
+    # the tracks whose rows ``embeddings`` and ``logits`` hold, in order: all of ``tracks``
+    # unless ``max_encode_rate_hz`` held some back this frame (or without a model: none)
+    encoded: list = field(default_factory=list)
 
 
 def crop_face(image: np.ndarray, box: tuple, margin: float = 0.1) -> np.ndarray:
@@ -64,6 +67,9 @@ class FacePipeline:
     the track's recent frames, ``identity_confirm`` frames in a row: another person now stands
     where the tracked one stood, which box overlap alone cannot tell) gets a new id
     (``FaceTracker.reidentify``), so per-face state downstream (fusion's LSTM) starts afresh.
+    ``max_encode_rate_hz`` > 0: each track is encoded at most that often (``EncodeGate``); the
+    frames in between detect, track and check identity as usual but encode only the tracks that
+    are due (``FrameResult.encoded``).  ``last_logits`` holds each visible track's newest logits.
     """
 
     def __init__(self, detector: Any, tracker: FaceTracker,
@@ -71,13 +77,15 @@ class FacePipeline:
                  schedule: Optional[ScanSchedule] = None, background: bool = False,
                  scan_thread: bool = True, align_faces: bool = False,
                  align_keep_roll: float = 0.0, identity_threshold: float = 0.0,
-                 identity_confirm: int = 1) -> None:
+                 identity_confirm: int = 1, max_encode_rate_hz: float = 0.0) -> None:
         self.detector, self.tracker, self.bundle = detector, tracker, bundle
         self.crop_margin, self.max_faces = crop_margin, max_faces
         self.align_faces, self.aligned_crops = bool(align_faces), 0
         self.align_keep_roll = float(align_keep_roll)
         self.looks = LookMemory(identity_threshold, identity_confirm)
         self.identity_changes = 0
+        self.gate = EncodeGate(max_encode_rate_hz)
+        self.last_logits: dict = {}
         self.schedule = schedule
         self.background = ((BackgroundScan if scan_thread else DeferredScan)(detector)
                            if background and schedule is not None else None)
@@ -122,11 +130,20 @@ class FacePipeline:
             if check and len(crops) == len(tracks):
                 self._check_identity(tracks, crops)
             if self.bundle is not None and len(crops) == len(tracks):
+                due = [k for k, t in enumerate(tracks) if self.gate.due(t.id, stamp)]
                 try:
-                    result.embeddings, result.logits = self.bundle.encode_faces(crops)
+                    result.embeddings, result.logits = self.bundle.encode_faces(
+                        [crops[k] for k in due])
+                    result.encoded = [tracks[k] for k in due]
                 except Exception as exc:  # noqa: BLE001 - a model failure must not stop tracking
                     self.model_failures += 1
                     result.model_error = f'{type(exc).__name__}: {exc}'
+                for t, z in zip(result.encoded, result.logits if result.encoded else ()):
+                    self.gate.encoded(t.id, stamp)
+                    self.last_logits[t.id] = z
+            visible = {t.id for t in tracks}
+            self.gate.keep(visible)
+            self.last_logits = {k: v for k, v in self.last_logits.items() if k in visible}
         result.timings['encode'] = time.perf_counter() - t2
         result.timings['total'] = time.perf_counter() - t0
         return result
@@ -174,6 +191,36 @@ class FacePipeline:
         """Stop the background scan's thread (if any)."""
         if self.background is not None:
             self.background.close()
+
+
+class EncodeGate:
+    """Which tracks are due to be encoded at a frame: each at most ``rate_hz`` times per second
+    (0 = every frame).  A track is due when it has not been encoded yet (a new or re-identified
+    id), when at least 0.75 / ``rate_hz`` s passed since its last encoding (so a 30 fps camera
+    encodes every second frame at 15 Hz despite stamp jitter, and a 15 fps one every frame), or
+    when the stamps went backwards (a replay restarted)."""
+
+    def __init__(self, rate_hz: float = 0.0) -> None:
+        self.rate_hz = float(rate_hz)
+        self._last: dict[str, float] = {}
+        self.held_back = 0                   # track-frames not encoded, for /diagnostics
+
+    def due(self, track_id: str, stamp: float) -> bool:
+        if self.rate_hz <= 0.0:
+            return True
+        last = self._last.get(track_id)
+        if last is None or stamp < last or stamp - last >= 0.75 / self.rate_hz:
+            return True
+        self.held_back += 1
+        return False
+
+    def encoded(self, track_id: str, stamp: float) -> None:
+        """``track_id`` was encoded at ``stamp``."""
+        self._last[track_id] = stamp
+
+    def keep(self, ids: set) -> None:
+        """Forget the tracks not in ``ids``."""
+        self._last = {k: v for k, v in self._last.items() if k in ids}
 
 
 class LookMemory:
@@ -266,18 +313,21 @@ def build_face_pipeline(p: Mapping[str, Any], bundle: Any = None,
                         align_faces=p.get('align_faces', False),
                         align_keep_roll=p.get('align_keep_roll', 0.0),
                         identity_threshold=p.get('identity_threshold', 0.0),
-                        identity_confirm=p.get('identity_confirm', 1))
+                        identity_confirm=p.get('identity_confirm', 1),
+                        max_encode_rate_hz=p.get('max_encode_rate_hz', 0.0))
 
 
 def draw_debug(image: np.ndarray, tracks: list, labels: Optional[list] = None,
-               logits: Optional[np.ndarray] = None) -> np.ndarray:
-    """A copy of the frame with each face's box, id and (if known) its top label."""
+               logits: Optional[list] = None) -> np.ndarray:
+    """A copy of the frame with each face's box, id and (if known) its top label: ``logits``
+    holds one row (or None) per track."""
     out = image.copy()
     for i, t in enumerate(tracks):
         x, y, w, h = (int(round(v)) for v in t.box)
         cv2.rectangle(out, (x, y), (x + w, y + h), (0, 255, 0), 2)
         text = t.id
-        if labels is not None and logits is not None and i < len(logits):
+        if labels is not None and logits is not None and i < len(logits) and \
+                logits[i] is not None:
             text += f' {labels[int(np.argmax(logits[i]))]}'
         cv2.putText(out, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                     (0, 255, 0), 1, cv2.LINE_AA)

@@ -6,7 +6,7 @@ from perception_media import FRAME_H, FRAME_W, astronaut_face_patch, moving_face
 
 from emotion_perception.face_detection import Detection, HaarFaceDetector
 from emotion_perception.face_tracking import FaceTracker, iou
-from emotion_perception.vision_pipeline import FacePipeline, crop_face, draw_debug
+from emotion_perception.vision_pipeline import EncodeGate, FacePipeline, crop_face, draw_debug
 
 
 @pytest.fixture(scope='module')
@@ -116,3 +116,45 @@ def test_pipeline_keeps_tracking_when_the_model_fails(detector):
     res = pipe.process(moving_face_frames(3)[1], 0.0)
     assert len(res.tracks) == 1 and res.embeddings is None
     assert 'onnx exploded' in res.model_error and pipe.model_failures == 1
+    assert res.encoded == []
+
+
+def test_encode_gate_paces_each_track_and_lets_new_ids_through():
+    gate = EncodeGate(15.0)
+    stamps = [k / 30.0 + (0.004 if k % 3 == 1 else 0.0) for k in range(12)]   # 30 fps, jitter
+    passed = []
+    for t in stamps:
+        if gate.due('f1', t):
+            gate.encoded('f1', t)
+            passed.append(t)
+    assert len(passed) == 6 and passed[0] == 0.0              # every second frame
+    assert gate.held_back == 6
+    assert gate.due('f2', stamps[-1])                         # a new id: at once
+    gate.keep({'f2'})
+    assert gate.due('f1', stamps[-1])                         # forgotten once out of view
+    gate.encoded('f1', 5.0)
+    assert gate.due('f1', 4.0)                                # stamps went backwards
+    every = EncodeGate(0.0)
+    assert all(every.due('f1', t) for t in (0.0, 0.0, 0.001)) and every.held_back == 0
+    fifteen_fps = EncodeGate(15.0)
+    for k in range(5):
+        assert fifteen_fps.due('f1', k / 15.0)
+        fifteen_fps.encoded('f1', k / 15.0)
+
+
+def test_pipeline_with_max_encode_rate_encodes_every_second_frame_at_30fps(detector,
+                                                                          test_bundle):
+    from emotion_runtime.model_bundle import ModelBundle
+    bundle = ModelBundle.load(test_bundle)
+    pipe = FacePipeline(detector, FaceTracker(min_hits=1), bundle, max_encode_rate_hz=15.0)
+    rows = []
+    for k, frame in enumerate(moving_face_frames(30)[:6]):
+        res = pipe.process(frame, k / 30.0)
+        assert len(res.tracks) == 1 and not res.model_error    # tracked on every frame
+        assert res.embeddings.shape[0] == res.logits.shape[0] == len(res.encoded)
+        rows.append(len(res.encoded))
+        assert set(pipe.last_logits) == {res.tracks[0].id}
+    assert rows == [1, 0, 1, 0, 1, 0]
+    assert pipe.gate.held_back == 3
+    dbg = draw_debug(frame, res.tracks, bundle.labels, [pipe.last_logits.get(res.tracks[0].id)])
+    assert dbg.shape == (FRAME_H, FRAME_W, 3)
