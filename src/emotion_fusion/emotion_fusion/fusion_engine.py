@@ -347,12 +347,13 @@ class FusionEngine:
             ))
         return self._finish(result)
 
-    def _own_logits(self, af: Optional[Feature]) -> Optional[np.ndarray]:
+    def _own_logits(self, feature: Optional[Feature]) -> Optional[np.ndarray]:
         """A feature's own logits (the encoder's decision: a voice window's, or a face's), None
         when it carries none of the bundle's size."""
-        if af is None or af.logits is None or np.size(af.logits) != len(self.labels):
+        if feature is None or feature.logits is None or \
+                np.size(feature.logits) != len(self.labels):
             return None
-        return np.asarray(af.logits, np.float32).ravel()
+        return np.asarray(feature.logits, np.float32).ravel()
 
     def _with_decisions(self, probs: Optional[np.ndarray],
                         decisions: Sequence[tuple[Optional[Feature], float]]

@@ -134,13 +134,14 @@ class FacePipeline:
                 try:
                     result.embeddings, result.logits = self.bundle.encode_faces(
                         [crops[k] for k in due])
-                    result.encoded = [tracks[k] for k in due]
                 except Exception as exc:  # noqa: BLE001 - a model failure must not stop tracking
                     self.model_failures += 1
                     result.model_error = f'{type(exc).__name__}: {exc}'
-                for t, z in zip(result.encoded, result.logits if result.encoded else ()):
-                    self.gate.encoded(t.id, stamp)
-                    self.last_logits[t.id] = z
+                else:
+                    result.encoded = [tracks[k] for k in due]
+                    for t, z in zip(result.encoded, result.logits):
+                        self.gate.encoded(t.id, stamp)
+                        self.last_logits[t.id] = z
             visible = {t.id for t in tracks}
             self.gate.keep(visible)
             self.last_logits = {k: v for k, v in self.last_logits.items() if k in visible}
