@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import json
 import pathlib
+import random
 import sys
 import time
 import warnings
@@ -75,6 +76,51 @@ def load_checkpoint(path: str | pathlib.Path) -> dict:
         raise RuntimeError(f'cannot load checkpoint {path} (weights_only): {exc}') from exc
 
 
+#: stage attributes holding the generator a stage shuffles, augments and samples with
+_STAGE_GENERATORS = ('gen', 'rng')
+
+
+def rng_state(stage: Any) -> dict:
+    """Every random state a training epoch draws from: python's, numpy's and torch's global
+    generators (dropout draws from torch's), CUDA's when in use, and the stage's own generators
+    (``_STAGE_GENERATORS``), as values that ``load_checkpoint`` (weights_only) reads back."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        'python': random.getstate(),
+        'numpy': {'keys': torch.from_numpy(np.asarray(keys, np.int64)), 'pos': int(pos),
+                  'has_gauss': int(has_gauss), 'cached_gaussian': float(gauss)},
+        'torch': torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    for name in _STAGE_GENERATORS:
+        gen = getattr(stage, name, None)
+        if isinstance(gen, torch.Generator):
+            state[f'stage.{name}'] = gen.get_state()
+        elif isinstance(gen, np.random.Generator):
+            state[f'stage.{name}'] = gen.bit_generator.state
+    return state
+
+
+def restore_rng_state(stage: Any, state: dict) -> None:
+    """Put back what ``rng_state`` saved, so a resumed run draws what an uninterrupted one
+    would have."""
+    random.setstate(state['python'])
+    npst = state['numpy']
+    np.random.set_state(('MT19937', npst['keys'].numpy().astype(np.uint32), npst['pos'],
+                         npst['has_gauss'], npst['cached_gaussian']))
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+    for name in _STAGE_GENERATORS:
+        gen, saved = getattr(stage, name, None), state.get(f'stage.{name}')
+        if saved is None:
+            continue
+        if isinstance(gen, torch.Generator):
+            gen.set_state(saved)
+        elif isinstance(gen, np.random.Generator):
+            gen.bit_generator.state = saved
+
+
 def _draw_curves(csv_path: pathlib.Path, cfg: FitConfig, name: str, log) -> None:
     """``curves.png`` beside ``metrics.csv`` -- also when a run stops on a collapse alarm or is
     interrupted, when the picture matters most.  A plotting failure never fails the run."""
@@ -91,7 +137,8 @@ def fit(stage: Stage, optimizer: torch.optim.Optimizer, scheduler: Optional[Any]
         ) -> dict:
     """Train ``stage`` and return the best validation summary (by UAR).
 
-    Checkpoints: ``last.pt`` every epoch (resumable) and ``best.pt`` at each new best UAR.
+    Checkpoints: ``last.pt`` every epoch (resumable: optimizer, schedule and the random state of
+    ``rng_state``) and ``best.pt`` at each new best UAR.
     Early stopping after ``patience`` epochs without improvement.
     """
     out = pathlib.Path(cfg.out_dir)
@@ -118,7 +165,12 @@ def fit(stage: Stage, optimizer: torch.optim.Optimizer, scheduler: Optional[Any]
         best_uar = float(ck.get('best_uar', -1.0))
         best_epoch = int(ck.get('best_epoch', -1))
         best_summary = ck.get('best_summary')
-        log(f'[{stage.name}] resumed from {cfg.resume} at epoch {start_epoch}')
+        if 'rng' in ck:
+            restore_rng_state(stage, ck['rng'])
+            how = 'random state restored'
+        else:       # a checkpoint written before the random state was saved
+            how = 'no random state in the checkpoint: batches differ from an uninterrupted run'
+        log(f'[{stage.name}] resumed from {cfg.resume} at epoch {start_epoch} ({how})')
     device_type = getattr(stage, 'device', torch.device('cpu')).type
     autocast = ((lambda: torch.autocast(device_type, dtype=torch.bfloat16)) if cfg.bf16
                 else contextlib.nullcontext)
@@ -192,7 +244,7 @@ def fit(stage: Stage, optimizer: torch.optim.Optimizer, scheduler: Optional[Any]
                            'best_epoch': best_epoch, 'best_summary': best_summary,
                            'optimizer': optimizer.state_dict(),
                            'scheduler': scheduler.state_dict() if scheduler is not None else None,
-                           **stage.checkpoint_extra()}
+                           'rng': rng_state(stage), **stage.checkpoint_extra()}
                 save_checkpoint(out / 'last.pt', payload)
                 if improved:
                     save_checkpoint(out / 'best.pt', payload)

@@ -18,7 +18,8 @@ Examples::
                                                            # vision embedding (... vision-head --help)
 
 Every run writes ``OUT/metrics.csv`` (one row per epoch), ``OUT/curves.png`` (loss, accuracy/UAR
-and feature variance per epoch), ``OUT/last.pt`` (resume with ``--resume OUT/last.pt``),
+and feature variance per epoch), ``OUT/last.pt`` (resume with ``--resume OUT/last.pt``:
+optimizer, schedule and random state continue as if never stopped),
 ``OUT/best.pt`` (best validation UAR), ``OUT/command.txt``.
 """
 from __future__ import annotations

@@ -72,6 +72,72 @@ def test_resume_continues_from_checkpoint(syn_data, tmp_path):
     assert [r['epoch'] for r in rows] == ['0', '1']
 
 
+def test_resume_gives_what_an_uninterrupted_run_gives(syn_data, tmp_path, monkeypatch):
+    """A run stopped after its first epoch and resumed from last.pt ends with the weights and
+    the validation figures of the same run left alone (shuffling, augmentation and dropout
+    draw the same numbers: the checkpoint carries the random state)."""
+    import pytest
+    import torch
+
+    from emotion_training import engine
+    from emotion_training.train import main
+
+    def common(out):
+        return ['vision', '--data', str(syn_data), '--labels', ','.join(LABELS3), '--quiet',
+                '--threads', '1', *TINY_VISION, '--max-faces', '120', '--batch-size', '32',
+                '--epochs', '3', '--out', str(tmp_path / out)]
+
+    assert main(common('whole')) == 0
+
+    class Stopped(Exception):
+        pass
+
+    save = engine.save_checkpoint
+
+    def save_then_stop(path, payload):
+        save(path, payload)
+        if path.name == 'last.pt' and payload['epoch'] == 0:
+            raise Stopped
+    monkeypatch.setattr(engine, 'save_checkpoint', save_then_stop)
+    with pytest.raises(Stopped):
+        main(common('parts'))
+    monkeypatch.setattr(engine, 'save_checkpoint', save)
+    assert main([*common('parts'), '--resume', str(tmp_path / 'parts' / 'last.pt')]) == 0
+
+    whole = engine.load_checkpoint(tmp_path / 'whole' / 'last.pt')
+    parts = engine.load_checkpoint(tmp_path / 'parts' / 'last.pt')
+    assert whole['epoch'] == parts['epoch'] == 2
+    for k, t in whole['model'].items():
+        assert torch.equal(t, parts['model'][k]), k
+    keep = ('epoch', 'train_loss', 'train_acc', 'val_accuracy', 'val_uar')
+    assert ([{k: r[k] for k in keep} for r in _rows(tmp_path / 'whole' / 'metrics.csv')]
+            == [{k: r[k] for k in keep} for r in _rows(tmp_path / 'parts' / 'metrics.csv')])
+
+
+def test_random_state_survives_a_checkpoint(tmp_path):
+    """What the checkpoint stores of the random state loads back with weights_only and puts
+    every generator where it was: python, numpy and torch globals, and a stage's torch and numpy
+    generators (the fusion stage samples its pairs with a numpy one)."""
+    import random
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from emotion_training.engine import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+    stage = SimpleNamespace(gen=torch.Generator().manual_seed(5), rng=np.random.default_rng(6))
+
+    def draw():
+        return (random.random(), float(np.random.normal()), float(torch.rand(1)),
+                float(torch.rand(1, generator=stage.gen)), float(stage.rng.random()))
+    draw()
+    save_checkpoint(tmp_path / 'ck.pt', {'rng': rng_state(stage)})
+    first = draw()
+    assert draw() != first
+    restore_rng_state(stage, load_checkpoint(tmp_path / 'ck.pt')['rng'])
+    assert draw() == first
+
+
 def test_vocal_cross_validation_reports_pooled(syn_data, tmp_path, capsys):
     from emotion_training.train import main
     assert main(['vocal', '--cv', '--cv-folds', '2', '--data', str(syn_data), '--labels',
