@@ -133,7 +133,7 @@ run)
     python3 - "$WORK/$d/best.pt" "$OUT/${d}_best.pt" <<'PY'
 import sys, torch
 ck = torch.load(sys.argv[1], map_location='cpu', weights_only=True)
-for k in ('optimizer', 'scheduler'):
+for k in ('optimizer', 'scheduler', 'rng'):
     ck.pop(k, None)
 torch.save(ck, sys.argv[2])
 print(f"[run] best epoch {ck['best_epoch']}, holdout UAR {ck['best_uar']:.3f} -> {sys.argv[2]}")
