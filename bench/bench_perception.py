@@ -41,6 +41,7 @@ from emotion_perception.node_params import FACE_PARAMS  # noqa: E402
 from emotion_perception.vision_pipeline import build_face_pipeline  # noqa: E402
 from emotion_perception.voice_pipeline import VoicePipeline  # noqa: E402
 from emotion_runtime.model_bundle import ModelBundle, default_bundle_path  # noqa: E402
+from emotion_runtime.params import defaults  # noqa: E402
 
 
 def load_bundle() -> tuple[ModelBundle, str]:
@@ -59,7 +60,7 @@ def bench_vision(bundle: ModelBundle, frames: int, full_scan_every: int,
     ``max_encode_rate_hz``, None = the default) on the moving-photo clip, frames back to back,
     stamped at 30 fps.  A background scan runs on another core where there is one; the
     process's CPU time per frame counts it too."""
-    params = {s.name: s.default for s in FACE_PARAMS}
+    params = defaults(FACE_PARAMS)
     if encode_rate is not None:
         params['max_encode_rate_hz'] = encode_rate
     pipe = build_face_pipeline(dict(params, full_scan_every=full_scan_every,
@@ -175,7 +176,7 @@ def main() -> None:
     vis = bench_vision(bundle, args.frames, args.full_scan_every, True, args.detector,
                        args.max_encode_rate_hz)
     rate = (args.max_encode_rate_hz if args.max_encode_rate_hz is not None else
-            next(s.default for s in FACE_PARAMS if s.name == 'max_encode_rate_hz'))
+            defaults(FACE_PARAMS)['max_encode_rate_hz'])
     other_rate = 0.0 if rate > 0 else 15.0
     other_enc = bench_vision(bundle, args.frames, args.full_scan_every, True, args.detector,
                              other_rate)
