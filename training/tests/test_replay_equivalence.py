@@ -191,13 +191,12 @@ def test_live_graph_and_offline_replay_agree(tmp_path):
 
             assert wait_until(ready, 40), 'graph not up:\n' + graph.logs()
             stop, up = threading.Event(), threading.Event()
-            result: dict = {}
             opts = RecordOptions(['/emotion', '/emotion/ground_truth', '/faces'],
                                  {'/emotion': 'emotion_msgs/msg/Emotion',
                                   '/emotion/ground_truth': 'emotion_msgs/msg/Emotion',
                                   '/faces': 'emotion_msgs/msg/FaceArray'})
-            recorder = threading.Thread(
-                target=lambda: result.update(record(rec, opts, stop=stop, ready=up)), daemon=True)
+            recorder = threading.Thread(target=record, args=(rec, opts),
+                                        kwargs={'stop': stop, 'ready': up}, daemon=True)
             recorder.start()
             assert up.wait(20), 'recorder did not start'
             assert wait_until(lambda: node.count_subscribers('/emotion') >= 1, 20)
