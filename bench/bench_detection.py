@@ -19,7 +19,7 @@ found when one of the four whole scans of the angle cycle finds it; face-free fr
 each, so their false detections mix the cycle's angles as a frame stream does.
 
     source scripts/env.sh; python bench/bench_detection.py [--faces N] [--negatives N]
-        [--detectors mtcnn mtcnn+turned haar] [--turned-deg 30]
+        [--detectors mtcnn mtcnn+turned haar] [--turned-deg 30] [--seed 0]
 """
 from __future__ import annotations
 
@@ -232,14 +232,17 @@ def main() -> None:
                          '1 = off) [4]')
     ap.add_argument('--mtcnn-min-face', type=int, default=48,
                     help='MTCNN smallest face in px (face_node min_face_size) [48]')
+    ap.add_argument('--seed', type=int, default=0,
+                    help='placement of the faces (this seed) and the face-free frames (seed + 1) '
+                         '[0]; the faces drawn stay the same')
     a = ap.parse_args()
     cv2.setNumThreads(1)
     rng = np.random.default_rng(0)
     fer = fer_faces(a.faces, rng)
     faces = fer + photo_faces(a.lfw)
     bgs = backgrounds()
-    frames = make_frames(faces, bgs)
-    negatives = make_negatives(a.negatives, bgs)
+    frames = make_frames(faces, bgs, a.seed)
+    negatives = make_negatives(a.negatives, bgs, a.seed + 1)
     print(f'faces: {len(fer)} FER2013 validation ({"present" if fer else "absent"}), '
           f'{len(faces) - len(fer)} photos; {len(frames)} face frames, {len(negatives)} face-free; '
           f'machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}')

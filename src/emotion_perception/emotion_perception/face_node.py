@@ -118,6 +118,8 @@ class FaceNode(KitNode):
             return
         for name, attr, kind in (('min_neighbors', 'min_neighbors', int),       # Haar only
                                  ('mtcnn_min_confidence', 'min_confidence', float),  # MTCNN
+                                 ('mtcnn_pnet_threshold', 'pnet_threshold', float),
+                                 ('mtcnn_rnet_threshold', 'rnet_threshold', float),
                                  ('mtcnn_low_light_gain', 'low_light_gain', float),  # MTCNN
                                  ('min_face_size', 'min_face_size', int)):
             if name in changed:

@@ -210,6 +210,15 @@ def _low_light_scale(rgb: np.ndarray, rects: Sequence[tuple], max_gain: float) -
     return min(float(max_gain), LOW_LIGHT_TARGET / max(level, 1))
 
 
+def _checked(thresholds: Sequence[float]) -> tuple[float, float, float]:
+    """The three stage thresholds as floats; ValueError unless three values in [0, 1)."""
+    t = tuple(float(v) for v in thresholds)
+    if len(t) != 3 or not all(0.0 <= v < 1.0 for v in t):
+        raise ValueError(f'MTCNN stage thresholds must be three values in [0, 1), got '
+                         f'{tuple(thresholds)}')
+    return t
+
+
 def _crops(rgb: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """facenet-pytorch's ``pad`` + crop + area resize of each box; (batch, index of each box)."""
     h, w = rgb.shape[:2]
@@ -243,8 +252,6 @@ class MtcnnFaceDetector:
             raise ValueError(f'min_face_size must be >= 12 px for MTCNN, got {min_face_size}')
         if not 0.1 <= factor < 1.0:
             raise ValueError(f'pyramid factor must be in [0.1, 1), got {factor}')
-        if len(thresholds) != 3 or not all(0.0 <= t < 1.0 for t in thresholds):
-            raise ValueError(f'thresholds must be three values in [0, 1), got {thresholds}')
         if not low_light_gain >= 1.0:
             raise ValueError(f'low_light_gain must be >= 1 (1 = off), got {low_light_gain}')
         self.model_dir = pathlib.Path(model_dir) if model_dir else default_model_dir()
@@ -255,10 +262,28 @@ class MtcnnFaceDetector:
             _sessions = tuple(_session(self.model_dir / f, threads) for f in MODEL_FILES)
         self._pnet, self._rnet, self._onet = _sessions
         self.min_face_size, self.factor = int(min_face_size), float(factor)
-        self.thresholds = tuple(float(t) for t in thresholds)
+        self.thresholds = _checked(thresholds)
         self.min_confidence, self.threads, self.square = float(min_confidence), threads, square
         self.low_light_gain = float(low_light_gain)
         self.brightened = 0           # detect() calls on a dark image, scaled (low_light_gain)
+
+    @property
+    def pnet_threshold(self) -> float:
+        """PNet's score a window needs to become a candidate (the first stage threshold)."""
+        return self.thresholds[0]
+
+    @pnet_threshold.setter
+    def pnet_threshold(self, value: float) -> None:
+        self.thresholds = _checked((float(value),) + self.thresholds[1:])
+
+    @property
+    def rnet_threshold(self) -> float:
+        """RNet's score a candidate needs to reach ONet (the second stage threshold)."""
+        return self.thresholds[1]
+
+    @rnet_threshold.setter
+    def rnet_threshold(self, value: float) -> None:
+        self.thresholds = _checked(self.thresholds[:1] + (float(value),) + self.thresholds[2:])
 
     def clone(self) -> 'MtcnnFaceDetector':
         """The same settings for another thread; onnxruntime sessions are safe to run from

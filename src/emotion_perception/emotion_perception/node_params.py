@@ -83,6 +83,11 @@ FACE_PARAMS = [
               choices=('mtcnn', 'haar')),
     ParamSpec('mtcnn_min_confidence', 0.9, 'MTCNN: ONet score a face needs (higher = fewer false '
               'positives).', range=(0.7, 0.999), live=True),
+    ParamSpec('mtcnn_pnet_threshold', 0.6, 'MTCNN: PNet score a window needs to become a '
+              'candidate (lower = more candidates for RNet/ONet: more faces found, more CPU '
+              'per scan).', range=(0.05, 0.95), live=True),
+    ParamSpec('mtcnn_rnet_threshold', 0.7, 'MTCNN: RNet score a candidate needs to reach ONet '
+              '(lower = more faces found, more CPU per scan).', range=(0.05, 0.95), live=True),
     ParamSpec('mtcnn_low_light_gain', 4.0, 'MTCNN: largest gain applied to a dark frame before '
               'detection (99th percentile of the searched pixels below 128: scaled to reach 200; '
               'the encoder still reads the frame as it is). 1 = off.', range=(1.0, 16.0),

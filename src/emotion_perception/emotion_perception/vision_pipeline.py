@@ -177,10 +177,10 @@ class FacePipeline:
         return crop_face(image, box, self.crop_margin)
 
     def set_detector_setting(self, attr: str, value: Any) -> bool:
-        """Set a detector setting (``min_confidence``, ``low_light_gain``, ``min_face_size``,
-        ``min_neighbors``) on the detector and on the background scan's copy, inside a
-        ``TurnedSearch`` if there is one; False when this detector has no such setting (a
-        Haar-only one on MTCNN)."""
+        """Set a detector setting (``min_confidence``, ``pnet_threshold``, ``rnet_threshold``,
+        ``low_light_gain``, ``min_face_size``, ``min_neighbors``) on the detector and on the
+        background scan's copy, inside a ``TurnedSearch`` if there is one; False when this
+        detector has no such setting (a Haar-only one on MTCNN)."""
         worker = getattr(self.background, '_detector', None)
         targets = [getattr(d, 'base', d) for d in (self.detector, worker) if d is not None]
         targets = [d for d in targets if hasattr(d, attr)]
@@ -289,6 +289,8 @@ def build_detector(p: Mapping[str, Any]) -> Any:
     kind = p.get('face_detector', 'mtcnn')
     if kind == 'mtcnn':
         det = MtcnnFaceDetector(min_face_size=p['min_face_size'],
+                                thresholds=(p.get('mtcnn_pnet_threshold', 0.6),
+                                            p.get('mtcnn_rnet_threshold', 0.7), 0.7),
                                 min_confidence=p.get('mtcnn_min_confidence', 0.9),
                                 low_light_gain=p.get('mtcnn_low_light_gain', 4.0))
     elif kind == 'haar':

@@ -235,3 +235,53 @@ def test_pyramid_levels_are_opencvs_area_reduction(monkeypatch, int32_pixels):
                               cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
         assert half._flat is None                                  # a whole ratio: OpenCV's
     assert from_integral >= 9                  # most levels of each view came from the integral
+
+
+def _turned_lfw_frames(indices, angle=25.0):
+    """LFW faces (scikit-image) pasted at 100 px on flat grey, the frame turned by ``angle``."""
+    from skimage import data
+    lfw = data.lfw_subset()
+    frames = []
+    for i in indices:
+        frame = np.full((FRAME_H, FRAME_W, 3), 150, np.uint8)
+        face = cv2.cvtColor((lfw[i] * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+        frame[150:250, 250:350] = cv2.resize(face, (100, 100))
+        turn = cv2.getRotationMatrix2D((300, 200), angle, 1.0)
+        frames.append(cv2.warpAffine(frame, turn, (FRAME_W, FRAME_H),
+                                     borderMode=cv2.BORDER_REFLECT))
+    return frames, (250, 150, 100, 100)
+
+
+def test_proposal_thresholds_reach_the_detector_live_and_lower_ones_find_more_faces():
+    from emotion_perception.node_params import FACE_PARAMS
+    p = {s.name: s.default for s in FACE_PARAMS}
+    assert (p['mtcnn_pnet_threshold'], p['mtcnn_rnet_threshold']) == (0.6, 0.7)
+    loose = dict(p, mtcnn_pnet_threshold=0.3, mtcnn_rnet_threshold=0.4, mtcnn_min_confidence=0.95)
+    assert build_detector(loose).base.thresholds == (0.3, 0.4, 0.7)
+    assert build_detector(p).base.thresholds == (0.6, 0.7, 0.7)
+    # turned LFW faces whose candidates PNet/RNet drop at facenet-pytorch's thresholds
+    frames, box = _turned_lfw_frames([1, 7, 10, 21, 39, 40, 54, 56, 61])
+    default, lower = MtcnnFaceDetector(), MtcnnFaceDetector(thresholds=(0.3, 0.4, 0.7),
+                                                            min_confidence=0.95)
+
+    def hits(det):
+        return sum(any(iou(d.box, box) > 0.4 for d in det.detect(f)) for f in frames)
+    assert hits(default) == 0
+    assert hits(lower) >= 7
+    # live: face_node's parameter callback sets both thresholds on the detector and on the
+    # background scan's copy, and the lowered ones find what the lower detector finds
+    pipe = build_face_pipeline(dict(p, turned_search_deg=0.0))
+    try:
+        assert pipe.set_detector_setting('pnet_threshold', 0.3)
+        assert pipe.set_detector_setting('rnet_threshold', 0.4)
+        assert pipe.set_detector_setting('min_confidence', 0.95)
+        worker = pipe.background._detector
+        assert pipe.detector.thresholds == worker.thresholds == (0.3, 0.4, 0.7)
+        assert hits(pipe.detector) == hits(lower)
+    finally:
+        pipe.close()
+    with pytest.raises(ValueError, match='stage thresholds'):
+        default.pnet_threshold = 1.0
+    with pytest.raises(ValueError, match='stage thresholds'):
+        MtcnnFaceDetector(thresholds=(0.6, 0.7))
+    assert default.thresholds == (0.6, 0.7, 0.7)
