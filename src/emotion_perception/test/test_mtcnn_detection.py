@@ -35,20 +35,30 @@ def test_finds_the_astronaut_with_five_landmarks_and_nothing_in_a_face_free_phot
     assert len(detector.detect(grey)) == 1
 
 
-def _dark_lfw_frames(indices, factor=0.25):
-    """LFW faces (scikit-image) pasted at 100 px on a flat light grey 640x480 frame, darkened as
-    bench_detection's low light (x factor, noise sigma 3): (bright frames, dark frames, box)."""
+LFW_BOX = (250, 150, 100, 100)
+
+
+def _lfw_frames(indices):
+    """LFW faces (scikit-image) pasted at 100 px (``LFW_BOX``) on a flat light grey 640x480
+    frame, one frame per index."""
     from skimage import data
     lfw = data.lfw_subset()
-    bright, dark = [], []
+    frames = []
     for i in indices:
         frame = np.full((FRAME_H, FRAME_W, 3), 150, np.uint8)
         face = cv2.cvtColor((lfw[i] * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
         frame[150:250, 250:350] = cv2.resize(face, (100, 100))
-        noise = np.random.default_rng(i).normal(0, 3, frame.shape)
-        bright.append(frame)
-        dark.append(np.clip(frame * factor + noise, 0, 255).astype(np.uint8))
-    return bright, dark, (250, 150, 100, 100)
+        frames.append(frame)
+    return frames
+
+
+def _dark_lfw_frames(indices, factor=0.25):
+    """``_lfw_frames`` and the same darkened as bench_detection's low light (x factor, noise
+    sigma 3): (bright frames, dark frames, box)."""
+    bright = _lfw_frames(indices)
+    dark = [np.clip(f * factor + np.random.default_rng(i).normal(0, 3, f.shape), 0, 255)
+            .astype(np.uint8) for i, f in zip(indices, bright)]
+    return bright, dark, LFW_BOX
 
 
 def test_dark_frames_are_brightened_for_the_detector_only_when_dark():
@@ -238,18 +248,10 @@ def test_pyramid_levels_are_opencvs_area_reduction(monkeypatch, int32_pixels):
 
 
 def _turned_lfw_frames(indices, angle=25.0):
-    """LFW faces (scikit-image) pasted at 100 px on flat grey, the frame turned by ``angle``."""
-    from skimage import data
-    lfw = data.lfw_subset()
-    frames = []
-    for i in indices:
-        frame = np.full((FRAME_H, FRAME_W, 3), 150, np.uint8)
-        face = cv2.cvtColor((lfw[i] * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-        frame[150:250, 250:350] = cv2.resize(face, (100, 100))
-        turn = cv2.getRotationMatrix2D((300, 200), angle, 1.0)
-        frames.append(cv2.warpAffine(frame, turn, (FRAME_W, FRAME_H),
-                                     borderMode=cv2.BORDER_REFLECT))
-    return frames, (250, 150, 100, 100)
+    """``_lfw_frames`` turned by ``angle`` about the face's centre: (frames, box)."""
+    turn = cv2.getRotationMatrix2D((300, 200), angle, 1.0)
+    return [cv2.warpAffine(f, turn, (FRAME_W, FRAME_H), borderMode=cv2.BORDER_REFLECT)
+            for f in _lfw_frames(indices)], LFW_BOX
 
 
 def test_proposal_thresholds_reach_the_detector_live_and_lower_ones_find_more_faces():
