@@ -4,8 +4,8 @@
     python bench/bench_models.py [--bundle DIR] [--threads 1]
 
 * vision encoder: ms per face at batch 1, onnxruntime, one thread (target <= 2 ms)
-* vocal encoder: ms per 1 s window, onnxruntime, one thread (target <= 5 ms), and with the
-  log-mel preprocessing included
+* vocal encoder: ms per 1 s window, onnxruntime, one thread (target <= 5 ms), the voiceprint
+  member's graph where the bundle has one, and the whole voice decision with its preprocessing
 * fusion step: ms per step for one track
 * training: seconds per epoch of the vision and vocal stages, measured on a small synthetic
   subset and extrapolated to the full set sizes (FER2013 train 6 labels minus holdout; EmoDB
@@ -122,7 +122,13 @@ def main(argv=None) -> int:
         asess = b.session('vocal')
         rows.append(('vocal encoder', f'ms/{b.window_seconds:g} s window, ORT 1 thread', '<= 5',
                      _ms(lambda: asess.run(None, {'logmel': lm}), 200)))
-        rows.append(('vocal incl. log-mel', f'ms/{b.window_seconds:g} s window', '-',
+        if b.voiceprint is not None:
+            mel = b.voiceprint.mel(w)[None]
+            vsess = b.voiceprint.session()
+            rows.append(('voiceprint member', f'ms/{b.window_seconds:g} s window, ORT 1 thread',
+                         '-', _ms(lambda: vsess.run(None, {'mel': mel}), 100)))
+        rows.append(('vocal incl. log-mel', f'ms/{b.window_seconds:g} s window'
+                     + (', both members' if b.voiceprint is not None else ''), '-',
                      _ms(lambda: b.encode_voice_window(w, b.sample_rate), 100)))
         h, c = b.initial_state(1)
         ve = np.zeros((1, b.vision_embedding_size), np.float32)

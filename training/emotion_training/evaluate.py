@@ -176,8 +176,9 @@ def voice_window_outputs(bundle: ModelBundle, samples: Sequence[Sample], skip_un
     'offline' = from all of that speaker's windows first; 'online' = learnt while scoring its
     files in name order, each file added before it is scored (``ONLINE_HALF_LIFE_S``, as the
     vocal node); 'none' = the training population's statistics.  Each file is read and turned
-    into log-mel once; one speaker's windows are held in memory at a time.  ``noise`` (kind,
-    dBFS): room noise added to every file first (``room_noise``; file i always gets the same).
+    into its features (``ModelBundle.voice_features``) once; one speaker's windows are held in
+    memory at a time.  ``noise`` (kind, dBFS): room noise added to every file first
+    (``room_noise``; file i always gets the same).
     """
     mode = calibration if bundle.speaker_normalised else 'none'
     groups: dict[str, list[int]] = {}
@@ -189,7 +190,7 @@ def voice_window_outputs(bundle: ModelBundle, samples: Sequence[Sample], skip_un
     outputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     bar = tqdm(total=len(samples), desc='speech', file=sys.stderr, leave=False)
     for members in groups.values():
-        raw: dict[int, np.ndarray] = {}
+        raw: dict[int, tuple] = {}
         for i in members:
             bar.update()
             try:
@@ -203,17 +204,17 @@ def voice_window_outputs(bundle: ModelBundle, samples: Sequence[Sample], skip_un
                 audio = add_room_noise(audio, rate, noise[0], noise[1], seed=i)
             wins = utterance_windows(audio, rate, bundle.sample_rate, bundle.window_seconds,
                                      bundle.hop_seconds)
-            raw[i] = bundle.voice_logmels(wins, bundle.sample_rate)
+            raw[i] = bundle.voice_features(wins, bundle.sample_rate)
         cal = None
         if mode != 'none':
             cal = bundle.new_calibration(ONLINE_HALF_LIFE_S if mode == 'online' else None)
             if mode == 'offline':
                 for r in raw.values():
-                    cal.update(r)
+                    bundle.learn_voice(cal, r)
         for i, r in raw.items():
             if mode == 'online':
-                cal.update(r)
-            outputs[i] = bundle.encode_voice_logmel(bundle.normalise_voice(r, cal)[:, None])
+                bundle.learn_voice(cal, r)
+            outputs[i] = bundle.encode_voice_features(r, cal)
     bar.close()
     order = sorted(outputs)
     return [outputs[i] for i in order], [samples[i] for i in order]

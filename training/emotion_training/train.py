@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ['stream-fusion']:      # its own options: stream_fusion.py
         from .stream_fusion import main as stream_fusion_main  # noqa: PLC0415 - bag tools
         return stream_fusion_main(argv[1:])
+    if argv[:1] == ['voiceprint']:         # its own options: voiceprint.py
+        from .voiceprint import main as voiceprint_main  # noqa: PLC0415
+        return voiceprint_main(argv[1:])
     if argv[:1] == ['vision-head']:        # its own options: vision_head.py
         from .vision_head import main as vision_head_main  # noqa: PLC0415
         return vision_head_main(argv[1:])

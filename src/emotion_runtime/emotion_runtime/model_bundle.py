@@ -1,4 +1,5 @@
-"""Load and run a model bundle: ``manifest.json`` + three ONNX files (vision, vocal, fusion step).
+"""Load and run a model bundle: ``manifest.json`` + ONNX files (vision, vocal, fusion step, and
+the voiceprint where the voice decision has one: ``voiceprint``).
 
 Why a bundle: the perception and fusion nodes, the offline evaluation and the tests must all run
 the very same trained weights with the very same preprocessing.  The manifest carries labels,
@@ -20,7 +21,8 @@ import onnxruntime as ort
 
 from . import preprocess
 from .cpu import INT8_SAFE_WEIGHT_BOUND
-from .speaker_calibration import SpeakerCalibration
+from .speaker_calibration import SpeakerCalibration, VoiceCalibration
+from .voiceprint import Voiceprint, check_section, combine
 
 __all__ = ['BUNDLE_FORMAT', 'BundleError', 'ModelBundle', 'default_bundle_path', 'load_manifest',
            'sha256_of']
@@ -140,6 +142,11 @@ def load_manifest(path: Optional[os.PathLike | str] = None, verify_files: bool =
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise BundleError(f'{mpath}: manifest field vocal.{key} must be > 0, got {v!r}')
     _check_normalisation(manifest['vocal'], mpath)
+    if 'voiceprint' in manifest['vocal']:
+        problem = check_section(manifest['vocal']['voiceprint'], len(labels),
+                                int(manifest['vocal']['sample_rate']))
+        if problem:
+            raise BundleError(f'{mpath}: manifest section vocal.voiceprint {problem}')
     va = manifest['valence_arousal']
     if not isinstance(va, dict) or set(va) != set(labels):
         raise BundleError(f'{mpath}: manifest field "valence_arousal" must give [valence, arousal] '
@@ -155,6 +162,9 @@ def load_manifest(path: Optional[os.PathLike | str] = None, verify_files: bool =
         fname = manifest[section]['file']
         if fname not in files:
             raise BundleError(f'{mpath}: {section}.file {fname!r} has no sha256 in "files"')
+    if 'voiceprint' in manifest['vocal'] and manifest['vocal']['voiceprint']['file'] not in files:
+        raise BundleError(f'{mpath}: vocal.voiceprint.file '
+                          f'{manifest["vocal"]["voiceprint"]["file"]!r} has no sha256 in "files"')
     for fname, digest in files.items():
         fpath = bundle / fname
         if pathlib.Path(fname).name != fname:
@@ -183,6 +193,9 @@ class ModelBundle:
         self.threads = int(threads)
         self._sessions: dict[str, ort.InferenceSession] = {}
         self.va_table = np.array([manifest['valence_arousal'][k] for k in self.labels], np.float32)
+        vp = manifest['vocal'].get('voiceprint')
+        self.voiceprint: Optional[Voiceprint] = (
+            None if vp is None else Voiceprint(self.path, vp, self.sample_rate, self.threads))
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -270,6 +283,9 @@ class ModelBundle:
             else:
                 parts.append('int8 with 8-bit weights: other answers on x86 CPUs without VNNI, '
                              're-export with --vision-7bit-weights')
+            vp = section.get('voiceprint')
+            if vp:
+                parts.append(f'and a voiceprint head (weight {vp["weight"]:g}) in its decision')
             return f'{key} {" ".join(parts)}'
         return (f'bundle {self.manifest.get("version", "?")} at {self.path} ({encoder("vision")}; '
                 f'{encoder("vocal")}; labels {",".join(self.labels)})')
@@ -340,14 +356,16 @@ class ModelBundle:
         frames = None
         if half_life_seconds is not None:
             frames = float(half_life_seconds) * int(vocal['sample_rate']) / int(vocal['hop_length'])
-        return SpeakerCalibration.from_manifest(vocal['normalisation'], frames)
+        cal = SpeakerCalibration.from_manifest(vocal['normalisation'], frames)
+        if self.voiceprint is None:
+            return cal
+        windows = None if half_life_seconds is None else float(half_life_seconds) / self.hop_seconds
+        return VoiceCalibration(cal, self.voiceprint.new_calibration(windows))
 
-    def voice_logmel(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        """One window of audio -> raw (unnormalised) log-mel [n_mels, frames].
-
-        Resamples to the manifest rate, then centre-crops or zero-pads to exactly one window so a
-        slightly short or long buffer still gives the shape the model was exported with.
-        """
+    def voice_window(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        """One window of audio resampled to the manifest rate, then centre-cropped or zero-padded
+        to exactly one window, so a slightly short or long buffer still gives the shape the
+        models were exported with."""
         samples = np.asarray(samples, np.float32).reshape(-1)
         if int(sample_rate) != self.sample_rate:
             samples = preprocess.resample(samples, int(sample_rate), self.sample_rate)
@@ -357,8 +375,13 @@ class ModelBundle:
             samples = samples[start:start + n]
         elif samples.size < n:
             samples = np.pad(samples, (0, n - samples.size))
+        return samples
+
+    def voice_logmel(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        """One window of audio -> raw (unnormalised) log-mel [n_mels, frames] (``voice_window``
+        first)."""
         raw = dict(self.manifest['vocal'], normalisation={'type': 'none'})
-        return preprocess.logmel(samples, self.sample_rate, raw)
+        return preprocess.logmel(self.voice_window(samples, sample_rate), self.sample_rate, raw)
 
     def voice_logmels(self, windows: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
         """Several windows -> raw log-mel [N, n_mels, frames] (``voice_logmel`` each)."""
@@ -384,6 +407,50 @@ class ModelBundle:
                                                 {'logmel': np.asarray(batch, np.float32)})
         return emb.astype(np.float32), logits.astype(np.float32)
 
+    def voice_features(self, windows: Sequence[np.ndarray], sample_rate: int
+                       ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Several windows -> (raw log-mel [N, n_mels, frames], raw voiceprint features [N, F] or
+        None when the bundle has no voiceprint member): what ``learn_voice`` and
+        ``encode_voice_features`` take."""
+        wins = [self.voice_window(w, sample_rate) for w in windows]
+        vocal = self.manifest['vocal']
+        raw = (self.voice_logmels(wins, self.sample_rate) if wins else
+               np.zeros((0, int(vocal['n_mels']), preprocess.logmel_frames(vocal)), np.float32))
+        vp = None if self.voiceprint is None else self.voiceprint.features(wins)
+        return raw, vp
+
+    def learn_voice(self, calibration: Optional[SpeakerCalibration],
+                    features: tuple[np.ndarray, Optional[np.ndarray]],
+                    learn: Optional[Sequence[bool]] = None) -> None:
+        """Add windows (``voice_features``) to a speaker's ``calibration``: all of them, or those
+        whose ``learn`` flag is set."""
+        raw, vp = features
+        if calibration is None:
+            return
+        keep = np.ones(len(raw), bool) if learn is None else np.asarray(learn, bool)
+        if keep.shape != (len(raw),):
+            raise ValueError(f'learn has {keep.size} flags for {len(raw)} windows')
+        if not keep.any():
+            return
+        calibration.update(raw[keep])
+        if vp is not None and isinstance(calibration, VoiceCalibration):
+            calibration.voiceprint.update(vp[keep].T)
+
+    def encode_voice_features(self, features: tuple[np.ndarray, Optional[np.ndarray]],
+                              calibration: Optional[SpeakerCalibration] = None
+                              ) -> tuple[np.ndarray, np.ndarray]:
+        """``voice_features`` -> (embeddings [N,E], logits [N,C]): the vocal graph's embedding,
+        and its logits mixed with the voiceprint head's where the bundle has one
+        (``voiceprint.combine``)."""
+        raw, vp = features
+        if len(raw) == 0:
+            return self.encode_voice_logmel(np.zeros((0,), np.float32))
+        emb, logits = self.encode_voice_logmel(self.normalise_voice(raw, calibration)[:, None])
+        if vp is not None:
+            vcal = calibration.voiceprint if isinstance(calibration, VoiceCalibration) else None
+            logits = combine(logits, self.voiceprint.head_logits(vp, vcal), self.voiceprint.weight)
+        return emb, logits
+
     def encode_voice_windows(self, windows: list[np.ndarray], sample_rate: int,
                              calibration: Optional[SpeakerCalibration] = None,
                              learn: Optional[Sequence[bool]] = None
@@ -394,16 +461,10 @@ class ModelBundle:
         the training population's).  ``learn``: per window, add it to ``calibration`` first
         (the node passes its VAD speech flags, so the calibration follows the person talking).
         """
-        if len(windows) == 0:
-            return self.encode_voice_logmel(np.zeros((0,), np.float32))
-        raw = self.voice_logmels(windows, sample_rate)
-        if calibration is not None and learn is not None:
-            keep = np.asarray(learn, bool)
-            if keep.shape != (len(windows),):
-                raise ValueError(f'learn has {keep.size} flags for {len(windows)} windows')
-            if keep.any():
-                calibration.update(raw[keep])
-        return self.encode_voice_logmel(self.normalise_voice(raw, calibration)[:, None])
+        features = self.voice_features(windows, sample_rate)
+        if learn is not None:
+            self.learn_voice(calibration, features, learn)
+        return self.encode_voice_features(features, calibration)
 
     def encode_voice_window(self, samples: np.ndarray,
                             sample_rate: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-__all__ = ['SpeakerCalibration', 'speaker_section', 'normalise_by_speaker']
+__all__ = ['SpeakerCalibration', 'VoiceCalibration', 'speaker_section', 'normalise_by_speaker']
 
 
 class SpeakerCalibration:
@@ -104,6 +104,22 @@ class SpeakerCalibration:
         """(mel - mean) / std per band, for [M, T] or [..., M, T] raw log-mel."""
         mean, std = self.stats()
         return ((np.asarray(mel, np.float32) - mean[:, None]) / std[:, None]).astype(np.float32)
+
+
+class VoiceCalibration(SpeakerCalibration):
+    """The log-mel calibration of a bundle whose voice decision has a voiceprint member, carrying
+    that member's own calibration (``voiceprint``: its features, counted per window) so that
+    both follow the same speaker and are reset together."""
+
+    def __init__(self, logmel: SpeakerCalibration, voiceprint: SpeakerCalibration) -> None:
+        super().__init__(logmel.prior_mean, logmel.prior_std, logmel.prior_frames,
+                         logmel.half_life_frames)
+        self.voiceprint = voiceprint
+
+    def reset(self) -> None:
+        super().reset()
+        if hasattr(self, 'voiceprint'):
+            self.voiceprint.reset()
 
 
 def speaker_section(raw_windows: np.ndarray, prior_seconds: float, hop_length: int,

@@ -41,7 +41,7 @@ from emotion_runtime.model_bundle import BUNDLE_FORMAT, ModelBundle, sha256_of
 from emotion_runtime.preprocess import logmel_frames
 
 __all__ = ['DEFAULT_LABELS', 'PROJECT_LABELS', 'VALENCE_AROUSAL', 'VISION_PREPROCESS',
-           'VOCAL_PREPROCESS', 'make_tiny_bundle']
+           'VOCAL_PREPROCESS', 'add_tiny_voiceprint', 'make_tiny_bundle']
 
 #: The project's seven labels, in their order (emotion_training.labels.DEFAULT_LABELS; a bundle
 #: that emotion-export writes by default has these).
@@ -211,6 +211,45 @@ def fusion_graph(ev: int, ea: int, hidden: int, va: np.ndarray,
         [_io('probabilities', ['n', classes]), _io('valence_arousal', ['n', 2]),
          _io('h_out', [1, 'n', h]), _io('c_out', [1, 'n', h])], inits)
     return _model(graph)
+
+
+def voiceprint_graph(n_mels: int, features: int, rng: np.random.Generator) -> onnx.ModelProto:
+    """mel [n,T,n_mels] (power) -> features = tanh(log(mean over time + 1e-6) @ W + b) [n,F]:
+    the interface of the exported voiceprint graph (``emotion_runtime.voiceprint``)."""
+    nodes = [helper.make_node('ReduceMean', ['mel'], ['mel_mean'], axes=[1], keepdims=0),
+             helper.make_node('Add', ['mel_mean', 'vp.eps'], ['mel_pos']),
+             helper.make_node('Log', ['mel_pos'], ['mel_log']),
+             helper.make_node('MatMul', ['mel_log', 'vp.w'], ['vp_mm']),
+             helper.make_node('Add', ['vp_mm', 'vp.b'], ['vp_pre']),
+             helper.make_node('Tanh', ['vp_pre'], ['features'])]
+    inits = [_init('vp.eps', np.array([1e-6], np.float32)),
+             _init('vp.w', _uniform(rng, (n_mels, features), n_mels, gain=0.5)),
+             _init('vp.b', _uniform(rng, (features,), n_mels))]
+    graph = helper.make_graph(nodes, 'tiny_voiceprint', [_io('mel', ['n', 't', n_mels])],
+                              [_io('features', ['n', features])], inits)
+    return _model(graph)
+
+
+def add_tiny_voiceprint(bundle_dir: str | pathlib.Path, weight: float = 0.5, features: int = 8,
+                        n_mels: int = 10, seed: int = 1) -> pathlib.Path:
+    """Give a bundle (e.g. ``make_tiny_bundle``'s) a random voiceprint member in its voice decision
+    (``vocal.voiceprint`` with weight ``weight``); returns the bundle directory."""
+    out = pathlib.Path(bundle_dir)
+    rng = np.random.default_rng(seed)
+    onnx.save(voiceprint_graph(n_mels, features, rng), str(out / 'voiceprint.onnx'))
+    manifest = json.loads((out / 'manifest.json').read_text(encoding='utf-8'))
+    classes = len(manifest['labels'])
+    manifest['vocal']['voiceprint'] = {
+        'file': 'voiceprint.onnx', 'n_fft': 400, 'win_length': 400, 'hop_length': 160,
+        'n_mels': n_mels, 'fmin': 0.0, 'fmax': 8000.0, 'gain_dbfs': -30.0, 'weight': weight,
+        'normalisation': {'type': 'speaker', 'mean': [0.0] * features, 'std': [0.5] * features,
+                          'prior_frames': 4.0},
+        'head': {'weight': _uniform(rng, (classes, features), features, gain=8.0).tolist(),
+                 'bias': [0.0] * classes}}
+    manifest['files']['voiceprint.onnx'] = sha256_of(out / 'voiceprint.onnx')
+    (out / 'manifest.json').write_text(json.dumps(manifest, indent=1) + '\n', encoding='utf-8')
+    ModelBundle.load(out).voiceprint.session()
+    return out
 
 
 def make_tiny_bundle(out_dir: str | pathlib.Path, labels: Sequence[str] = DEFAULT_LABELS,

@@ -1,0 +1,92 @@
+"""``emotion-train voiceprint``: export of a Resemblyzer-format encoder, per-speaker calibration
+of its window features and the linear head (training/emotion_training/voiceprint.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+pytest.importorskip('sklearn')
+
+from emotion_runtime.speaker_calibration import SpeakerCalibration  # noqa: E402
+from emotion_runtime.voiceprint import Voiceprint  # noqa: E402
+from emotion_training import voiceprint as vpt  # noqa: E402
+
+
+def _resemblyzer_like(path):
+    """Random weights in Resemblyzer's checkpoint layout ({'model_state': lstm.*, linear.*})."""
+    torch.manual_seed(0)
+    lstm, linear = torch.nn.LSTM(40, 256, 3, batch_first=True), torch.nn.Linear(256, 256)
+    state = {f'lstm.{k}': v for k, v in lstm.state_dict().items()}
+    state.update({f'linear.{k}': v for k, v in linear.state_dict().items()})
+    state['similarity_weight'] = torch.tensor([10.0])     # the GE2E loss's, not used
+    torch.save({'model_state': state, 'step': 1}, str(path))
+    return lstm, linear
+
+
+def test_export_gives_the_runtime_the_torch_features(tmp_path):
+    lstm, linear = _resemblyzer_like(tmp_path / 'pretrained.pt')
+    diff = vpt.export_voiceprint(tmp_path / 'pretrained.pt', tmp_path / vpt.VOICEPRINT_FILE)
+    assert diff < 1e-4
+    section = dict(file=vpt.VOICEPRINT_FILE, **vpt.MEL, gain_dbfs=vpt.GAIN_DBFS, weight=0.5,
+                   normalisation={}, head={'weight': [[0.0] * 512], 'bias': [0.0]})
+    runtime = Voiceprint(tmp_path, section, 16000)
+    rng = np.random.default_rng(0)
+    wins = [0.1 * rng.standard_normal(16000).astype(np.float32) for _ in range(2)]
+    got = runtime.features(wins)
+    mel = torch.from_numpy(np.stack([runtime.mel(w) for w in wins]))
+    with torch.no_grad():
+        out, (h, _) = lstm(mel)
+        ref = torch.cat([linear(h[-1]), out.mean(1)], 1).numpy()
+    assert got.shape == (2, 512)
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_weights_of_another_model_are_refused_naming_the_file(tmp_path):
+    torch.save({'model_state': {'conv.weight': torch.zeros(3)}}, str(tmp_path / 'other.pt'))
+    with pytest.raises(SystemExit, match='other.pt: not Resemblyzer voice encoder weights'):
+        vpt.export_voiceprint(tmp_path / 'other.pt', tmp_path / 'x.onnx')
+
+
+def _speakers_data(seed=0, per=40):
+    """Two classes separable after each speaker's offset is removed, not before."""
+    rng = np.random.default_rng(seed)
+    feats, labels, speakers, owner = [], [], [], []
+    for s, offset in enumerate([-3.0, 0.0, 3.0]):
+        for i in range(per):
+            y = i % 2
+            feats.append(rng.normal(offset + (0.8 if y else -0.8), 0.3, size=4))
+            labels.append(y)
+            speakers.append(f'spk{s}')
+            owner.append(s * per + i // 2)          # two windows per file
+    return (np.asarray(feats, np.float32), np.asarray(labels), np.asarray(speakers),
+            np.asarray(owner))
+
+
+def test_online_calibration_is_the_runtime_one_file_by_file():
+    x, _, spk, owner = _speakers_data()
+    norm = {'type': 'speaker', 'mean': [0.0] * 4, 'std': [1.0] * 4, 'prior_frames': 10.0}
+    got = vpt.calibrated(x, owner, spk, norm, 'online')
+    cal = SpeakerCalibration.from_manifest(norm)
+    first = owner == 0
+    cal.update(x[first].T)
+    np.testing.assert_allclose(got[first], cal.normalise(x[first].T).T, atol=1e-5)
+    offline = vpt.calibrated(x, owner, spk, norm, 'offline')
+    one = spk == 'spk2'
+    cal = SpeakerCalibration.from_manifest(norm)
+    cal.update(x[one].T)
+    np.testing.assert_allclose(offline[one], cal.normalise(x[one].T).T, atol=1e-5)
+    assert not np.allclose(got[first], offline[first], atol=1e-2)
+
+
+@pytest.mark.parametrize('mode', ['offline', 'online', 'both'])
+def test_head_reads_the_calibrated_features_and_absent_labels_never_win(mode):
+    x, y, spk, owner = _speakers_data()
+    norm, weight, bias = vpt.fit_head(x, y, owner, spk, num_labels=3, C=1.0, calibration=mode)
+    assert norm['type'] == 'speaker' and len(norm['mean']) == 4
+    assert norm['prior_frames'] == vpt.PRIOR_WINDOWS
+    assert weight.shape == (3, 4) and bias[2] == -30.0 and not weight[2].any()
+    xt, yt, st, ot = _speakers_data(seed=1)
+    z = vpt.calibrated(xt, ot, st, norm, 'offline')
+    pred = (z @ weight.T + bias).argmax(1)
+    assert (pred == yt).mean() > 0.9
