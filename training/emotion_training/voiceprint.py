@@ -43,6 +43,7 @@ MEL = {'n_fft': 400, 'win_length': 400, 'hop_length': 160, 'n_mels': 40, 'fmin':
 GAIN_DBFS = -30.0
 #: the prior's weight in windows: a new speaker's own statistics count half after 10 windows
 PRIOR_WINDOWS = 10.0
+_NOTE = '; the published voice decision mixes in '
 SOURCE = {
     'model': 'Resemblyzer 0.1.4 voice encoder (GE2E, 3-layer LSTM 256 + linear 256)',
     'wheel': 'https://pypi.org/project/Resemblyzer/0.1.4/ '
@@ -202,9 +203,9 @@ def build(args: argparse.Namespace) -> pathlib.Path:
                   'calibration': f'{args.head_calibration} per speaker',
                   'classifier': 'sklearn LogisticRegression, class_weight balanced'})
     manifest['vocal']['voiceprint'] = section
+    note = manifest['vocal'].get('outputs_note', '').split(_NOTE)[0]
     manifest['vocal']['outputs_note'] = (
-        manifest['vocal'].get('outputs_note', '') + f'; the published voice decision mixes in '
-        f'the voiceprint head (vocal.voiceprint, weight {args.weight})')
+        f'{note}{_NOTE}the voiceprint head (vocal.voiceprint, weight {args.weight:g})')
     manifest['version'] = args.version
     manifest['created'] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
     manifest['files'][VOICEPRINT_FILE] = sha256_of(out / VOICEPRINT_FILE)

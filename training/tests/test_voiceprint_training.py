@@ -2,6 +2,8 @@
 of its window features and the linear head (training/emotion_training/voiceprint.py)."""
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,45 @@ def test_head_reads_the_calibrated_features_and_absent_labels_never_win(mode):
     z = vpt.calibrated(xt, ot, st, norm, 'offline')
     pred = (z @ weight.T + bias).argmax(1)
     assert (pred == yt).mean() > 0.9
+
+
+def test_emotion_train_voiceprint_writes_a_bundle_the_runtime_and_eval_read(tmp_path):
+    """The command end to end on generated EmoDB- and RAVDESS-named speech: the new bundle
+    verifies, carries the member with its source and training record, scores speech through
+    ``emotion-eval``'s code, and a second run on it replaces the member instead of stacking."""
+    from emotion_runtime.model_bundle import ModelBundle
+    from emotion_test_tools.tiny_bundle import make_tiny_bundle
+    from emotion_training.evaluate import speech_logits
+    from emotion_training.stages.vocal import load_speech
+    from emotion_training.synthetic import write_emodb, write_ravdess
+    labels = ['angry', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise']
+    data = tmp_path / 'data'
+    write_emodb(data / 'emodb', labels[:6], ['03', '08'], per_speaker_class=1)
+    write_ravdess(data / 'ravdess', labels, ['01', '02', '03'], per_actor_class=1)
+    norm = {'type': 'speaker', 'mean': [-6.0] * 64, 'std': [4.0] * 64, 'prior_frames': 100.0}
+    base = make_tiny_bundle(tmp_path / 'base', vocal_normalisation=norm)
+    _resemblyzer_like(tmp_path / 'pretrained.pt')
+    args = ['--data', str(data), '--bundle', str(base), '--weights', str(tmp_path / 'pretrained.pt'),
+            '--train-speakers', 'emodb:03,emodb:08,ravdess:01,ravdess:02', '--weight', '0.4',
+            '--version', '9.9.9']
+    assert vpt.main(args + ['--out', str(tmp_path / 'vp')]) == 0
+    b = ModelBundle.load(tmp_path / 'vp')
+    section = b.manifest['vocal']['voiceprint']
+    assert b.manifest['version'] == '9.9.9' and section['weight'] == 0.4
+    assert np.asarray(section['head']['weight']).shape == (7, 512)
+    assert section['training']['speakers'] == ['emodb:03', 'emodb:08', 'ravdess:01', 'ravdess:02']
+    assert 'Apache-2.0' in section['source']['licence'] and len(section['source']['weights_sha256']) == 64
+    speech = load_speech(argparse.Namespace(speech='emodb,ravdess', data=str(data)), labels)
+    test = [s for s in speech if s.speaker == 'ravdess:03']
+    _, logits, y, kept = speech_logits(b, test, False, 'online')
+    assert logits.shape == (len(test), 7) and len(kept) == len(test)
+    _, alone, _, _ = speech_logits(ModelBundle.load(base), test, False, 'online')
+    assert not np.allclose(logits, alone, atol=1e-3)     # the member moves the decision
+    # built again on the new bundle: one member, one note
+    assert vpt.main(args + ['--bundle', str(tmp_path / 'vp'), '--out', str(tmp_path / 'vp2')]) == 0
+    note = ModelBundle.load(tmp_path / 'vp2').manifest['vocal']['outputs_note']
+    assert note.count('voiceprint head') == 1
+    with pytest.raises(SystemExit, match='exists and is not empty'):
+        vpt.main(args + ['--out', str(tmp_path / 'vp')])
+    with pytest.raises(SystemExit, match='--weight 1.5: must be in'):
+        vpt.main(args[:-4] + ['--weight', '1.5', '--out', str(tmp_path / 'vp3')])
