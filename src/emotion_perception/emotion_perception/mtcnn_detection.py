@@ -210,6 +210,11 @@ def _low_light_scale(rgb: np.ndarray, rects: Sequence[tuple], max_gain: float) -
     return min(float(max_gain), LOW_LIGHT_TARGET / max(level, 1))
 
 
+#: facenet-pytorch's PNet / RNet / ONet stage thresholds (face_node's mtcnn_pnet_threshold and
+#: mtcnn_rnet_threshold default to the first two)
+DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)
+
+
 def _checked(thresholds: Sequence[float]) -> tuple[float, float, float]:
     """The three stage thresholds as floats; ValueError unless three values in [0, 1)."""
     t = tuple(float(v) for v in thresholds)
@@ -245,7 +250,7 @@ class MtcnnFaceDetector:
     """
 
     def __init__(self, model_dir: Optional[str] = None, min_face_size: int = 48,
-                 thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
+                 thresholds: Sequence[float] = DEFAULT_THRESHOLDS, factor: float = 0.709,
                  min_confidence: float = 0.9, threads: int = 1, square: bool = True,
                  low_light_gain: float = 4.0, _sessions: Optional[tuple] = None) -> None:
         if min_face_size < 12:

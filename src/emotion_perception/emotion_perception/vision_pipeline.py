@@ -17,7 +17,7 @@ from .background_scan import BackgroundScan, DeferredScan
 from .face_alignment import align_face
 from .face_detection import HaarFaceDetector, _unique, iou
 from .face_tracking import FaceTracker
-from .mtcnn_detection import MtcnnFaceDetector
+from .mtcnn_detection import DEFAULT_THRESHOLDS, MtcnnFaceDetector
 from .scan_schedule import ScanSchedule
 from .turned_search import with_turned_search
 
@@ -289,8 +289,9 @@ def build_detector(p: Mapping[str, Any]) -> Any:
     kind = p.get('face_detector', 'mtcnn')
     if kind == 'mtcnn':
         det = MtcnnFaceDetector(min_face_size=p['min_face_size'],
-                                thresholds=(p.get('mtcnn_pnet_threshold', 0.6),
-                                            p.get('mtcnn_rnet_threshold', 0.7), 0.7),
+                                thresholds=(p.get('mtcnn_pnet_threshold', DEFAULT_THRESHOLDS[0]),
+                                            p.get('mtcnn_rnet_threshold', DEFAULT_THRESHOLDS[1]),
+                                            DEFAULT_THRESHOLDS[2]),
                                 min_confidence=p.get('mtcnn_min_confidence', 0.9),
                                 low_light_gain=p.get('mtcnn_low_light_gain', 4.0))
     elif kind == 'haar':

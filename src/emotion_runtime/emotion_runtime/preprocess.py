@@ -154,6 +154,14 @@ def _stft_window(win_length: int, n_fft: int) -> np.ndarray:
     return window
 
 
+def mel_power(samples: np.ndarray, config: Mapping[str, Any]) -> np.ndarray:
+    """Mel power spectrogram float64 [n_mels, 1 + len // hop] of mono samples at
+    ``config['sample_rate']`` (``n_fft``, ``win_length``, ``hop_length``, ``n_mels``, ``fmin``,
+    ``fmax`` as in a manifest's vocal section): the vocal encoder's before its log, and the
+    voiceprint member's (``voiceprint``)."""
+    return _mel_power(samples, config)
+
+
 def _mel_power(samples: np.ndarray, vocal: Mapping[str, Any]) -> np.ndarray:
     """Mel power spectrogram float64 [n_mels, 1 + len // hop] of mono samples.
 

@@ -112,14 +112,13 @@ class VoiceCalibration(SpeakerCalibration):
     both follow the same speaker and are reset together."""
 
     def __init__(self, logmel: SpeakerCalibration, voiceprint: SpeakerCalibration) -> None:
+        self.voiceprint = voiceprint
         super().__init__(logmel.prior_mean, logmel.prior_std, logmel.prior_frames,
                          logmel.half_life_frames)
-        self.voiceprint = voiceprint
 
     def reset(self) -> None:
         super().reset()
-        if hasattr(self, 'voiceprint'):
-            self.voiceprint.reset()
+        self.voiceprint.reset()
 
 
 def speaker_section(raw_windows: np.ndarray, prior_seconds: float, hop_length: int,

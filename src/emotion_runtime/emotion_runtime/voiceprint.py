@@ -97,6 +97,7 @@ class Voiceprint:
         self.head_bias = np.asarray(section['head']['bias'], np.float32)
         self.threads = int(threads)
         self._session: Optional[ort.InferenceSession] = None
+        self._population: Optional[SpeakerCalibration] = None
 
     @property
     def feature_size(self) -> int:
@@ -131,7 +132,7 @@ class Voiceprint:
         rms = float(np.sqrt(np.mean(x ** 2))) if x.size else 0.0
         if 0.0 < rms < self.gain:
             x = x * (self.gain / rms)
-        return preprocess._mel_power(x, self.mel_config).T.astype(np.float32)
+        return preprocess.mel_power(x, self.mel_config).T.astype(np.float32)
 
     def features(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """Windows (already at the bundle's rate and length) -> raw features [N, F]."""
@@ -145,6 +146,9 @@ class Voiceprint:
                     calibration: Optional[SpeakerCalibration] = None) -> np.ndarray:
         """Raw features [N, F] -> head logits [N, C], calibrated by ``calibration`` (None = the
         training population's statistics)."""
-        cal = calibration or self.new_calibration()
-        x = cal.normalise(np.asarray(features, np.float32).T).T
+        if calibration is None:
+            if self._population is None:        # the prior alone: built once, never updated
+                self._population = self.new_calibration()
+            calibration = self._population
+        x = calibration.normalise(np.asarray(features, np.float32).T).T
         return x @ self.head_weight.T + self.head_bias
