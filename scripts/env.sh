@@ -14,7 +14,12 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST
 # (the defaults lose about half of the frames on a busy machine; see the profile's comment).
 export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$_EMO_ROOT/src/emotion_perception/config/fastdds_large_images.xml}"
 if [ -f "$_EMO_ROOT/install/setup.bash" ]; then
+  # colcon's setup.bash reads variables that may be unset: source it with `set -u` off, then
+  # restore the caller's setting (scripts that run under `set -u` can source this file)
+  case $- in *u*) _EMO_NOUNSET=1; set +u ;; *) _EMO_NOUNSET= ;; esac
   # shellcheck disable=SC1091
   . "$_EMO_ROOT/install/setup.bash"
+  if [ -n "$_EMO_NOUNSET" ]; then set -u; fi
+  unset _EMO_NOUNSET
 fi
 unset _EMO_ROOT
