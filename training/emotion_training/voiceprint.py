@@ -35,6 +35,8 @@ from emotion_runtime.voiceprint import Voiceprint
 
 from .audio_io import AudioReadError, read_mono
 from .datasets.common import Sample
+from .room_noise import NOISE_KINDS, add_room_noise
+from .voice_data import noisy_copies
 
 VOICEPRINT_FILE = 'voiceprint.onnx'
 #: Resemblyzer's mel spectrogram (hparams.py: 25 ms / 10 ms at 16 kHz, 40 bands) and level
@@ -105,7 +107,8 @@ def export_voiceprint(weights: pathlib.Path, path: pathlib.Path) -> float:
 def window_features(bundle: ModelBundle, samples: Sequence[Sample], desc: str = 'voiceprint'
                     ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """(voiceprint features [W, F], file index per window [W], files kept) with the vocal node's
-    windowing (active windows of each file)."""
+    windowing (active windows of each file).  A sample whose ``extra['room_noise']`` is (kind,
+    dBFS, seed) is read with that room noise added (``voice_data.noisy_copies``)."""
     feats, owner, kept = [], [], []
     for i, s in enumerate(tqdm(samples, desc=desc, file=sys.stderr)):
         try:
@@ -113,6 +116,9 @@ def window_features(bundle: ModelBundle, samples: Sequence[Sample], desc: str = 
         except AudioReadError as exc:
             print(f'skipping: {exc}', file=sys.stderr)
             continue
+        noise = s.extra.get('room_noise')
+        if noise:
+            audio = add_room_noise(audio, rate, *noise)
         wins = utterance_windows(audio, rate, bundle.sample_rate, bundle.window_seconds,
                                  bundle.hop_seconds)
         if not wins:
@@ -189,6 +195,13 @@ def build(args: argparse.Namespace) -> pathlib.Path:
     base.voiceprint = Voiceprint(out, provisional, base.sample_rate)
     train, _ = _split(load_speech(args, labels), set(),
                       {s for s in args.train_speakers.split(',') if s})
+    room = None
+    if args.noise_copies:
+        kinds = [k.strip() for k in args.noise_kinds.split(',') if k.strip()]
+        room = {'copies': args.noise_copies, 'kinds': kinds,
+                'dbfs': [min(args.noise_dbfs), max(args.noise_dbfs)], 'seed': args.seed}
+        train = train + noisy_copies(train, args.noise_copies, tuple(args.noise_dbfs), kinds,
+                                     args.seed)
     feats, owner, kept = window_features(base, train)
     y = np.array([labels.index(train[k].label) for k in kept])[owner]
     spk = np.array([train[k].speaker for k in kept])[owner]
@@ -201,7 +214,8 @@ def build(args: argparse.Namespace) -> pathlib.Path:
         training={'speakers': sorted(set(spk.tolist())), 'windows': int(len(feats)),
                   'files': len(kept), 'C': float(args.C),
                   'calibration': f'{args.head_calibration} per speaker',
-                  'classifier': 'sklearn LogisticRegression, class_weight balanced'})
+                  'classifier': 'sklearn LogisticRegression, class_weight balanced',
+                  **({'room_noise': room} if room else {})})
     manifest['vocal']['voiceprint'] = section
     note = manifest['vocal'].get('outputs_note', '').split(_NOTE)[0]
     manifest['vocal']['outputs_note'] = (
@@ -236,6 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help='how the training windows are calibrated to their speaker: from all of '
                    "the speaker's windows, as vocal_node does while it listens (files in name "
                    'order), or one copy of each')
+    p.add_argument('--noise-copies', type=int, default=0,
+                   help='train the head also on this many noisy copies of every file; each '
+                   'speaker in each copy gets one room (a noise kind and level) and is calibrated '
+                   "as that speaker in that room, as emotion-train vocal --noise-copies [0]")
+    p.add_argument('--noise-dbfs', type=float, nargs=2, default=(-70.0, -35.0),
+                   metavar=('LO', 'HI'), help='noise level range of the copies, dB full scale '
+                   '(-60 = white noise of RMS 0.001) [-70 -35]')
+    p.add_argument('--noise-kinds', default=','.join(NOISE_KINDS),
+                   help=f'noise kinds of the copies, comma list of {NOISE_KINDS} [%(default)s]')
+    p.add_argument('--seed', type=int, default=0, help='seed of the copies\' rooms [0]')
     p.add_argument('--version', default='0.0.0-voiceprint', help='version of the new bundle')
     p.add_argument('--out', required=True, help='new bundle directory (must be empty)')
     return p
@@ -245,5 +269,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if not 0.0 <= args.weight <= 1.0:
         raise SystemExit(f'--weight {args.weight}: must be in [0, 1]')
+    if args.noise_copies < 0:
+        raise SystemExit(f'--noise-copies {args.noise_copies}: must be >= 0')
+    bad = sorted(set(k.strip() for k in args.noise_kinds.split(',') if k.strip()) -
+                 set(NOISE_KINDS))
+    if args.noise_copies and bad:
+        raise SystemExit(f'--noise-kinds {args.noise_kinds}: {bad} unknown; choose from '
+                         f'{NOISE_KINDS}')
     build(args)
     return 0

@@ -134,3 +134,14 @@ def test_emotion_train_voiceprint_writes_a_bundle_the_runtime_and_eval_read(tmp_
         vpt.main(args + ['--out', str(tmp_path / 'vp')])
     with pytest.raises(SystemExit, match='--weight 1.5: must be in'):
         vpt.main(args[:-4] + ['--weight', '1.5', '--out', str(tmp_path / 'vp3')])
+    # noisy copies: every file once more in its speaker's room, calibrated as that speaker there
+    assert vpt.main(args + ['--noise-copies', '1', '--noise-dbfs', '-40', '-35',
+                            '--out', str(tmp_path / 'noisy')]) == 0
+    noisy = ModelBundle.load(tmp_path / 'noisy').manifest['vocal']['voiceprint']
+    assert noisy['training']['files'] == 2 * section['training']['files']
+    assert noisy['training']['room_noise']['dbfs'] == [-40.0, -35.0]
+    assert noisy['training']['speakers'][:2] == ['emodb:03', 'emodb:03~room0']
+    assert not np.allclose(noisy['head']['weight'], section['head']['weight'], atol=1e-4)
+    with pytest.raises(SystemExit, match=r"--noise-kinds white,rain: \['rain'\] unknown"):
+        vpt.main(args + ['--noise-copies', '1', '--noise-kinds', 'white,rain',
+                         '--out', str(tmp_path / 'vp4')])
