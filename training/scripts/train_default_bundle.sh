@@ -98,9 +98,10 @@ if [ -f "$GPU/member_a_seed0_best.pt" ] && [ -f "$GPU/member_s1_seed2_best.pt" ]
 else
   echo "no GPU-trained face members in $GPU (training/scripts/device_vision.sh): shipping 0.9.0" >&2
 fi
-# 1.1.0: a voiceprint in the voice decision (training/README.md, "Voiceprint member"): the
+# 1.2.0: a voiceprint in the voice decision (training/README.md, "Voiceprint member"): the
 # Resemblyzer 0.1.4 wheel's pretrained.pt (sha256 of the wheel checked; never downloaded at run
-# time) and a linear head on EmoDB + RAVDESS 01-09, mixed in with weight 0.25
+# time) and a linear head on EmoDB + RAVDESS 01-09, each file clean and once in its speaker's
+# room noise (the vocal encoder's recipe), mixed in with weight 0.25
 VP_WEIGHTS=${VP_WEIGHTS:-$R/resemblyzer/resemblyzer/pretrained.pt}
 if [ ! -f "$VP_WEIGHTS" ]; then
   pip download resemblyzer==0.1.4 --no-deps -d $R/resemblyzer
@@ -109,9 +110,9 @@ if [ ! -f "$VP_WEIGHTS" ]; then
 fi
 VP_SPK=${SPK9#*--train-speakers }; VP_SPK=${VP_SPK%% *}      # EmoDB's 8 speakers, RAVDESS 01-09
 emotion-train voiceprint --data "$DATA" --bundle $SHIP --weights "$VP_WEIGHTS" \
-  --train-speakers "$VP_SPK" --weight 0.25 --C 0.03 --version 1.1.0 \
-  --out $R/bundle110
-SHIP=$R/bundle110
+  --train-speakers "$VP_SPK" --weight 0.25 --C 0.03 --noise-copies 1 --version 1.2.0 \
+  --out $R/bundle120
+SHIP=$R/bundle120
 cp $SHIP/*.onnx $SHIP/manifest.json "$ROOT/src/emotion_runtime/models/default/"
 # 6. faces on the unseen FER2013 validation split
 emotion-eval faces --plot $R/faces_cm.png "$DATA/fer2013/validation" | tee $R/eval_faces.json
