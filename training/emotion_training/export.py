@@ -447,6 +447,15 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     replaced = {VISION_FILE: vision is not None or vision_head is not None or seven_bit_vision,
                 VOCAL_FILE: vocal is not None or bool(vocal_decision),
                 FUSION_FILE: fusion is not None}
+    # a voiceprint member of the voice decision (vocal.voiceprint) stays while the vocal encoder
+    # stays, like the decision members: its weight was chosen beside that encoder
+    voiceprint = src.manifest['vocal'].get('voiceprint')
+    if voiceprint is not None and vocal is not None:
+        replaced[voiceprint['file']] = True
+        print(f'replace_in_bundle: the new vocal encoder leaves out {src.path}\'s voiceprint '
+              f'member ({voiceprint["file"]}); add one again with emotion-train voiceprint '
+              f'--bundle {out_dir}', file=sys.stderr)
+        voiceprint = None
     for f in src.path.iterdir():
         if f.is_file() and f.name != 'manifest.json' and not replaced.get(f.name):
             shutil.copy2(f, out / f.name)
@@ -545,7 +554,9 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     m['valence_arousal'] = va_table(labels)
     m['version'] = version or f'{m["version"]}+stream'
     m['created'] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')
-    m['files'] = {name: sha256_of(out / name) for name in (VISION_FILE, VOCAL_FILE, FUSION_FILE)}
+    member_files = [voiceprint['file']] if voiceprint is not None else []
+    m['files'] = {name: sha256_of(out / name)
+                  for name in (VISION_FILE, VOCAL_FILE, FUSION_FILE, *member_files)}
     (out / 'manifest.json').write_text(json.dumps(m, indent=1) + '\n', encoding='utf-8')
     loaded = ModelBundle.load(out, expected_labels=labels)
     for key in ('vision', 'vocal', 'fusion'):

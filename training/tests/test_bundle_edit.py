@@ -359,3 +359,33 @@ def test_vocal_decision_cli(trained, trained_bundle, tmp_path, capsys):
         export_main(['--vision', 'a.pt', '--vocal', 'b.pt', '--fusion', 'c.pt',
                      '--vocal-decision', str(ck), '--out', str(tmp_path / 'c')])
     assert '--vocal-decision: only with --from-bundle' in capsys.readouterr().err
+
+
+def test_a_voiceprint_member_stays_while_the_vocal_encoder_stays(tmp_path, capsys):
+    """A bundle with a voiceprint member (``vocal.voiceprint``): replacing the vision head or the
+    fusion head keeps the member, its file and its sha256 (the new bundle loads and mixes it in
+    as before); replacing the vocal encoder drops it, says so, and leaves no stray file."""
+    from emotion_test_tools.tiny_bundle import add_tiny_voiceprint
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    add_tiny_voiceprint(src, weight=0.4)
+    old = ModelBundle.load(src)
+    assert old.voiceprint is not None
+    e = old.vision_embedding_size
+    head = {'weight': np.zeros((6, e), np.float32), 'bias': np.arange(6, dtype=np.float32),
+            'labels': list(LABELS6), 'training': {}}
+    _, _, fusion = tiny_models(LABELS6, seed=4)
+    for name, kw in (('vision_head', {'vision_head': head}), ('fusion', {'fusion': fusion})):
+        out = replace_in_bundle(src, tmp_path / name, **kw)
+        new = ModelBundle.load(out)
+        assert new.manifest['files']['voiceprint.onnx'] == sha256_of(src / 'voiceprint.onnx')
+        assert new.manifest['vocal']['voiceprint'] == old.manifest['vocal']['voiceprint']
+        wins = [np.random.default_rng(1).standard_normal(16000).astype(np.float32) * 0.1]
+        np.testing.assert_allclose(new.encode_voice_windows(wins, 16000)[1],
+                                   old.encode_voice_windows(wins, 16000)[1], atol=1e-5)
+    _, member, _ = tiny_models(LABELS6, seed=5)
+    out = replace_in_bundle(src, tmp_path / 'vocal', vocal=(member, dict(VOCAL_PREPROCESS),
+                                                            list(LABELS6)))
+    new = ModelBundle.load(out)
+    assert new.voiceprint is None and 'voiceprint' not in new.manifest['vocal']
+    assert not (out / 'voiceprint.onnx').exists()
+    assert 'voiceprint member' in capsys.readouterr().err
