@@ -15,7 +15,7 @@ from emotion_runtime.voice_windows import utterance_windows
 
 from .audio_io import read_mono
 from .datasets.common import Sample
-from .room_noise import add_room_noise
+from .room_noise import NOISE_KINDS, add_room_noise
 
 
 def raw_vocal_section(vocal: dict) -> dict:
@@ -79,3 +79,37 @@ def noisy_copies(samples: Sequence[Sample], copies: int, dbfs: tuple[float, floa
                 extra=dict(s.extra, room_noise=(room[0], room[1], seed * 1_000_003 + k * 100_003 + i))))
     return out
 
+
+
+def add_noise_arguments(p, note: str = '') -> None:
+    """``--noise-copies``, ``--noise-dbfs`` and ``--noise-kinds`` on the parser or group ``p``:
+    the training files' noisy copies (``with_noisy_copies``); ``note`` ends the first help."""
+    p.add_argument('--noise-copies', type=int, default=0,
+                   help='train also on this many noisy copies of every training file: each '
+                   'speaker in each copy gets one room (a noise kind and level), as a robot\'s '
+                   f'microphone would (room_noise{note}) [0]')
+    p.add_argument('--noise-dbfs', type=float, nargs=2, default=(-70.0, -35.0),
+                   metavar=('LO', 'HI'), help='noise level range of the copies, dB full scale '
+                   '(-60 = white noise of RMS 0.001) [-70 -35]')
+    p.add_argument('--noise-kinds', default=','.join(NOISE_KINDS),
+                   help=f'noise kinds of the copies, comma list of {NOISE_KINDS} [%(default)s]')
+
+
+def with_noisy_copies(train: Sequence[Sample], args, seed: int = 0
+                      ) -> tuple[list[Sample], dict | None]:
+    """(``train`` and ``args.noise_copies`` noisy copies of it (``noisy_copies``), the record of
+    the copies: copies, kinds, dBFS range; None without copies).  A negative count or an unknown
+    noise kind ends with SystemExit naming the option."""
+    copies = int(getattr(args, 'noise_copies', 0) or 0)
+    if copies < 0:
+        raise SystemExit(f'--noise-copies {copies}: must be >= 0')
+    if copies == 0:
+        return list(train), None
+    kinds = [k.strip() for k in args.noise_kinds.split(',') if k.strip()]
+    bad = sorted(set(kinds) - set(NOISE_KINDS))
+    if bad or not kinds:
+        raise SystemExit(f'--noise-kinds {args.noise_kinds!r}: '
+                         f'{f"{bad} unknown" if bad else "none given"}; choose from {NOISE_KINDS}')
+    dbfs = (min(args.noise_dbfs), max(args.noise_dbfs))
+    room = {'copies': copies, 'kinds': kinds, 'dbfs': [float(dbfs[0]), float(dbfs[1])]}
+    return list(train) + noisy_copies(train, copies, dbfs, kinds, seed), room

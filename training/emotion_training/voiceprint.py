@@ -35,8 +35,8 @@ from emotion_runtime.voiceprint import Voiceprint
 
 from .audio_io import AudioReadError, read_mono
 from .datasets.common import Sample
-from .room_noise import NOISE_KINDS, add_room_noise
-from .voice_data import noisy_copies
+from .room_noise import add_room_noise
+from .voice_data import add_noise_arguments, with_noisy_copies
 
 VOICEPRINT_FILE = 'voiceprint.onnx'
 #: Resemblyzer's mel spectrogram (hparams.py: 25 ms / 10 ms at 16 kHz, 40 bands) and level
@@ -195,13 +195,9 @@ def build(args: argparse.Namespace) -> pathlib.Path:
     base.voiceprint = Voiceprint(out, provisional, base.sample_rate)
     train, _ = _split(load_speech(args, labels), set(),
                       {s for s in args.train_speakers.split(',') if s})
-    room = None
-    if args.noise_copies:
-        kinds = [k.strip() for k in args.noise_kinds.split(',') if k.strip()]
-        room = {'copies': args.noise_copies, 'kinds': kinds,
-                'dbfs': [min(args.noise_dbfs), max(args.noise_dbfs)], 'seed': args.seed}
-        train = train + noisy_copies(train, args.noise_copies, tuple(args.noise_dbfs), kinds,
-                                     args.seed)
+    train, room = with_noisy_copies(train, args, args.seed)
+    if room:
+        room['seed'] = args.seed
     feats, owner, kept = window_features(base, train)
     y = np.array([labels.index(train[k].label) for k in kept])[owner]
     spk = np.array([train[k].speaker for k in kept])[owner]
@@ -250,15 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='how the training windows are calibrated to their speaker: from all of '
                    "the speaker's windows, as vocal_node does while it listens (files in name "
                    'order), or one copy of each')
-    p.add_argument('--noise-copies', type=int, default=0,
-                   help='train the head also on this many noisy copies of every file; each '
-                   'speaker in each copy gets one room (a noise kind and level) and is calibrated '
-                   "as that speaker in that room, as emotion-train vocal --noise-copies [0]")
-    p.add_argument('--noise-dbfs', type=float, nargs=2, default=(-70.0, -35.0),
-                   metavar=('LO', 'HI'), help='noise level range of the copies, dB full scale '
-                   '(-60 = white noise of RMS 0.001) [-70 -35]')
-    p.add_argument('--noise-kinds', default=','.join(NOISE_KINDS),
-                   help=f'noise kinds of the copies, comma list of {NOISE_KINDS} [%(default)s]')
+    add_noise_arguments(p, '; each copy is calibrated as that speaker in that room')
     p.add_argument('--seed', type=int, default=0, help='seed of the copies\' rooms [0]')
     p.add_argument('--version', default='0.0.0-voiceprint', help='version of the new bundle')
     p.add_argument('--out', required=True, help='new bundle directory (must be empty)')
@@ -269,12 +257,5 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if not 0.0 <= args.weight <= 1.0:
         raise SystemExit(f'--weight {args.weight}: must be in [0, 1]')
-    if args.noise_copies < 0:
-        raise SystemExit(f'--noise-copies {args.noise_copies}: must be >= 0')
-    bad = sorted(set(k.strip() for k in args.noise_kinds.split(',') if k.strip()) -
-                 set(NOISE_KINDS))
-    if args.noise_copies and bad:
-        raise SystemExit(f'--noise-kinds {args.noise_kinds}: {bad} unknown; choose from '
-                         f'{NOISE_KINDS}')
     build(args)
     return 0

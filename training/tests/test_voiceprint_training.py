@@ -142,6 +142,6 @@ def test_emotion_train_voiceprint_writes_a_bundle_the_runtime_and_eval_read(tmp_
     assert noisy['training']['room_noise']['dbfs'] == [-40.0, -35.0]
     assert noisy['training']['speakers'][:2] == ['emodb:03', 'emodb:03~room0']
     assert not np.allclose(noisy['head']['weight'], section['head']['weight'], atol=1e-4)
-    with pytest.raises(SystemExit, match=r"--noise-kinds white,rain: \['rain'\] unknown"):
+    with pytest.raises(SystemExit, match=r"--noise-kinds 'white,rain': \['rain'\] unknown"):
         vpt.main(args + ['--noise-copies', '1', '--noise-kinds', 'white,rain',
                          '--out', str(tmp_path / 'vp4')])

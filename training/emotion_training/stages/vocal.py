@@ -32,10 +32,15 @@ from ..datasets.ravdess import CALM_CHOICES, parse_ravdess_name
 from ..engine import FitConfig, fit, load_checkpoint
 from ..labels import label_mask
 from ..metrics import summarise
-from ..room_noise import NOISE_KINDS
 from ..splits import check_speech_split, speech_split
 from ..train import make_optimizer
-from ..voice_data import file_windows, noisy_copies, normalise_windows, raw_vocal_section
+from ..voice_data import (
+    add_noise_arguments,
+    file_windows,
+    normalise_windows,
+    raw_vocal_section,
+    with_noisy_copies,
+)
 from .common import EncoderStage, class_weights, predict, recalibrate_bn
 
 TRAIN_HOP_S = 0.2
@@ -221,15 +226,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--vocal-stretch', type=float, default=0.0,
                    help='speaking-rate perturbation: each training window\'s time axis scaled '
                    'by a factor drawn in [1 - S, 1 + S] (0 = off) [%(default)s]')
-    g.add_argument('--noise-copies', type=int, default=0,
-                   help='train also on this many noisy copies of every training file: each '
-                   'speaker in each copy gets one room (a noise kind and level), as a robot\'s '
-                   'microphone would (room_noise; validation stays clean) [0]')
-    g.add_argument('--noise-dbfs', type=float, nargs=2, default=(-70.0, -35.0),
-                   metavar=('LO', 'HI'), help='noise level range of the copies, dB full scale '
-                   '(-60 = white noise of RMS 0.001) [-70 -35]')
-    g.add_argument('--noise-kinds', default=','.join(NOISE_KINDS),
-                   help=f'noise kinds of the copies, comma list of {NOISE_KINDS} [%(default)s]')
+    add_noise_arguments(g, '; validation stays clean')
 
 
 #: corpus names that ``--speech`` resolves to a folder under ``--data``
@@ -316,19 +313,11 @@ def build_stage(args, labels: list[str], gen: torch.Generator, train: list[Sampl
                  hop_seconds=args.hop_seconds, n_mels=args.n_mels, n_fft=args.n_fft,
                  win_length=args.win_length, log_floor=args.log_floor)
     raw = raw_vocal_section(vocal)
-    files, room = list(train), None
-    copies = int(getattr(args, 'noise_copies', 0) or 0)
-    if copies > 0:
-        kinds = [k.strip() for k in args.noise_kinds.split(',') if k.strip()]
-        bad = sorted(set(kinds) - set(NOISE_KINDS))
-        if bad or not kinds:
-            raise SystemExit(f'--noise-kinds {args.noise_kinds}: choose from {NOISE_KINDS}')
-        room = {'copies': copies, 'kinds': kinds,
-                'dbfs': [min(args.noise_dbfs), max(args.noise_dbfs)]}
-        files += noisy_copies(train, copies, tuple(args.noise_dbfs), kinds, args.seed)
+    files, room = with_noisy_copies(train, args, args.seed)
+    if room:
+        copies, (lo, hi) = room['copies'], room['dbfs']
         log(f'[vocal] {copies} noisy cop{"y" if copies == 1 else "ies"} of the training files: '
-            f'{kinds} noise at {min(args.noise_dbfs):g} to {max(args.noise_dbfs):g} dBFS, one '
-            f'room per speaker and copy')
+            f'{room["kinds"]} noise at {lo:g} to {hi:g} dBFS, one room per speaker and copy')
     x, y, f = file_windows(files, labels, raw, args.train_hop, 'train windows')
     norm = _normalisation(x, vocal, args.vocal_normalisation, args.speaker_prior_seconds)
     vocal = dict(vocal, normalisation=norm)
