@@ -3,7 +3,10 @@
 # actors 01-06, one room-noise copy per clip): for each fold, train the recipe without the
 # fold's two EmoDB speakers, put the encoder into a copy of the shipped bundle and score those
 # speakers' files with `emotion-eval speech` (offline, online and no calibration; per_corpus.emodb
-# .own_labels is the six-label figure). Then pools the folds' recalls per class.
+# .own_labels is the six-label figure). Then pools the folds' recalls per class. The new encoder
+# replaces the shipped vocal graph's decision members and its voiceprint member (both heard every
+# EmoDB speaker), so the figure is the one CNN's; `emotion-train voiceprint --bundle` on a fold's
+# bundle, without the fold's speakers, adds the voiceprint member back (model EXPERIMENTS.md).
 #   bash training/scripts/cv_vocal_emodb.sh [DATA_ROOT] [FOLDS...]    # default folds: 03_12 08_13
 # About 80 min per fold on one thread of the 2-core VM (two folds run side by side); the
 # four folds of the 0.5.0 CV are 03_12 08_13 09_14 10_15.
