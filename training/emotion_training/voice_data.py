@@ -23,6 +23,16 @@ def raw_vocal_section(vocal: dict) -> dict:
     return dict(vocal, normalisation={'type': 'none'})
 
 
+def read_sample(s: Sample) -> tuple[np.ndarray, int]:
+    """(mono audio, rate) of a sample's file; a noisy copy (``noisy_copies``: ``extra['room_noise']``
+    = (kind, dBFS, seed)) with its room noise added.  ``AudioReadError`` names an unreadable file."""
+    audio, sr = read_mono(s.path)
+    noise = s.extra.get('room_noise')
+    if noise:
+        audio = add_room_noise(audio, sr, *noise)
+    return audio, sr
+
+
 def file_windows(samples: Sequence[Sample], labels: Sequence[str], vocal: dict,
                  hop_s: float, desc: str = 'speech') -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Active windows of each file as log-mel: (x [W,1,M,T], y [W], file index [W]).
@@ -37,10 +47,7 @@ def file_windows(samples: Sequence[Sample], labels: Sequence[str], vocal: dict,
     xs, ys, fs = [], [], []
     rate = int(vocal['sample_rate'])
     for i, s in enumerate(tqdm(samples, desc=desc, file=sys.stderr, leave=False, mininterval=2)):
-        audio, sr = read_mono(s.path)
-        noise = s.extra.get('room_noise')
-        if noise:                          # a noisy copy (noisy_copies): (kind, dBFS, seed)
-            audio = add_room_noise(audio, sr, *noise)
+        audio, sr = read_sample(s)
         for w in utterance_windows(audio, sr, rate, float(vocal['window_seconds']), hop_s):
             xs.append(logmel(w, rate, raw)[None])
             ys.append(idx[s.label])

@@ -33,10 +33,9 @@ from emotion_runtime.speaker_calibration import SpeakerCalibration, speaker_sect
 from emotion_runtime.voice_windows import utterance_windows
 from emotion_runtime.voiceprint import Voiceprint
 
-from .audio_io import AudioReadError, read_mono
+from .audio_io import AudioReadError
 from .datasets.common import Sample
-from .room_noise import add_room_noise
-from .voice_data import add_noise_arguments, with_noisy_copies
+from .voice_data import add_noise_arguments, read_sample, with_noisy_copies
 
 VOICEPRINT_FILE = 'voiceprint.onnx'
 #: Resemblyzer's mel spectrogram (hparams.py: 25 ms / 10 ms at 16 kHz, 40 bands) and level
@@ -112,13 +111,10 @@ def window_features(bundle: ModelBundle, samples: Sequence[Sample], desc: str = 
     feats, owner, kept = [], [], []
     for i, s in enumerate(tqdm(samples, desc=desc, file=sys.stderr)):
         try:
-            audio, rate = read_mono(s.path)
+            audio, rate = read_sample(s)
         except AudioReadError as exc:
             print(f'skipping: {exc}', file=sys.stderr)
             continue
-        noise = s.extra.get('room_noise')
-        if noise:
-            audio = add_room_noise(audio, rate, *noise)
         wins = utterance_windows(audio, rate, bundle.sample_rate, bundle.window_seconds,
                                  bundle.hop_seconds)
         if not wins:

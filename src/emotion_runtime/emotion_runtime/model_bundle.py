@@ -22,7 +22,7 @@ import onnxruntime as ort
 from . import preprocess
 from .cpu import INT8_SAFE_WEIGHT_BOUND
 from .speaker_calibration import SpeakerCalibration, VoiceCalibration
-from .voiceprint import Voiceprint, check_section, combine
+from .voiceprint import Voiceprint, check_section, combine, open_session
 
 __all__ = ['BUNDLE_FORMAT', 'BundleError', 'ModelBundle', 'default_bundle_path', 'load_manifest',
            'sha256_of']
@@ -218,16 +218,11 @@ class ModelBundle:
         if key not in ONNX_KEYS:
             raise KeyError(key)
         if key not in self._sessions:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            opts.log_severity_level = 3
             fpath = self.path / self.manifest[key]['file']
             try:
-                self._sessions[key] = ort.InferenceSession(
-                    str(fpath), sess_options=opts, providers=['CPUExecutionProvider'])
-            except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types
-                raise BundleError(f'{fpath}: onnxruntime cannot load it: {exc}') from exc
+                self._sessions[key] = open_session(fpath, self.threads)
+            except RuntimeError as exc:
+                raise BundleError(str(exc)) from exc.__cause__
             self._check_inputs(key, self._sessions[key], fpath)
         return self._sessions[key]
 

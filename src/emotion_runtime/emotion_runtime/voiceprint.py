@@ -33,9 +33,23 @@ import onnxruntime as ort
 from . import preprocess
 from .speaker_calibration import SpeakerCalibration
 
-__all__ = ['Voiceprint', 'check_section', 'combine', 'log_softmax']
+__all__ = ['Voiceprint', 'check_section', 'combine', 'log_softmax', 'open_session']
 
 _MEL_KEYS = ('n_fft', 'win_length', 'hop_length', 'n_mels', 'fmin', 'fmax')
+
+
+def open_session(path: pathlib.Path, threads: int) -> ort.InferenceSession:
+    """An onnxruntime CPU session of ``path`` with ``threads`` intra-op threads (the bundle's
+    graphs all open this way); RuntimeError naming the file when onnxruntime cannot load it."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts,
+                                    providers=['CPUExecutionProvider'])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types
+        raise RuntimeError(f'{path}: onnxruntime cannot load it: {exc}') from exc
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -105,15 +119,7 @@ class Voiceprint:
 
     def session(self) -> ort.InferenceSession:
         if self._session is None:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            opts.log_severity_level = 3
-            try:
-                sess = ort.InferenceSession(str(self.path), sess_options=opts,
-                                            providers=['CPUExecutionProvider'])
-            except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types
-                raise RuntimeError(f'{self.path}: onnxruntime cannot load it: {exc}') from exc
+            sess = open_session(self.path, self.threads)
             names = ([i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()])
             if names != (['mel'], ['features']):
                 raise RuntimeError(f'{self.path}: a voiceprint graph has input "mel" and output '
