@@ -21,7 +21,7 @@ import onnxruntime as ort
 import torch
 
 from emotion_runtime.model_bundle import BUNDLE_FORMAT, BundleError, ModelBundle, sha256_of
-from emotion_runtime.preprocess import log_floor, logmel_frames
+from emotion_runtime.preprocess import log_floor, logmel_frames, noise_subtraction_problem
 from emotion_training.models.fusion_model import FUSION_INPUTS, FUSION_OUTPUTS, FusionModel, FusionStep
 from emotion_training.models.vision_encoder import VisionEncoder, VisionEnsemble
 from emotion_training.models.vocal_encoder import VocalEncoder, VocalEnsemble
@@ -352,7 +352,7 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
                       seed: int = 0, seven_bit_vision: bool = False,
                       metrics: Optional[dict] = None, training: Optional[dict] = None,
                       vocal_decision: Sequence[tuple[torch.nn.Module, dict, Sequence[str], dict]]
-                      = ()) -> pathlib.Path:
+                      = (), voice_noise_subtraction: Optional[dict] = None) -> pathlib.Path:
     """A copy of the bundle at ``bundle_dir`` with some of its models replaced.
 
     ``fusion``: a new fusion head; ``vocal``: (encoder, preprocess, labels) from a vocal
@@ -371,6 +371,9 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     say the new labels, and without ``fusion`` the bundle gets a freshly initialised head of the
     new size that ``emotion-train stream-fusion`` is there to train (the manifest says so); the
     same happens when the new vocal encoder's embedding has another size (an ensemble).
+    ``voice_noise_subtraction``: the vocal front end's ``noise_subtraction`` section
+    (``preprocess.subtract_noise``; an empty dict removes it); a new ``vocal`` encoder otherwise
+    comes with its own front end, without one.
     ``fusion_record``/``vocal_record``/``vision_record`` go to the manifest's
     ``training.stream_fusion``, ``training.vocal`` and ``training.vision`` (their ``data``
     strings to ``training.data``).  ``metrics``: the new bundle's measured figures, in place
@@ -509,10 +512,23 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
         model, pre, _ = vocal
         model.eval()
         diffs['vocal'] = _export_vocal(model, pre, out / VOCAL_FILE, rng)
+        subtraction = m['vocal'].get('noise_subtraction')
         m['vocal'] = _vocal_section(model, pre)
+        if subtraction and voice_noise_subtraction is None:
+            print(f'replace_in_bundle: the new vocal encoder comes without {src.path}\'s noise '
+                  f'subtraction {subtraction}; give it again with --voice-noise-subtraction',
+                  file=sys.stderr)
         record = dict(vocal_record or {})
         note('speech', record.get('data', 'vocal encoder replaced'))
         tr['vocal'] = record
+    if voice_noise_subtraction is not None:
+        if voice_noise_subtraction:
+            problem = noise_subtraction_problem(voice_noise_subtraction)
+            if problem:
+                raise ValueError(f'noise subtraction {problem}')
+            m['vocal']['noise_subtraction'] = dict(voice_noise_subtraction)
+        else:
+            m['vocal'].pop('noise_subtraction', None)
     if vocal_decision:
         import tempfile  # noqa: PLC0415
         base = out / VOCAL_FILE if vocal is not None else src.path / VOCAL_FILE
@@ -643,6 +659,11 @@ def main(argv: list[str] | None = None) -> int:
                    'retraining. The decision is what '
                    'vocal_node pools per voiced span and fusion_node publishes on the audio-only '
                    'track and weighs into face rows (vocal_weight)')
+    p.add_argument('--voice-noise-subtraction', nargs='+', metavar='X', default=None,
+                   help='with --from-bundle: FRACTION OVER FLOOR sets the vocal front end\'s '
+                   'noise subtraction (each window\'s noise = the mean mel power of its FRACTION '
+                   'lowest-energy frames; a band keeps what exceeds OVER times it, at least FLOOR '
+                   'times it; the bundle\'s encoders are unchanged), "off" removes it')
     p.add_argument('--out', required=True, help='bundle directory to write')
     p.add_argument('--version', default='0.1.0')
     p.add_argument('--vision-tta', choices=('checkpoint', 'none', 'flip'), default='checkpoint',
@@ -667,6 +688,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.vision_7bit_weights:
         p.error('--vision-7bit-weights: only with --from-bundle (a new --int8-faces export '
                 'has 7-bit weights already)')
+    if args.voice_noise_subtraction:
+        p.error('--voice-noise-subtraction: only with --from-bundle')
     missing = [f'--{k}' for k in ('vision', 'vocal', 'fusion') if not getattr(args, k)]
     if missing or args.vision_head or args.vocal_decision:
         only = '--vision-head' if args.vision_head else '--vocal-decision'
@@ -745,6 +768,25 @@ def _vision_record(spec: str, meta: dict) -> dict:
             'checkpoints': meta['summary'], 'split': split}
 
 
+def _noise_subtraction_arg(p: argparse.ArgumentParser,
+                           values: Optional[Sequence[str]]) -> Optional[dict]:
+    """--voice-noise-subtraction: None (not given), {} ("off") or the manifest section."""
+    if values is None:
+        return None
+    if [v.lower() for v in values] == ['off']:
+        return {}
+    try:
+        fraction, over, floor = (float(v) for v in values)
+    except ValueError:
+        p.error(f'--voice-noise-subtraction: give FRACTION OVER FLOOR (three numbers) or off, '
+                f'got {" ".join(values)}')
+    spec = {'fraction': fraction, 'over': over, 'floor': floor}
+    problem = noise_subtraction_problem(spec)
+    if problem:
+        p.error(f'--voice-noise-subtraction: {problem}')
+    return spec
+
+
 def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """``emotion-export --from-bundle``: ``replace_in_bundle`` with the given parts."""
     if args.int8_faces and not args.vision:
@@ -755,10 +797,11 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
                 '--int8-faces export has 7-bit weights already')
     if not (args.vision or args.vocal or args.fusion or args.vision_head
             or args.vision_7bit_weights or args.vocal_decision or args.metrics_json
-            or args.training_json):
+            or args.training_json or args.voice_noise_subtraction):
         p.error('--from-bundle: give at least one of --vision, --vocal, --fusion, '
-                '--vision-head, --vision-7bit-weights, --vocal-decision, --metrics-json, '
-                '--training-json')
+                '--vision-head, --vision-7bit-weights, --vocal-decision, '
+                '--voice-noise-subtraction, --metrics-json, --training-json')
+    subtraction = _noise_subtraction_arg(p, args.voice_noise_subtraction)
     training = _merged_json(args.training_json)
     metrics = _merged_json(args.metrics_json) if args.metrics_json else None
     vision = vision_record = faces = None
@@ -793,7 +836,8 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
                                 vision_int8_faces=faces, vision_head=head, fusion_record=fusion_record,
                                 vocal_record=vocal_record, version=args.version,
                                 seven_bit_vision=args.vision_7bit_weights, metrics=metrics,
-                                training=training, vocal_decision=decision)
+                                training=training, vocal_decision=decision,
+                                voice_noise_subtraction=subtraction)
     except (BundleError, ValueError) as exc:
         print(f'emotion-export: {exc}', file=sys.stderr)
         return 2

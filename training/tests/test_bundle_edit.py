@@ -389,3 +389,43 @@ def test_a_voiceprint_member_stays_while_the_vocal_encoder_stays(tmp_path, capsy
     assert new.voiceprint is None and 'voiceprint' not in new.manifest['vocal']
     assert not (out / 'voiceprint.onnx').exists()
     assert 'voiceprint member' in capsys.readouterr().err
+
+
+def test_voice_noise_subtraction_is_set_kept_and_removed(tmp_path, capsys):
+    """``emotion-export --from-bundle --voice-noise-subtraction F O L`` writes the vocal front
+    end's ``noise_subtraction`` (the bundle then reads a noisy window's pauses lower, with the
+    same graphs), a later edit of another part keeps it, ``off`` removes it, a new vocal encoder
+    comes without it and says so, and bad values are refused naming the field."""
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    out = tmp_path / 'ns'
+    assert export_main(['--from-bundle', str(src), '--voice-noise-subtraction', '0.1', '1.5',
+                        '0.02', '--out', str(out), '--version', '9.2.0']) == 0
+    new, old = ModelBundle.load(out), ModelBundle.load(src)
+    spec = {'fraction': 0.1, 'over': 1.5, 'floor': 0.02}
+    assert new.manifest['vocal']['noise_subtraction'] == spec
+    assert 'noise_subtraction' not in old.manifest['vocal']
+    assert new.manifest['files'] == old.manifest['files']          # the graphs are the same
+    rng = np.random.default_rng(3)
+    t = np.arange(16000) / 16000
+    speech = (0.1 * ((t % 0.25) < 0.12) * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    noisy = speech + rng.normal(0, 1e-3, t.size).astype(np.float32)
+    pause = new.voice_logmel(noisy, 16000)[:, 20]         # frame 20 = 0.2 s, inside a pause
+    assert np.median(old.voice_logmel(noisy, 16000)[:, 20] - pause) > 1.0
+    _, _, fusion = tiny_models(LABELS6, seed=4)
+    kept = replace_in_bundle(out, tmp_path / 'fusion', fusion=fusion)
+    assert ModelBundle.load(kept).manifest['vocal']['noise_subtraction'] == spec
+    assert export_main(['--from-bundle', str(out), '--voice-noise-subtraction', 'off',
+                        '--out', str(tmp_path / 'off')]) == 0
+    assert 'noise_subtraction' not in ModelBundle.load(tmp_path / 'off').manifest['vocal']
+    _, member, _ = tiny_models(LABELS6, seed=5)
+    capsys.readouterr()
+    replaced = replace_in_bundle(out, tmp_path / 'vocal',
+                                 vocal=(member, dict(VOCAL_PREPROCESS), list(LABELS6)))
+    assert 'noise_subtraction' not in ModelBundle.load(replaced).manifest['vocal']
+    assert 'without' in capsys.readouterr().err
+    for bad, says in ((['0', '1.5', '0.02'], 'fraction'), (['0.1', 'x', '0.02'], 'three numbers'),
+                      (['0.1', '1.5'], 'three numbers')):
+        with pytest.raises(SystemExit):
+            export_main(['--from-bundle', str(src), '--voice-noise-subtraction', *bad,
+                         '--out', str(tmp_path / 'bad')])
+        assert says in capsys.readouterr().err

@@ -142,6 +142,10 @@ def load_manifest(path: Optional[os.PathLike | str] = None, verify_files: bool =
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise BundleError(f'{mpath}: manifest field vocal.{key} must be > 0, got {v!r}')
     _check_normalisation(manifest['vocal'], mpath)
+    if 'noise_subtraction' in manifest['vocal']:
+        problem = preprocess.noise_subtraction_problem(manifest['vocal']['noise_subtraction'])
+        if problem:
+            raise BundleError(f'{mpath}: manifest section vocal.noise_subtraction {problem}')
     if 'voiceprint' in manifest['vocal']:
         problem = check_section(manifest['vocal']['voiceprint'], len(labels),
                                 int(manifest['vocal']['sample_rate']))

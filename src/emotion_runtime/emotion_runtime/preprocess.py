@@ -20,7 +20,8 @@ from scipy import fft as sp_fft
 from .speaker_calibration import SpeakerCalibration
 
 __all__ = ['DEFAULT_LOG_FLOOR', 'face_to_input', 'faces_to_batch', 'log_floor', 'logmel',
-           'normalise_logmel', 'resample', 'to_grey']
+           'noise_subtraction_problem', 'normalise_logmel', 'resample', 'subtract_noise',
+           'to_grey']
 
 
 def to_grey(crop: np.ndarray) -> np.ndarray:
@@ -190,12 +191,52 @@ def log_floor(vocal: Mapping[str, Any]) -> float:
     return float(vocal.get('log_floor', DEFAULT_LOG_FLOOR))
 
 
+#: keys of a manifest's ``vocal.noise_subtraction`` and their bounds (``subtract_noise``)
+NOISE_SUBTRACTION_KEYS = {'fraction': (0.0, 1.0), 'over': (0.0, 10.0), 'floor': (0.0, 1.0)}
+
+
+def noise_subtraction_problem(spec: Any) -> str:
+    """What is wrong with a ``vocal.noise_subtraction`` section ('' when it is usable): an object
+    with exactly ``fraction`` in (0, 1], ``over`` in [0, 10] and ``floor`` in [0, 1]."""
+    if not isinstance(spec, Mapping):
+        return f'must be an object, got {spec!r}'
+    if set(spec) != set(NOISE_SUBTRACTION_KEYS):
+        return f'must have exactly the fields {sorted(NOISE_SUBTRACTION_KEYS)}, got {sorted(spec)}'
+    for key, (lo, hi) in NOISE_SUBTRACTION_KEYS.items():
+        v = spec[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi or (
+                key == 'fraction' and v == 0):
+            opening = '(' if key == 'fraction' else '['
+            return f'field {key} must be a number in {opening}{lo:g}, {hi:g}], got {v!r}'
+    return ''
+
+
+def subtract_noise(power: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
+    """Mel power [n_mels, frames] of one window with its noise floor taken out.
+
+    The floor is estimated from the window itself, so the node and the evaluator treat every
+    window alike, whatever came before it: the mean power per band of its
+    ``fraction`` lowest-energy frames (summed over bands).  Each band keeps what exceeds ``over``
+    times that floor, and at least ``floor`` times the floor: a steady noise (a fan, a
+    microphone's hiss) then reads as the near-silence of the studio pauses the encoders learnt
+    on, while speech far above it is unchanged.
+    """
+    power = np.asarray(power, np.float64)
+    if power.ndim != 2 or power.shape[1] == 0:
+        return power
+    energy = power.sum(axis=0)
+    k = max(1, int(round(float(spec['fraction']) * energy.size)))
+    noise = power[:, np.argsort(energy, kind='stable')[:k]].mean(axis=1, keepdims=True)
+    return np.maximum(power - float(spec['over']) * noise, float(spec['floor']) * noise)
+
+
 def logmel(samples: np.ndarray, sample_rate: int, vocal: Mapping[str, Any]) -> np.ndarray:
     """Log-mel spectrogram float32 [n_mels, frames] of a mono window, as the vocal encoder expects.
 
     Audio at another rate is resampled to the manifest's ``sample_rate`` first.  Log is natural
     log of power + ``log_floor`` (the manifest's, else ``DEFAULT_LOG_FLOOR``: digital silence
-    stays finite, and a higher floor hides a quiet room's noise).  ``normalisation`` in the manifest
+    stays finite, and a higher floor hides a quiet room's noise), after ``subtract_noise`` when
+    the manifest has a ``noise_subtraction`` section.  ``normalisation`` in the manifest
     selects what follows: ``{"type": "global", "mean": m, "std": s}`` (statistics of the training
     set; keeps loudness, which carries arousal), ``{"type": "per_window"}`` (zero mean, unit
     variance per window; gain-invariant), ``{"type": "speaker", ...}`` (per band by the speaker's
@@ -211,7 +252,10 @@ def logmel(samples: np.ndarray, sample_rate: int, vocal: Mapping[str, Any]) -> n
     if int(sample_rate) != rate:
         samples = resample(samples, int(sample_rate), rate)
     samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
-    mel = np.log(_mel_power(samples, vocal) + log_floor(vocal)).astype(np.float32)
+    power = _mel_power(samples, vocal)
+    if vocal.get('noise_subtraction'):
+        power = subtract_noise(power, vocal['noise_subtraction'])
+    mel = np.log(power + log_floor(vocal)).astype(np.float32)
     return normalise_logmel(mel, vocal.get('normalisation', {'type': 'none'}))
 
 

@@ -186,3 +186,51 @@ def test_log_floor_comes_from_the_manifest():
     tone = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype(np.float32)
     loud = preprocess.logmel(tone, 16000, VOCAL).max()
     assert abs(preprocess.logmel(tone, 16000, raised).max() - loud) < 1e-3   # speech unchanged
+
+
+NOISE_SUBTRACTION = {'fraction': 0.1, 'over': 1.5, 'floor': 0.02}
+
+
+def test_noise_subtraction_turns_a_steady_floor_into_near_silence_and_keeps_speech():
+    """``vocal.noise_subtraction``: a window of speech-like bursts over a -60 dBFS white floor
+    reads, in its pauses, within 0.1 nat of the same bursts without the floor (without the step
+    the floor lifts them by more than 1 nat); the bursts themselves move by under 0.05 nat; and a
+    manifest without the section gives exactly the plain log-mel."""
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    gate = ((t % 0.25) < 0.12).astype(np.float32)            # 120 ms bursts, 130 ms pauses
+    speech = (0.1 * gate * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+              ).astype(np.float32)
+    noisy = speech + rng.normal(0, 1e-3, t.size).astype(np.float32)
+    on = dict(VOCAL, noise_subtraction=NOISE_SUBTRACTION)
+    clean_plain = preprocess.logmel(speech, 16000, VOCAL)
+    noisy_plain = preprocess.logmel(noisy, 16000, VOCAL)
+    noisy_on = preprocess.logmel(noisy, 16000, on)
+    frames = clean_plain.shape[1]
+    centres = np.arange(frames) * 160 / 16000
+    pause = ((centres % 0.25) > 0.16) & ((centres % 0.25) < 0.23)   # well inside the pauses
+    assert pause.sum() >= 10
+    assert np.median(noisy_plain[:, pause] - clean_plain[:, pause]) > 1.0
+    assert abs(np.median(noisy_on[:, pause] - clean_plain[:, pause])) < 0.1
+    band = int(np.argmax(clean_plain.mean(axis=1)))                 # the band of the 220 Hz tone
+    burst = ((centres % 0.25) > 0.03) & ((centres % 0.25) < 0.09)
+    assert np.max(np.abs(noisy_on[band, burst] - noisy_plain[band, burst])) < 0.05
+    np.testing.assert_array_equal(preprocess.logmel(noisy, 16000, dict(VOCAL)), noisy_plain)
+
+
+def test_subtract_noise_estimates_the_floor_from_the_quietest_frames():
+    """The floor is the mean band power of the ``fraction`` lowest-energy frames: with ten
+    frames, one of them quiet, ``fraction`` 0.1 takes that frame; each band keeps what exceeds
+    ``over`` times it and at least ``floor`` times it."""
+    power = np.full((3, 10), 100.0)
+    power[:, 4] = [1.0, 2.0, 4.0]
+    out = preprocess.subtract_noise(power, {'fraction': 0.1, 'over': 2.0, 'floor': 0.5})
+    np.testing.assert_allclose(out[:, 0], [98.0, 96.0, 92.0])
+    np.testing.assert_allclose(out[:, 4], [0.5, 1.0, 2.0])
+    for spec, problem in (({'fraction': 0, 'over': 1, 'floor': 0}, 'fraction'),
+                          ({'fraction': 0.1, 'over': -1, 'floor': 0}, 'over'),
+                          ({'fraction': 0.1, 'over': 1, 'floor': 2}, 'floor'),
+                          ({'fraction': 0.1, 'over': 1}, 'exactly the fields'),
+                          ([0.1, 1, 0], 'object')):
+        assert problem in preprocess.noise_subtraction_problem(spec)
+    assert preprocess.noise_subtraction_problem(NOISE_SUBTRACTION) == ''

@@ -106,6 +106,11 @@ def test_manifest_errors(bundle_dir, tmp_path):
         (b / 'manifest.json').write_text(json.dumps(bad))
         with pytest.raises(BundleError, match='vocal.log_floor must be > 0'):
             load_manifest(b)
+    for spec in ({'fraction': 0.1, 'over': 1.5}, {'fraction': 2, 'over': 1.5, 'floor': 0.02}, 'on'):
+        bad = dict(m, vocal=dict(m['vocal'], noise_subtraction=spec))
+        (b / 'manifest.json').write_text(json.dumps(bad))
+        with pytest.raises(BundleError, match='vocal.noise_subtraction'):
+            load_manifest(b)
     (b / 'manifest.json').write_text('{not json')
     with pytest.raises(BundleError, match='not readable JSON'):
         load_manifest(b)
