@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Face detection on generated 640x480 frames: found rate by face size, rotation, motion blur and
-low light, false detections per 1,000 face-free frames, and ms per frame, for both detectors.
+low light, false detections per 1,000 face-free frames, and ms per frame, for each detector.
 
 Prints figures (never asserts).  Faces: FER2013 validation crops (when the data folder is there:
 $EMOTION_DATA/fer2013/validation, else ../shared/data beside the checkout; stratified by class,
@@ -19,7 +19,7 @@ found when one of the four whole scans of the angle cycle finds it; face-free fr
 each, so their false detections mix the cycle's angles as a frame stream does.
 
     source scripts/env.sh; python bench/bench_detection.py [--faces N] [--negatives N]
-        [--detectors mtcnn mtcnn+turned haar] [--turned-deg 30] [--seed 0]
+        [--detectors mtcnn mtcnn+turned yunet yunet+turned haar] [--turned-deg 30] [--seed 0]
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ from emotion_perception.face_detection import HaarFaceDetector  # noqa: E402
 from emotion_perception.mtcnn_detection import MtcnnFaceDetector  # noqa: E402
 from emotion_perception.scan_schedule import ScanSchedule  # noqa: E402
 from emotion_perception.turned_search import TurnedSearch  # noqa: E402
+from emotion_perception.yunet_detection import WHOLE_FRAME_SIDE, YunetFaceDetector  # noqa: E402
 
 W, H = 640, 480
 SIZES = (40, 60, 80, 120, 200)
@@ -218,7 +219,8 @@ def main() -> None:
     ap.add_argument('--lfw', type=int, default=20, help='LFW faces from scikit-image')
     ap.add_argument('--negatives', type=int, default=1000, help='face-free frames')
     ap.add_argument('--detectors', nargs='*', default=['mtcnn', 'mtcnn+turned', 'haar'],
-                    help='detectors to measure: mtcnn, haar, and either with +turned (face_node\'s '
+                    help='detectors to measure: mtcnn, yunet, haar, and each with +turned '
+                         '(face_node\'s '
                          'turned_search_deg: whole scans cycle upright, +angle, upright, -angle; '
                          'windows searched turned when upright finds nothing) [%(default)s]')
     ap.add_argument('--turned-deg', type=float, default=30.0,
@@ -231,7 +233,12 @@ def main() -> None:
                     help='MTCNN largest gain on a dark frame (face_node mtcnn_low_light_gain; '
                          '1 = off) [4]')
     ap.add_argument('--mtcnn-min-face', type=int, default=48,
-                    help='MTCNN smallest face in px (face_node min_face_size) [48]')
+                    help='MTCNN and YuNet smallest face in px (face_node min_face_size) [48]')
+    ap.add_argument('--yunet-score-threshold', type=float, default=0.7,
+                    help='YuNet score a face needs (face_node yunet_score_threshold) [0.7]')
+    ap.add_argument('--yunet-whole-side', type=int, default=WHOLE_FRAME_SIDE,
+                    help='YuNet whole-frame scans: the frame scaled so that its short side is '
+                         'this, never enlarged [%(default)s]')
     ap.add_argument('--seed', type=int, default=0,
                     help='placement of the faces (this seed) and the face-free frames (seed + 1) '
                          '[0]; the faces drawn stay the same')
@@ -250,8 +257,11 @@ def main() -> None:
                                                 thresholds=a.mtcnn_thresholds,
                                                 min_confidence=a.mtcnn_min_confidence,
                                                 low_light_gain=a.mtcnn_low_light_gain),
+             'yunet': lambda: YunetFaceDetector(min_face_size=a.mtcnn_min_face,
+                                                score_threshold=a.yunet_score_threshold,
+                                                whole_frame_side=a.yunet_whole_side),
              'haar': lambda: HaarFaceDetector()}
-    for name in ('mtcnn', 'haar'):
+    for name in ('mtcnn', 'yunet', 'haar'):
         build[f'{name}+turned'] = (lambda n=name: TurnedSearch(build[n](), a.turned_deg))
     unknown = sorted(set(a.detectors) - set(build))
     if unknown:

@@ -158,7 +158,7 @@ def main() -> None:
     ap.add_argument('--frames', type=int, default=300, help='vision frames to time')
     ap.add_argument('--audio-seconds', type=float, default=30.0, help='audio to process')
     ap.add_argument('--mtcnn', action='store_true', help='also measure facenet-pytorch MTCNN')
-    ap.add_argument('--detector', choices=('mtcnn', 'haar'), default='mtcnn',
+    ap.add_argument('--detector', choices=('mtcnn', 'yunet', 'haar'), default='mtcnn',
                     help="face_node's face_detector for the main figures (default mtcnn, its "
                          'default); the other one is measured too')
     ap.add_argument('--full-scan-every', type=int, default=5,

@@ -73,8 +73,9 @@ class FaceNode(KitNode):
         pipeline.bundle = self.bundle
         every = p['full_scan_every']
         self.get_logger().info(
-            ('faces: MTCNN (ONNX) from ' + str(pipeline.detector.model_dir)
-             if p['face_detector'] == 'mtcnn' else
+            (f"faces: {'MTCNN' if p['face_detector'] == 'mtcnn' else 'YuNet'} (ONNX) from "
+             f"{getattr(pipeline.detector, 'base', pipeline.detector).model_dir}"
+             if p['face_detector'] in ('mtcnn', 'yunet') else
              f"faces: Haar {p['cascade']} at scale {p['detection_scale']}") + '; '
             + ('whole frame every frame' if every == 1 else
                f"windows around known faces, whole frame every {every} frames "
@@ -121,6 +122,7 @@ class FaceNode(KitNode):
                                  ('mtcnn_pnet_threshold', 'pnet_threshold', float),
                                  ('mtcnn_rnet_threshold', 'rnet_threshold', float),
                                  ('mtcnn_low_light_gain', 'low_light_gain', float),  # MTCNN
+                                 ('yunet_score_threshold', 'score_threshold', float),  # YuNet
                                  ('min_face_size', 'min_face_size', int)):
             if name in changed:
                 pipe.set_detector_setting(attr, kind(changed[name]))

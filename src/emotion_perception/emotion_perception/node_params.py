@@ -77,10 +77,13 @@ FACE_PARAMS = [
     ParamSpec('encoder_threads', 1, 'onnxruntime intra-op threads of the vision encoder.',
               range=(1, 16)),
     expected_labels_spec(),
-    ParamSpec('face_detector', 'mtcnn', 'Face detector: mtcnn (CNN with five landmarks, the '
-              'shipped ONNX nets in emotion_runtime/models/face_detector) or haar (OpenCV '
-              'cascade; the cascade, detection_scale, scale_factor, min_neighbors parameters).',
-              choices=('mtcnn', 'haar')),
+    ParamSpec('face_detector', 'mtcnn', 'Face detector: mtcnn (three small CNNs with five '
+              'landmarks, the shipped ONNX nets in emotion_runtime/models/face_detector), yunet '
+              '(one CNN with five landmarks, OpenCV Zoo\'s YuNet 2023mar shipped there) or haar '
+              '(OpenCV cascade; the cascade, detection_scale, scale_factor, min_neighbors '
+              'parameters).', choices=('mtcnn', 'yunet', 'haar')),
+    ParamSpec('yunet_score_threshold', 0.7, 'YuNet: score a face needs (higher = fewer false '
+              'positives).', range=(0.3, 0.999), live=True),
     ParamSpec('mtcnn_min_confidence', 0.9, 'MTCNN: ONet score a face needs (higher = fewer false '
               'positives).', range=(0.7, 0.999), live=True),
     ParamSpec('mtcnn_pnet_threshold', 0.6, 'MTCNN: PNet score a window needs to become a '

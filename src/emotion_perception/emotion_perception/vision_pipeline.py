@@ -20,6 +20,7 @@ from .face_tracking import FaceTracker
 from .mtcnn_detection import DEFAULT_THRESHOLDS, MtcnnFaceDetector
 from .scan_schedule import ScanSchedule
 from .turned_search import with_turned_search
+from .yunet_detection import YunetFaceDetector
 
 __all__ = ['EncodeGate', 'FrameResult', 'FacePipeline', 'LookMemory', 'build_detector',
            'build_face_pipeline', 'crop_face', 'draw_debug', 'thumbnail']
@@ -178,8 +179,9 @@ class FacePipeline:
 
     def set_detector_setting(self, attr: str, value: Any) -> bool:
         """Set a detector setting (``min_confidence``, ``pnet_threshold``, ``rnet_threshold``,
-        ``low_light_gain``, ``min_face_size``, ``min_neighbors``) on the detector and on the
-        background scan's copy, inside a ``TurnedSearch`` if there is one; False when this
+        ``low_light_gain``, ``score_threshold``, ``min_face_size``, ``min_neighbors``) on the
+        detector and on the background scan's copy, inside a ``TurnedSearch`` if there is one;
+        False when this
         detector has no such setting (a Haar-only one on MTCNN)."""
         worker = getattr(self.background, '_detector', None)
         targets = [getattr(d, 'base', d) for d in (self.detector, worker) if d is not None]
@@ -294,11 +296,14 @@ def build_detector(p: Mapping[str, Any]) -> Any:
                                             DEFAULT_THRESHOLDS[2]),
                                 min_confidence=p.get('mtcnn_min_confidence', 0.9),
                                 low_light_gain=p.get('mtcnn_low_light_gain', 4.0))
+    elif kind == 'yunet':
+        det = YunetFaceDetector(min_face_size=p['min_face_size'],
+                                score_threshold=p.get('yunet_score_threshold', 0.7))
     elif kind == 'haar':
         det = HaarFaceDetector(p['cascade'], p['detection_scale'], p['scale_factor'],
                                p['min_neighbors'], p['min_face_size'])
     else:
-        raise ValueError(f"face_detector must be 'mtcnn' or 'haar', got {kind!r}")
+        raise ValueError(f"face_detector must be 'mtcnn', 'yunet' or 'haar', got {kind!r}")
     return with_turned_search(det, float(p.get('turned_search_deg', 0.0)))
 
 
