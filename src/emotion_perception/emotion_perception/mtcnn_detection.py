@@ -31,7 +31,6 @@ is scaled; the crops the encoder reads are not.
 """
 from __future__ import annotations
 
-import math
 import os
 import pathlib
 from typing import Optional, Sequence
@@ -41,7 +40,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .face_detection import Detection, _unique
-from .scan_schedule import ScanRegion
+from .scan_schedule import ScanRegion, searchable
 
 __all__ = ['MtcnnFaceDetector', 'default_model_dir', 'MODEL_FILES']
 
@@ -312,16 +311,8 @@ class MtcnnFaceDetector:
             rgb = self._lit(rgb, [(0, 0, w, h)])
             boxes, points = self._detect(rgb, [((0, 0, w, h), self.min_face_size, None)])
             return self._to_detections(boxes, points, None)
-        plans, limits = [], []
-        for r in regions:
-            lo = max(float(self.min_face_size), float(r.min_size))
-            hi = float(r.max_size)
-            x0, y0 = max(0, int(r.x0)), max(0, int(r.y0))
-            x1, y1 = min(w, int(math.ceil(r.x1))), min(h, int(math.ceil(r.y1)))
-            if hi < lo or min(x1 - x0, y1 - y0) < lo:
-                continue
-            plans.append(((x0, y0, x1, y1), lo, hi))
-            limits.append((x0, y0, x1, y1, lo, hi))
+        plans = searchable(regions, w, h, self.min_face_size)
+        limits = [(*rect, lo, hi) for rect, lo, hi in plans]
         if not plans:
             return []
         rgb = self._lit(rgb, [rect for rect, _, _ in plans])

@@ -43,6 +43,22 @@ class ScanRegion:
         return self.x0 <= cx <= self.x1 and self.y0 <= cy <= self.y1
 
 
+def searchable(regions: Sequence[ScanRegion], width: int, height: int,
+               min_face: float) -> list[tuple[tuple[int, int, int, int], float, float]]:
+    """The regions a detector can search in a ``width`` x ``height`` frame: each as
+    ((x0, y0, x1, y1) clipped to the frame, smallest face, largest face), the smallest at least
+    ``min_face``; regions too small for their smallest face, or whose sizes do not overlap, are
+    left out."""
+    out = []
+    for r in regions:
+        lo, hi = max(float(min_face), float(r.min_size)), float(r.max_size)
+        x0, y0 = max(0, int(r.x0)), max(0, int(r.y0))
+        x1, y1 = min(width, int(math.ceil(r.x1))), min(height, int(math.ceil(r.y1)))
+        if hi >= lo and min(x1 - x0, y1 - y0) >= lo:
+            out.append(((x0, y0, x1, y1), lo, hi))
+    return out
+
+
 class ScanSchedule:
     """Plans each frame's scan (``plan``) and checks its outcome (``needs_whole_scan``)."""
 

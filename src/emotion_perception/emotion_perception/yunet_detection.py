@@ -34,7 +34,7 @@ import onnxruntime as ort
 
 from .face_detection import Detection, _unique
 from .mtcnn_detection import _nms, default_model_dir
-from .scan_schedule import ScanRegion
+from .scan_schedule import ScanRegion, searchable
 
 __all__ = ['YunetFaceDetector', 'MODEL_FILE', 'MODEL_SHA256']
 
@@ -142,14 +142,8 @@ class YunetFaceDetector:
             scale = min(1.0, self.whole_frame_side / float(min(h, w)))
             return self._search(bgr, (0, 0, w, h), scale, float(self.min_face_size), math.inf)
         out: list[Detection] = []
-        for r in regions:
-            lo = max(float(self.min_face_size), float(r.min_size))
-            hi = float(r.max_size)
-            x0, y0 = max(0, int(r.x0)), max(0, int(r.y0))
-            x1, y1 = min(w, int(math.ceil(r.x1))), min(h, int(math.ceil(r.y1)))
-            if hi < lo or min(x1 - x0, y1 - y0) < lo:
-                continue
-            out += self._search(bgr, (x0, y0, x1, y1), min(1.0, WINDOW_MAX_FACE / hi), lo, hi)
+        for rect, lo, hi in searchable(regions, w, h, self.min_face_size):
+            out += self._search(bgr, rect, min(1.0, WINDOW_MAX_FACE / hi), lo, hi)
         return _unique(out)
 
     def _search(self, bgr: np.ndarray, rect: tuple, scale: float, lo: float,

@@ -87,23 +87,6 @@ def test_dark_frames_are_brightened_for_the_detector_only_when_dark():
         MtcnnFaceDetector(low_light_gain=0.5)
 
 
-def test_detector_finds_the_face_in_its_window_only(detector):
-    frame = moving_face_frames(3)[1]
-    (whole,) = detector.detect(frame)
-    x, y, w, h = whole.box
-    around = ScanRegion(int(x - w / 2), int(y - h / 2), int(x + 1.5 * w), int(y + 1.5 * h),
-                        w / 1.5, w * 1.5)
-    (found,) = detector.detect(frame, [around])
-    assert iou(found.box, whole.box) > 0.8
-    assert found.confidence == pytest.approx(whole.confidence, abs=0.05)
-    elsewhere = ScanRegion(0, 0, 200, 200, 40, 300) if x > 250 else \
-        ScanRegion(FRAME_W - 200, FRAME_H - 200, FRAME_W, FRAME_H, 40, 300)
-    assert detector.detect(frame, [elsewhere]) == []
-    too_small = ScanRegion(around.x0, around.y0, around.x1, around.y1, 40, w / 2)
-    assert detector.detect(frame, [too_small]) == []
-    assert len(detector.detect(frame, [around, around])) == 1
-
-
 def test_default_pipeline_is_mtcnn_and_follows_the_moving_face_with_windows():
     from emotion_perception.node_params import FACE_PARAMS
     p = {s.name: s.default for s in FACE_PARAMS}

@@ -10,7 +10,6 @@ from perception_media import FRAME_H, FRAME_W, astronaut_face_patch, moving_face
 
 from emotion_perception.face_detection import iou
 from emotion_perception.mtcnn_detection import MtcnnFaceDetector, default_model_dir
-from emotion_perception.scan_schedule import ScanRegion
 from emotion_perception.vision_pipeline import build_detector, build_face_pipeline
 from emotion_perception.yunet_detection import MODEL_FILE, MODEL_SHA256, YunetFaceDetector
 
@@ -66,22 +65,6 @@ def test_small_and_large_faces_are_found_in_the_whole_frame(detector, size):
     assert found, f'no face of a {size}-px patch'
     # the patch's face is about 0.45 of the patch (astronaut_face_patch)
     assert 0.3 * size <= found[0].w <= 0.7 * size
-
-
-def test_detector_finds_the_face_in_its_window_only(detector):
-    frame = moving_face_frames(3)[1]
-    (whole,) = detector.detect(frame)
-    x, y, w, h = whole.box
-    around = ScanRegion(int(x - w / 2), int(y - h / 2), int(x + 1.5 * w), int(y + 1.5 * h),
-                        w / 1.5, w * 1.5)
-    (found,) = detector.detect(frame, [around])
-    assert iou(found.box, whole.box) > 0.7
-    elsewhere = ScanRegion(0, 0, 200, 200, 40, 300) if x > 250 else \
-        ScanRegion(FRAME_W - 200, FRAME_H - 200, FRAME_W, FRAME_H, 40, 300)
-    assert detector.detect(frame, [elsewhere]) == []
-    too_small = ScanRegion(around.x0, around.y0, around.x1, around.y1, 40, w / 2)
-    assert detector.detect(frame, [too_small]) == []
-    assert len(detector.detect(frame, [around, around])) == 1
 
 
 def test_pipeline_with_yunet_follows_the_moving_face_and_takes_its_threshold_live():
