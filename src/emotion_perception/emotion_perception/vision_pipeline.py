@@ -181,8 +181,7 @@ class FacePipeline:
         """Set a detector setting (``min_confidence``, ``pnet_threshold``, ``rnet_threshold``,
         ``low_light_gain``, ``score_threshold``, ``min_face_size``, ``min_neighbors``) on the
         detector and on the background scan's copy, inside a ``TurnedSearch`` if there is one;
-        False when this
-        detector has no such setting (a Haar-only one on MTCNN)."""
+        False when this detector has no such setting (a Haar-only one on MTCNN)."""
         worker = getattr(self.background, '_detector', None)
         targets = [getattr(d, 'base', d) for d in (self.detector, worker) if d is not None]
         targets = [d for d in targets if hasattr(d, attr)]
