@@ -32,6 +32,8 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from emotion_runtime.voiceprint import open_session
+
 from .face_detection import Detection, _unique
 from .mtcnn_detection import _nms, default_model_dir
 from .scan_schedule import ScanRegion, searchable
@@ -63,12 +65,7 @@ def _open_session(path: pathlib.Path, threads: int) -> ort.InferenceSession:
     dims[2].dim_param, dims[3].dim_param = 'height', 'width'
     for out in model.graph.output:
         out.type.tensor_type.shape.dim[1].dim_param = 'cells'
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), opts,
-                                providers=['CPUExecutionProvider'])
+    return open_session(path, threads, model.SerializeToString())
 
 
 def _decode(outputs: dict, height: int, width: int, min_score: float
@@ -119,6 +116,7 @@ class YunetFaceDetector:
             raise ValueError(f'YuNet nms_threshold must be in (0, 1], got {nms_threshold}')
         self.model_dir = pathlib.Path(model_dir) if model_dir else default_model_dir()
         self._session = _session or _open_session(self.model_dir / MODEL_FILE, threads)
+        self._outputs = [o.name for o in self._session.get_outputs()]
         self.min_face_size, self.score_threshold = int(min_face_size), float(score_threshold)
         self.nms_threshold, self.threads, self.square = float(nms_threshold), threads, square
         self.whole_frame_side = int(whole_frame_side)
@@ -158,8 +156,7 @@ class YunetFaceDetector:
         ph, pw = -(-ch // 32) * 32, -(-cw // 32) * 32
         blob = np.zeros((1, 3, ph, pw), np.float32)
         blob[0, :, :ch, :cw] = crop.transpose(2, 0, 1)
-        names = [o.name for o in self._session.get_outputs()]
-        outputs = dict(zip(names, self._session.run(None, {'input': blob})))
+        outputs = dict(zip(self._outputs, self._session.run(None, {'input': blob})))
         boxes, scores, points = _decode(outputs, ph, pw, self.score_threshold)
         keep = _nms(boxes, scores, self.nms_threshold)
         sx, sy = (x1 - x0) / float(cw), (y1 - y0) / float(ch)

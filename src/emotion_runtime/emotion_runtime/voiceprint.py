@@ -38,15 +38,18 @@ __all__ = ['Voiceprint', 'check_section', 'combine', 'log_softmax', 'open_sessio
 _MEL_KEYS = ('n_fft', 'win_length', 'hop_length', 'n_mels', 'fmin', 'fmax')
 
 
-def open_session(path: pathlib.Path, threads: int) -> ort.InferenceSession:
+def open_session(path: pathlib.Path, threads: int,
+                 model: Optional[bytes] = None) -> ort.InferenceSession:
     """An onnxruntime CPU session of ``path`` with ``threads`` intra-op threads (the bundle's
-    graphs all open this way); RuntimeError naming the file when onnxruntime cannot load it."""
+    graphs all open this way); ``model``: the graph's serialised bytes, when the caller has
+    edited it in memory (``path`` then only names it in errors).  RuntimeError naming the file
+    when onnxruntime cannot load it."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), sess_options=opts,
+        return ort.InferenceSession(str(path) if model is None else model, sess_options=opts,
                                     providers=['CPUExecutionProvider'])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types
         raise RuntimeError(f'{path}: onnxruntime cannot load it: {exc}') from exc
