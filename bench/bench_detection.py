@@ -13,13 +13,16 @@ one changed at a time from upright / sharp / normal light:
   direction) and low light (x0.25, noise) at 100 px.
 Face-free frames: the same backgrounds, a quarter each blurred / darkened.  Time: whole-frame
 ``detect(frame)`` and windowed ``detect(frame, regions)`` (scan_schedule's window around the face,
-as face_node runs between whole-frame scans) on one core.  ``+turned`` detectors search turned
+as face_node runs between whole-frame scans) on one core.  The found rates are of whole-frame
+scans (a face entering the view); "in its window" rates are of the windowed search (a tracked face
+followed between whole-frame scans).  ``+turned`` detectors search turned
 copies of the frame as face_node does with ``turned_search_deg`` (default 30): a face counts as
 found when one of the four whole scans of the angle cycle finds it; face-free frames get one scan
 each, so their false detections mix the cycle's angles as a frame stream does.
 
     source scripts/env.sh; python bench/bench_detection.py [--faces N] [--negatives N]
-        [--detectors mtcnn mtcnn+turned yunet yunet+turned haar] [--turned-deg 30] [--seed 0]
+        [--detectors mtcnn mtcnn+turned yunet yunet+turned mtcnn_yunet+turned haar]
+        [--turned-deg 30] [--seed 0]
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ from skimage import data  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'src' / 'emotion_perception'))
 
-from emotion_perception.face_detection import HaarFaceDetector  # noqa: E402
+from emotion_perception.face_detection import HaarFaceDetector, SplitDetector  # noqa: E402
 from emotion_perception.mtcnn_detection import MtcnnFaceDetector  # noqa: E402
 from emotion_perception.scan_schedule import ScanSchedule  # noqa: E402
 from emotion_perception.turned_search import TurnedSearch  # noqa: E402
@@ -179,6 +182,7 @@ def found(dets: list, box: tuple) -> bool:
 
 def measure(detector, frames: list, negatives: list) -> dict:
     hits: dict = {}
+    win_hits: dict = {}
     ms_whole, ms_win = [], []
     schedule = ScanSchedule(5, 1.0)
     detector.detect(frames[0][2])                      # warm-up
@@ -196,14 +200,15 @@ def measure(detector, frames: list, negatives: list) -> dict:
         hits.setdefault((cond, source), []).append(hit)
         regions = schedule.windows(W, H, [box])
         t = time.perf_counter()
-        detector.detect(frame, regions)
+        dets = detector.detect(frame, regions)
         ms_win.append((time.perf_counter() - t) * 1e3)
+        win_hits.setdefault((cond, source), []).append(found(dets, box))
     false = 0
     for frame in negatives:
         t = time.perf_counter()
         false += len(detector.detect(frame))
         ms_whole.append((time.perf_counter() - t) * 1e3)
-    return {'hits': hits, 'false': false, 'negatives': len(negatives),
+    return {'hits': hits, 'window_hits': win_hits, 'false': false, 'negatives': len(negatives),
             'whole': (float(np.percentile(ms_whole, 50)), float(np.percentile(ms_whole, 95))),
             'window': (float(np.percentile(ms_win, 50)), float(np.percentile(ms_win, 95)))}
 
@@ -218,8 +223,10 @@ def main() -> None:
     ap.add_argument('--faces', type=int, default=70, help='FER2013 validation faces (if present)')
     ap.add_argument('--lfw', type=int, default=20, help='LFW faces from scikit-image')
     ap.add_argument('--negatives', type=int, default=1000, help='face-free frames')
-    ap.add_argument('--detectors', nargs='*', default=['mtcnn', 'mtcnn+turned', 'haar'],
-                    help='detectors to measure: mtcnn, yunet, haar, and each with +turned '
+    ap.add_argument('--detectors', nargs='*',
+                    default=['mtcnn', 'mtcnn+turned', 'mtcnn_yunet+turned', 'haar'],
+                    help='detectors to measure: mtcnn, yunet, mtcnn_yunet (MTCNN on whole '
+                         'frames, YuNet in windows), haar, and each with +turned '
                          '(face_node\'s '
                          'turned_search_deg: whole scans cycle upright, +angle, upright, -angle; '
                          'windows searched turned when upright finds nothing) [%(default)s]')
@@ -261,7 +268,8 @@ def main() -> None:
                                                 score_threshold=a.yunet_score_threshold,
                                                 whole_frame_side=a.yunet_whole_side),
              'haar': lambda: HaarFaceDetector()}
-    for name in ('mtcnn', 'yunet', 'haar'):
+    build['mtcnn_yunet'] = lambda: SplitDetector(build['mtcnn'](), build['yunet']())
+    for name in ('mtcnn', 'yunet', 'mtcnn_yunet', 'haar'):
         build[f'{name}+turned'] = (lambda n=name: TurnedSearch(build[n](), a.turned_deg))
     unknown = sorted(set(a.detectors) - set(build))
     if unknown:
@@ -285,6 +293,12 @@ def main() -> None:
         for c in ('rotation +-15', 'rotation +-30', 'motion blur', 'low light'):
             v, n = rate(h, [c])
             rows.append((f'{name}:   {c} ({NUISANCE_SIZE} px)', f'{v:.1%} of {n}', '-'))
+        wh = r['window_hits']
+        v, n = rate(wh, big)
+        rows.append((f'{name}: face >= 60 px found in its window, all conditions',
+                     f'{v:.1%} of {n}', '-'))
+        sizes = ' / '.join(f'{rate(wh, [f"size {s}"])[0]:.0%}' for s in SIZES)
+        rows.append((f'{name}:   in its window, size {"/".join(map(str, SIZES))} px', sizes, '-'))
         per_k = 1000.0 * r['false'] / max(1, r['negatives'])
         rows.append((f'{name}: false detections per 1,000 face-free frames',
                      f'{per_k:.1f} ({r["false"]} in {r["negatives"]})', '<= 1'))

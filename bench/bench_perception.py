@@ -5,8 +5,8 @@ Prints figures (never asserts): at 640x480, 30 fps, one face, the vision path (d
 crop, encode) per frame p50/p95 on one core (target p95 <= 25 ms), the vocal path's CPU use as %
 of one core in real time (target <= 10 %), and Haar detection recall / false positives on the
 real photos of the tests.  The vision path runs with face_node's default detector (MTCNN,
-``--detector``) and with the other one.  ``--mtcnn`` also measures facenet-pytorch's own MTCNN
-when it is importable (it is not a dependency).
+``--detector``) and with the other one (MTCNN, or Haar when MTCNN is chosen).  ``--mtcnn`` also
+measures facenet-pytorch's own MTCNN when it is importable (it is not a dependency).
 
 Uses the shipped bundle (src/emotion_runtime/models/default, or $EMOTION_MODEL_BUNDLE) when
 present, else a tiny random-weight one (emotion_test_tools.tiny_bundle; said in the output).
@@ -158,9 +158,11 @@ def main() -> None:
     ap.add_argument('--frames', type=int, default=300, help='vision frames to time')
     ap.add_argument('--audio-seconds', type=float, default=30.0, help='audio to process')
     ap.add_argument('--mtcnn', action='store_true', help='also measure facenet-pytorch MTCNN')
-    ap.add_argument('--detector', choices=('mtcnn', 'yunet', 'haar'), default='mtcnn',
+    ap.add_argument('--detector', choices=('mtcnn', 'yunet', 'mtcnn_yunet', 'haar'),
+                    default='mtcnn',
                     help="face_node's face_detector for the main figures (default mtcnn, its "
-                         'default); the other one is measured too')
+                         'default); the other one is measured too (mtcnn, or haar when this is '
+                         'mtcnn)')
     ap.add_argument('--full-scan-every', type=int, default=5,
                     help="face_node's full_scan_every for the main figures (default 5, its default)")
     ap.add_argument('--max-encode-rate-hz', type=float, default=None,

@@ -19,7 +19,7 @@ import numpy as np
 
 from .scan_schedule import ScanRegion
 
-__all__ = ['Detection', 'HaarFaceDetector', 'CASCADES', 'iou']
+__all__ = ['Detection', 'HaarFaceDetector', 'SplitDetector', 'CASCADES', 'iou']
 
 CASCADES = ('haarcascade_frontalface_alt2.xml', 'haarcascade_frontalface_default.xml',
             'haarcascade_frontalface_alt.xml')
@@ -125,6 +125,42 @@ class HaarFaceDetector:
                                           np.asarray(counts).reshape(-1))]
         out.sort(key=lambda d: d.w * d.h, reverse=True)
         return out
+
+
+class SplitDetector:
+    """Two detectors behind one ``detect(image, regions)``: ``whole`` scans whole frames
+    (``regions`` None), ``windows`` searches the windows around known faces (``scan_schedule``).
+
+    face_node's ``face_detector: mtcnn_yunet``: MTCNN finds small faces in a whole frame that
+    YuNet misses, and YuNet follows a face of up to ~120 px in its window at less cost than MTCNN
+    (a 240-px one at more: src/emotion_perception/README.md).
+    ``clone()`` clones both; ``parts`` lists both, so a live setting reaches whichever has it
+    (``FacePipeline.set_detector_setting``).  Any other attribute (a setting, a counter such as
+    MTCNN's ``brightened``, ``model_dir``) is read from ``whole`` if it has it, else ``windows``.
+    """
+
+    def __init__(self, whole, windows) -> None:
+        self.whole, self.windows = whole, windows
+
+    def __getattr__(self, name: str):
+        # only called for names not found on this object
+        if name not in ('whole', 'windows'):
+            for part in (self.whole, self.windows):
+                if hasattr(part, name):
+                    return getattr(part, name)
+        raise AttributeError(name)
+
+    @property
+    def parts(self) -> tuple:
+        return (self.whole, self.windows)
+
+    def clone(self) -> 'SplitDetector':
+        return SplitDetector(self.whole.clone(), self.windows.clone())
+
+    def detect(self, image: np.ndarray,
+               regions: Optional[Sequence[ScanRegion]] = None) -> list[Detection]:
+        """Faces in the frame, largest first (either detector's contract)."""
+        return (self.whole if regions is None else self.windows).detect(image, regions)
 
 
 def _unique(dets: list[Detection], overlap: float = 0.3) -> list[Detection]:

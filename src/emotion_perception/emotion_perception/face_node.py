@@ -27,6 +27,10 @@ from .node_params import FACE_PARAMS
 from .ros_common import reliable_qos, sensor_qos, stamp_to_seconds
 from .vision_pipeline import build_face_pipeline, draw_debug
 
+#: the CNN detectors' names in the configure log
+CNN_DETECTORS = {'mtcnn': 'MTCNN', 'yunet': 'YuNet',
+                 'mtcnn_yunet': 'MTCNN on whole frames, YuNet in windows'}
+
 
 class FaceNode(KitNode):
     """Detects, tracks and encodes faces in each processed camera frame.
@@ -73,9 +77,9 @@ class FaceNode(KitNode):
         pipeline.bundle = self.bundle
         every = p['full_scan_every']
         self.get_logger().info(
-            (f"faces: {'MTCNN' if p['face_detector'] == 'mtcnn' else 'YuNet'} (ONNX) from "
+            (f"faces: {CNN_DETECTORS[p['face_detector']]} (ONNX) from "
              f"{getattr(pipeline.detector, 'base', pipeline.detector).model_dir}"
-             if p['face_detector'] in ('mtcnn', 'yunet') else
+             if p['face_detector'] in CNN_DETECTORS else
              f"faces: Haar {p['cascade']} at scale {p['detection_scale']}") + '; '
             + ('whole frame every frame' if every == 1 else
                f"windows around known faces, whole frame every {every} frames "

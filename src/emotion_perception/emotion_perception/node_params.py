@@ -79,9 +79,11 @@ FACE_PARAMS = [
     expected_labels_spec(),
     ParamSpec('face_detector', 'mtcnn', 'Face detector: mtcnn (three small CNNs with five '
               'landmarks, the shipped ONNX nets in emotion_runtime/models/face_detector), yunet '
-              '(one CNN with five landmarks, OpenCV Zoo\'s YuNet 2023mar shipped there) or haar '
-              '(OpenCV cascade; the cascade, detection_scale, scale_factor, min_neighbors '
-              'parameters).', choices=('mtcnn', 'yunet', 'haar')),
+              '(one CNN with five landmarks, OpenCV Zoo\'s YuNet 2023mar shipped there), '
+              'mtcnn_yunet (MTCNN scans whole frames, YuNet searches the windows around known '
+              'faces: less CPU on faces up to ~120 px) or haar (OpenCV cascade; the cascade, '
+              'detection_scale, scale_factor, min_neighbors parameters).',
+              choices=('mtcnn', 'yunet', 'mtcnn_yunet', 'haar')),
     ParamSpec('yunet_score_threshold', 0.7, 'YuNet: score a face needs (higher = fewer false '
               'positives).', range=(0.3, 0.999), live=True),
     ParamSpec('mtcnn_min_confidence', 0.9, 'MTCNN: ONet score a face needs (higher = fewer false '

@@ -15,7 +15,7 @@ import numpy as np
 
 from .background_scan import BackgroundScan, DeferredScan
 from .face_alignment import align_face
-from .face_detection import HaarFaceDetector, _unique, iou
+from .face_detection import HaarFaceDetector, SplitDetector, _unique, iou
 from .face_tracking import FaceTracker
 from .mtcnn_detection import DEFAULT_THRESHOLDS, MtcnnFaceDetector
 from .scan_schedule import ScanSchedule
@@ -180,10 +180,12 @@ class FacePipeline:
     def set_detector_setting(self, attr: str, value: Any) -> bool:
         """Set a detector setting (``min_confidence``, ``pnet_threshold``, ``rnet_threshold``,
         ``low_light_gain``, ``score_threshold``, ``min_face_size``, ``min_neighbors``) on the
-        detector and on the background scan's copy, inside a ``TurnedSearch`` if there is one;
-        False when this detector has no such setting (a Haar-only one on MTCNN)."""
+        detector and on the background scan's copy, inside a ``TurnedSearch`` if there is one,
+        on either part of a ``SplitDetector``; False when this detector has no such setting (a
+        Haar-only one on MTCNN)."""
         worker = getattr(self.background, '_detector', None)
         targets = [getattr(d, 'base', d) for d in (self.detector, worker) if d is not None]
+        targets = [part for d in targets for part in getattr(d, 'parts', (d,))]
         targets = [d for d in targets if hasattr(d, attr)]
         for d in targets:
             setattr(d, attr, value)
@@ -288,21 +290,31 @@ def build_detector(p: Mapping[str, Any]) -> Any:
     when ``p['turned_search_deg']`` > 0 (``turned_search``).  Raises ValueError naming a bad
     value."""
     kind = p.get('face_detector', 'mtcnn')
+
+    def mtcnn() -> MtcnnFaceDetector:
+        return MtcnnFaceDetector(min_face_size=p['min_face_size'],
+                                 thresholds=(p.get('mtcnn_pnet_threshold', DEFAULT_THRESHOLDS[0]),
+                                             p.get('mtcnn_rnet_threshold', DEFAULT_THRESHOLDS[1]),
+                                             DEFAULT_THRESHOLDS[2]),
+                                 min_confidence=p.get('mtcnn_min_confidence', 0.9),
+                                 low_light_gain=p.get('mtcnn_low_light_gain', 4.0))
+
+    def yunet() -> YunetFaceDetector:
+        return YunetFaceDetector(min_face_size=p['min_face_size'],
+                                 score_threshold=p.get('yunet_score_threshold', 0.7))
+
     if kind == 'mtcnn':
-        det = MtcnnFaceDetector(min_face_size=p['min_face_size'],
-                                thresholds=(p.get('mtcnn_pnet_threshold', DEFAULT_THRESHOLDS[0]),
-                                            p.get('mtcnn_rnet_threshold', DEFAULT_THRESHOLDS[1]),
-                                            DEFAULT_THRESHOLDS[2]),
-                                min_confidence=p.get('mtcnn_min_confidence', 0.9),
-                                low_light_gain=p.get('mtcnn_low_light_gain', 4.0))
+        det = mtcnn()
     elif kind == 'yunet':
-        det = YunetFaceDetector(min_face_size=p['min_face_size'],
-                                score_threshold=p.get('yunet_score_threshold', 0.7))
+        det = yunet()
+    elif kind == 'mtcnn_yunet':
+        det = SplitDetector(mtcnn(), yunet())
     elif kind == 'haar':
         det = HaarFaceDetector(p['cascade'], p['detection_scale'], p['scale_factor'],
                                p['min_neighbors'], p['min_face_size'])
     else:
-        raise ValueError(f"face_detector must be 'mtcnn', 'yunet' or 'haar', got {kind!r}")
+        raise ValueError("face_detector must be 'mtcnn', 'yunet', 'mtcnn_yunet' or 'haar', got "
+                         f'{kind!r}')
     return with_turned_search(det, float(p.get('turned_search_deg', 0.0)))
 
 

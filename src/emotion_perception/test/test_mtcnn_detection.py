@@ -239,7 +239,7 @@ def _turned_lfw_frames(indices, angle=25.0):
 
 def test_proposal_thresholds_reach_the_detector_live_and_lower_ones_find_more_faces():
     from emotion_perception.node_params import FACE_PARAMS
-    p = {s.name: s.default for s in FACE_PARAMS}
+    p = dict({s.name: s.default for s in FACE_PARAMS}, face_detector='mtcnn')
     assert (p['mtcnn_pnet_threshold'], p['mtcnn_rnet_threshold']) == (0.6, 0.7)
     loose = dict(p, mtcnn_pnet_threshold=0.3, mtcnn_rnet_threshold=0.4, mtcnn_min_confidence=0.95)
     assert build_detector(loose).base.thresholds == (0.3, 0.4, 0.7)

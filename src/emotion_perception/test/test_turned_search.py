@@ -140,7 +140,7 @@ def test_a_detection_in_a_turned_window_is_mapped_back_to_the_frame():
 
 
 def test_parameter_builds_the_search_and_reads_settings_through():
-    p = {s.name: s.default for s in FACE_PARAMS}
+    p = dict({s.name: s.default for s in FACE_PARAMS}, face_detector='mtcnn')
     assert p['turned_search_deg'] == 30.0
     det = build_detector(p)
     assert isinstance(det, TurnedSearch) and isinstance(det.base, MtcnnFaceDetector)
@@ -159,7 +159,7 @@ def test_parameter_builds_the_search_and_reads_settings_through():
 
 def test_live_detector_settings_reach_the_detector_inside_the_search_and_its_worker_copy():
     from emotion_perception.vision_pipeline import build_face_pipeline
-    p = {s.name: s.default for s in FACE_PARAMS}
+    p = dict({s.name: s.default for s in FACE_PARAMS}, face_detector='mtcnn')
     pipe = build_face_pipeline(p)                 # background scan on a worker thread
     try:
         worker = pipe.background._detector

@@ -106,9 +106,100 @@ def test_decoding_agrees_with_opencvs_own_facedetectoryn(tmp_path):
         pytest.skip(f'OpenCV cannot run the file: {exc}')
     assert rows is not None and len(rows) == 1
     r = rows[0]
-    mine = YunetFaceDetector(score_threshold=0.7, square=False, whole_frame_side=10_000)
+    mine = YunetFaceDetector(score_threshold=0.7, square=False, whole_frame_side=10_000,
+                             mtcnn_landmarks=False)                  # the net's own points
     (d,) = mine.detect(frame)
     assert d.confidence == pytest.approx(float(r[14]), abs=0.01)
     assert iou(d.box, tuple(float(v) for v in r[:4])) > 0.95
     for k, (x, y) in enumerate(d.landmarks):
         assert abs(x - r[4 + 2 * k]) < 2.0 and abs(y - r[5 + 2 * k]) < 2.0
+
+
+def test_a_window_around_a_small_face_is_searched_enlarged_and_finds_it(monkeypatch):
+    """A window's smallest face is searched at >= WINDOW_MIN_FACE px (its largest at <=
+    WINDOW_MAX_FACE px), so YuNet sees a small tracked face at a size it finds well."""
+    from emotion_perception import yunet_detection
+    from emotion_perception.scan_schedule import ScanSchedule
+    det = YunetFaceDetector(min_face_size=16)
+    frame = np.full((FRAME_H, FRAME_W, 3), 110, np.uint8)
+    frame[100:170, 200:270] = astronaut_face_patch(70)             # a face of about 30 px
+    (m,) = MtcnnFaceDetector(min_face_size=16).detect(frame)
+    regions = ScanSchedule(5, 1.0).windows(FRAME_W, FRAME_H, [m.box])
+    scales = []
+    search = det._search
+    monkeypatch.setattr(det, '_search', lambda bgr, rect, scale, lo, hi:
+                        scales.append((scale, lo, hi)) or search(bgr, rect, scale, lo, hi))
+    (d,) = det.detect(frame, regions)
+    assert iou(d.box, m.box) > 0.5
+    ((scale, lo, hi),) = scales
+    assert scale > 1.0 and lo * scale == pytest.approx(yunet_detection.WINDOW_MIN_FACE)
+    assert hi * scale <= yunet_detection.WINDOW_MAX_FACE
+    scales.clear()
+    big = ScanSchedule(5, 1.0).windows(FRAME_W, FRAME_H, [(100.0, 60.0, 300.0, 300.0)])
+    det.detect(frame, big)                                           # a 300-px face: reduced
+    assert scales[0][0] == pytest.approx(yunet_detection.WINDOW_MAX_FACE / scales[0][2])
+
+
+def test_mtcnn_yunet_scans_whole_frames_with_mtcnn_and_windows_with_yunet(monkeypatch):
+    from emotion_perception.face_detection import SplitDetector
+    from emotion_perception.node_params import FACE_PARAMS
+    from emotion_perception.turned_search import TurnedSearch
+    p = {s.name: s.default for s in FACE_PARAMS}
+    pipe = build_face_pipeline(dict(p, face_detector='mtcnn_yunet', background_scan=False))
+    assert isinstance(pipe.detector, TurnedSearch)
+    split = pipe.detector.base
+    assert isinstance(split, SplitDetector)
+    assert isinstance(split.whole, MtcnnFaceDetector)
+    assert isinstance(split.windows, YunetFaceDetector)
+    calls = []
+    for name, part in (('mtcnn', split.whole), ('yunet', split.windows)):
+        real = part.detect
+        monkeypatch.setattr(part, 'detect', lambda image, regions=None, n=name, f=real:
+                            calls.append((n, regions is None)) or f(image, regions))
+    tracks = [pipe.process(f, i / 30.0).tracks for i, f in enumerate(moving_face_frames(40))]
+    assert sum(map(len, tracks)) >= 39 and {t.id for ts in tracks for t in ts} == {'f1'}
+    assert all(whole for n, whole in calls if n == 'mtcnn')        # MTCNN: whole frames only
+    assert all(not whole for n, whole in calls if n == 'yunet')    # YuNet: windows only
+    assert sum(n == 'yunet' for n, _ in calls) >= 25               # most frames: windows
+    assert sum(n == 'mtcnn' for n, _ in calls) >= 8                # every 5th: whole frame
+    # live settings reach the part that has them; clones are two detectors again
+    assert pipe.set_detector_setting('score_threshold', 0.95)
+    assert pipe.set_detector_setting('min_confidence', 0.95)
+    assert split.windows.score_threshold == 0.95 and split.whole.min_confidence == 0.95
+    assert pipe.set_detector_setting('min_face_size', 40)
+    assert split.whole.min_face_size == split.windows.min_face_size == 40
+    assert not pipe.set_detector_setting('min_neighbors', 3)          # Haar only
+    clone = split.clone()
+    assert clone.whole is not split.whole and clone.windows._session is split.windows._session
+    assert clone.windows.score_threshold == 0.95
+    assert split.model_dir == split.whole.model_dir and split.brightened == split.whole.brightened
+    assert split.min_confidence == 0.95 and split.score_threshold == 0.95     # read through
+
+
+def test_yunets_landmarks_are_moved_to_mtcnns_places_on_any_face_pose():
+    """A face whose YuNet points are exactly YuNet's template (turned, scaled, shifted) gets
+    exactly MTCNN's template under the same pose, so aligned crops have the encoder's geometry;
+    a face's own deviation from the template is kept."""
+    from emotion_perception.face_alignment import FER_TEMPLATE
+    from emotion_perception.yunet_detection import YUNET_TEMPLATE, to_mtcnn_landmarks
+    for angle, side, shift in ((0.0, 100.0, (50.0, 80.0)), (25.0, 240.0, (300.0, 10.0)),
+                               (-40.0, 37.0, (0.0, 0.0))):
+        t = np.deg2rad(angle)
+        rot = side * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+        move = np.array(shift)
+
+        def pose(pts, rot=rot, move=move):
+            return pts @ rot.T + move
+        assert np.allclose(to_mtcnn_landmarks(pose(YUNET_TEMPLATE)), pose(FER_TEMPLATE),
+                           atol=1e-6)
+        smile = YUNET_TEMPLATE + np.array([[0, 0], [0, 0], [0, 0], [-0.02, 0.01], [0.02, 0.01]])
+        moved = to_mtcnn_landmarks(pose(smile))
+        assert np.allclose(moved - pose(smile), pose(FER_TEMPLATE) - pose(YUNET_TEMPLATE),
+                           atol=0.01 * side)
+    # the shipped detector reports the moved points; mtcnn_landmarks=False the net's own
+    frame = moving_face_frames(1)[0]
+    (moved,) = YunetFaceDetector().detect(frame)
+    (raw,) = YunetFaceDetector(mtcnn_landmarks=False).detect(frame)
+    assert moved.box == raw.box
+    assert np.allclose(moved.landmarks, to_mtcnn_landmarks(np.array(raw.landmarks)))
+    assert not np.allclose(moved.landmarks, raw.landmarks, atol=1.0)
