@@ -13,12 +13,12 @@ one changed at a time from upright / sharp / normal light:
   direction) and low light (x0.25, noise) at 100 px.
 Face-free frames: the same backgrounds, a quarter each blurred / darkened.  Time: whole-frame
 ``detect(frame)`` and windowed ``detect(frame, regions)`` (scan_schedule's window around the face,
-as face_node runs between whole-frame scans) on one core.  The found rates are of whole-frame
-scans (a face entering the view); "in its window" rates are of the windowed search (a tracked face
-followed between whole-frame scans).  ``+turned`` detectors search turned
-copies of the frame as face_node does with ``turned_search_deg`` (default 30): a face counts as
-found when one of the four whole scans of the angle cycle finds it; face-free frames get one scan
-each, so their false detections mix the cycle's angles as a frame stream does.
+as face_node runs between whole-frame scans) on one core.  The found rates are of whole-frame scans
+(a face entering the view); "in its window" rates are of the windowed search (a tracked face
+followed between whole-frame scans).  ``+turned`` detectors search turned copies of the frame as
+face_node does with ``turned_search_deg`` (default 30): a face counts as found when one of the four
+whole scans of the angle cycle finds it; face-free frames get one scan each, so their false
+detections mix the cycle's angles as a frame stream does.
 
     source scripts/env.sh; python bench/bench_detection.py [--faces N] [--negatives N]
         [--detectors mtcnn mtcnn+turned yunet yunet+turned mtcnn_yunet+turned haar]

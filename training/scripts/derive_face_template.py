@@ -5,8 +5,8 @@
 FER2013 training faces (fixed seed, all classes), each upscaled to 144 px and padded by 24 px
 (``face_alignment.precrop_landmarks``), through ``MtcnnFaceDetector(min_face_size=48,
 min_confidence=0.9)`` (or ``YunetFaceDetector(min_face_size=48)`` with its raw landmarks); landmark
-sets more than 3 robust sd from the per-coordinate median are
-dropped, the rest averaged, as fractions of the crop side.  Prints the template as a constant.
+sets more than 3 robust sd from the per-coordinate median are dropped, the rest averaged, as
+fractions of the crop side.  Prints the template as a constant.
 
     source scripts/env.sh; python training/scripts/derive_face_template.py [--n 2000] [--data DIR]
         [--detector mtcnn|yunet]

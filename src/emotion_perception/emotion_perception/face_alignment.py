@@ -137,10 +137,10 @@ def align_face(image: np.ndarray, landmarks: Any, size: Optional[int] = None,
 
 
 def precrop_landmarks(crop: np.ndarray, detector: Any) -> Optional[np.ndarray]:
-    """Five landmarks [5, 2] (crop pixels) of the face that fills a pre-cropped image (FER
-    style), or None where ``detector`` (an ``MtcnnFaceDetector``) finds none: the crop is upscaled
-    to ``PRECROP_UPSCALE`` px and padded by ``PRECROP_PAD`` (edge replicate), as when the template
-    was measured; the largest face of side >= half the upscaled crop counts."""
+    """Five landmarks [5, 2] (crop pixels) of the face that fills a pre-cropped image (FER style), or
+    None where ``detector`` (MTCNN, or any giving landmarks) finds none: the crop is upscaled to
+    ``PRECROP_UPSCALE`` px and padded by ``PRECROP_PAD`` (edge replicate), as when the template was
+    measured; the largest face of side >= half the upscaled crop counts."""
     if crop is None or crop.ndim < 2 or min(crop.shape[:2]) < 2:
         return None
     h, w = crop.shape[:2]
