@@ -10,8 +10,8 @@ setup:  ## install apt packages (as root), the venv and build the workspace (ide
 test:  ## set up if needed, then run every test; ends with "N passed, N failed, N skipped"
 	bash scripts/test.sh
 
-demo:  ## set up if needed, then run the whole robot on a generated clip with a simulated Arduino (FACES=DIR SPEECH=DIR: a clip from those)
-	bash scripts/isolated.sh python -m emotion_bringup.demo$(if $(FACES), --faces '$(FACES)')$(if $(SPEECH), --speech '$(SPEECH)')
+demo:  ## set up if needed, then run the whole robot on a generated clip with a simulated Arduino (FACES=DIR SPEECH=DIR: a clip from those; PARAMS=YAML: node parameters)
+	bash scripts/isolated.sh python -m emotion_bringup.demo$(if $(FACES), --faces '$(FACES)')$(if $(SPEECH), --speech '$(SPEECH)')$(if $(PARAMS), --params $(PARAMS))
 
 bench:  ## run every benchmark and print one table
 	bash scripts/isolated.sh python bench/run_all.py

@@ -1,6 +1,7 @@
 """The one-command demo: the whole robot on a generated clip, with a simulated Arduino.
 
     make demo                      (set up, then this, in a loopback-only network namespace)
+    make demo PARAMS=my.yaml       (the nodes' parameters from a ROS parameter file as well)
     python -m emotion_bringup.demo --help
 
 What it does, in order:
@@ -77,6 +78,11 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     p.add_argument('--board', choices=('sim', 'none'), default='sim',
                    help='sim: the firmware in simavr over a pty; none: no actuator')
     p.add_argument('--model-bundle', default='', help="model bundle ('' = the shipped one)")
+    p.add_argument('--params', type=Path, nargs='+', default=[], metavar='YAML',
+                   help='ROS parameter files given to every node after its package\'s defaults '
+                        'and robot.yaml, later files winning; a section applies to the node it '
+                        'names (e.g. "face_node: ros__parameters: face_detector: mtcnn_yunet"), '
+                        'as with emotion-eval bag --params')
     p.add_argument('--no-eval', action='store_true', help='skip the evaluation report')
     p.add_argument('--start-delay', type=float, default=8.0,
                    help='seconds from starting the graph to the clip\'s first frame and sample '
@@ -86,7 +92,35 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     a = p.parse_args(argv)
     if a.speech is not None and a.faces is None:
         p.error('--speech needs --faces')
+    for path in a.params:
+        problem = param_file_problem(path)
+        if problem:
+            p.error(f'--params {path}: {problem}')
     return a
+
+
+def param_file_problem(path: Path) -> str:
+    """Why ``path`` is no ROS parameter file ('' when it is one): missing, not YAML, or no
+    ``<node>: ros__parameters:`` section."""
+    import yaml  # noqa: PLC0415 - only for --params
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        return f'cannot read it ({exc.strerror or exc})'
+    except yaml.YAMLError as exc:
+        return f'not YAML ({exc})'
+    if not isinstance(data, dict) or not any(
+            isinstance(v, dict) and 'ros__parameters' in v for v in data.values()):
+        return 'no "<node>: ros__parameters:" section'
+    return ''
+
+
+def with_param_files(specs: list, paths: list) -> list:
+    """The graph's NodeSpecs with ``paths`` after each node's own parameter files (a node's
+    launch-argument values, given with -p, still come last)."""
+    for spec in specs:
+        spec.param_files = list(spec.param_files) + [Path(p).resolve() for p in paths]
+    return specs
 
 
 @dataclasses.dataclass
@@ -226,7 +260,9 @@ def run_demo(a: argparse.Namespace) -> int:
     args = GraphArgs(camera=str(video), audio_file=str(wav), loop_files=True,
                      serial_port=SIM_PORT, transport='serial' if board else 'none',
                      model_bundle=a.model_bundle)
-    specs = robot_graph(args)
+    specs = with_param_files(robot_graph(args), a.params)
+    if a.params:
+        print('[demo] parameters from ' + ', '.join(str(p) for p in a.params))
     # One clock for video, audio and truth: frame n and sample k are stamped from this time, and
     # so is the truth below (the clip's times are the bag's stamps minus its start).
     start_ns = time.time_ns() + int(a.start_delay * 1e9)

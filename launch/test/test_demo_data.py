@@ -85,6 +85,34 @@ def test_demo_options():
         parse_args(['--speech', 's'])   # speech needs faces
 
 
+def test_demo_params_files_reach_every_node_after_its_own_and_bad_ones_are_refused(
+        tmp_path, capsys):
+    from emotion_bringup.demo import with_param_files
+    from emotion_bringup.graph import GraphArgs, robot_graph
+    good = tmp_path / 'det.yaml'
+    good.write_text('face_node:\n  ros__parameters:\n    face_detector: mtcnn_yunet\n')
+    a = parse_args(['--params', str(good)])
+    specs = with_param_files(robot_graph(GraphArgs(transport='none')), a.params)
+    face = next(s for s in specs if s.name == 'face_node')
+    assert face.param_files[-1] == good.resolve() and len(face.param_files) == 3
+    args = face.ros_args()
+    # the file after the package defaults and robot.yaml, before the launch arguments (-p)
+    assert args.index(str(good.resolve())) > args.index(str(face.param_files[0]))
+    assert args.index(str(good.resolve())) < args.index('-p')
+    assert all(s.param_files[-1] == good.resolve() for s in specs)
+    assert parse_args([]).params == []
+    for text, why in (('face_node: [1, 2\n', 'not YAML'),
+                      ('face_detector: yunet\n', 'ros__parameters'),
+                      (None, 'cannot read')):
+        bad = tmp_path / 'bad.yaml'
+        bad.unlink(missing_ok=True)
+        if text is not None:
+            bad.write_text(text)
+        with pytest.raises(SystemExit):
+            parse_args(['--params', str(bad)])
+        assert why in capsys.readouterr().err
+
+
 def test_cdr_stamp():
     raw = b'\x00\x01\x00\x00' + struct.pack('<iI', 12, 345) + b'frame'
     assert _cdr_stamp_ns(raw) == 12 * 10**9 + 345
