@@ -184,6 +184,7 @@ def measure(detector, frames: list, negatives: list) -> dict:
     hits: dict = {}
     win_hits: dict = {}
     ms_whole, ms_win = [], []
+    ms_win_cond: dict = {}
     schedule = ScanSchedule(5, 1.0)
     detector.detect(frames[0][2])                      # warm-up
     # a turned search (turned_search.TurnedSearch) turns each whole scan by the next angle of
@@ -202,6 +203,7 @@ def measure(detector, frames: list, negatives: list) -> dict:
         t = time.perf_counter()
         dets = detector.detect(frame, regions)
         ms_win.append((time.perf_counter() - t) * 1e3)
+        ms_win_cond.setdefault(cond, []).append(ms_win[-1])
         win_hits.setdefault((cond, source), []).append(found(dets, box))
     false = 0
     for frame in negatives:
@@ -210,7 +212,8 @@ def measure(detector, frames: list, negatives: list) -> dict:
         ms_whole.append((time.perf_counter() - t) * 1e3)
     return {'hits': hits, 'window_hits': win_hits, 'false': false, 'negatives': len(negatives),
             'whole': (float(np.percentile(ms_whole, 50)), float(np.percentile(ms_whole, 95))),
-            'window': (float(np.percentile(ms_win, 50)), float(np.percentile(ms_win, 95)))}
+            'window': (float(np.percentile(ms_win, 50)), float(np.percentile(ms_win, 95))),
+            'window_by_cond': {c: float(np.median(v)) for c, v in ms_win_cond.items()}}
 
 
 def rate(hits: dict, conds, sources=('fer', 'photo')) -> tuple[float, int]:
@@ -306,6 +309,9 @@ def main() -> None:
                      f'{r["whole"][0]:.1f} / {r["whole"][1]:.1f}', '-'))
         rows.append((f'{name}: ms per frame, window around the face p50/p95',
                      f'{r["window"][0]:.1f} / {r["window"][1]:.1f}', '-'))
+        by = r['window_by_cond']
+        rows.append((f'{name}:   window p50 by face size {"/".join(map(str, SIZES))} px',
+                     ' / '.join(f'{by.get(f"size {s}", float("nan")):.1f}' for s in SIZES), '-'))
     w = max(len(r[0]) for r in rows)
     print(f'\n{"stage".ljust(w)} | {"measured".ljust(24)} | target')
     print('-' * (w + 40))
