@@ -78,7 +78,7 @@ class FaceNode(KitNode):
         every = p['full_scan_every']
         self.get_logger().info(
             (f"faces: {CNN_DETECTORS[p['face_detector']]} (ONNX) from "
-             f"{getattr(pipeline.detector, 'base', pipeline.detector).model_dir}"
+             f"{pipeline.detector.model_dir}"
              if p['face_detector'] in CNN_DETECTORS else
              f"faces: Haar {p['cascade']} at scale {p['detection_scale']}") + '; '
             + ('whole frame every frame' if every == 1 else
