@@ -23,7 +23,6 @@ rclpy = pytest.importorskip('rclpy')
 from builtin_interfaces.msg import Time as TimeMsg  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
@@ -40,22 +39,22 @@ def bundle_path(tmp_path_factory):
     return make_tiny_bundle(tmp_path_factory.mktemp('bundle'))
 
 
-def _call(ros, srv_type, name, request, timeout=20.0):
-    client = ros.node.create_client(srv_type, name)
-    assert client.wait_for_service(timeout_sec=30), f'no service {name}'
-    future = client.call_async(request)
-    assert ros.wait_for(future.done, timeout), f'{name} timed out'
-    return future.result()
+def _call(ros, srv_type, name, request):
+    answer = ros.call(srv_type, name, request)
+    assert answer is not None, f'{name}: no answer'
+    return answer
 
 
 def _state(ros):
-    return _call(ros, GetState, f'/{NODE}/get_state', GetState.Request()).current_state.label
+    state = ros.state(NODE)
+    assert state is not None, 'get_state: no answer'
+    return state
 
 
 def _change(ros, transition_id):
-    req = ChangeState.Request()
-    req.transition.id = transition_id
-    return _call(ros, ChangeState, f'/{NODE}/change_state', req).success
+    done = ros.change_state(NODE, transition_id)
+    assert done is not None, f'change_state {transition_id}: no answer'
+    return done
 
 
 def _voice(speech=True):

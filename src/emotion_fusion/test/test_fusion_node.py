@@ -208,7 +208,6 @@ def test_missing_bundle_fails_configure_and_reports_error(tmp_path):
     """Lifecycle: no valid bundle = configure FAILURE; the node stays unconfigured and says why
     on /diagnostics (started with autostart:=false); with autostart it exits with code 1."""
     from lifecycle_msgs.msg import Transition
-    from lifecycle_msgs.srv import ChangeState
     with isolated_domain() as domain:
         node = NodeProcess('emotion_fusion', 'fusion_node',
                            params=dict(model_bundle=str(tmp_path / 'nope'), autostart=False),
@@ -216,12 +215,8 @@ def test_missing_bundle_fails_configure_and_reports_error(tmp_path):
         try:
             with RosHarness('fusion_node_test_nobundle') as ros:
                 diags = ros.collect(DiagnosticArray, '/diagnostics', COLLECT)
-                client = ros.node.create_client(ChangeState, '/fusion_node/change_state')
-                assert client.wait_for_service(timeout_sec=30), node.output()
-                req = ChangeState.Request()
-                req.transition.id = Transition.TRANSITION_CONFIGURE
-                future = client.call_async(req)
-                assert ros.wait_for(future.done, 30) and not future.result().success
+                configured = ros.change_state('fusion_node', Transition.TRANSITION_CONFIGURE)
+                assert configured is False, (configured, node.output())
                 ok = ros.wait_for(lambda: any(s.level == DiagnosticStatus.ERROR
                                               for d in list(diags) for s in d.status), 30)
                 assert ok, node.output()

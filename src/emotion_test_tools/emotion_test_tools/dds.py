@@ -20,6 +20,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import rclpy
 from ament_index_python.packages import get_package_prefix
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import SingleThreadedExecutor
 
 _LOCK_DIR = Path(tempfile.gettempdir()) / 'emotion_dds_domains'
@@ -187,6 +189,10 @@ def _param_literal(value: Any) -> str:
     return str(value)
 
 
+# Lifecycle states a node rests in (the others, 'configuring' and so on, are mid-transition).
+_STABLE_STATES = ('unconfigured', 'inactive', 'active', 'finalized')
+
+
 class RosHarness:
     """An rclpy context and node in the test process, spun on a background thread.
 
@@ -201,6 +207,7 @@ class RosHarness:
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._stop = False
+        self._clients: dict = {}
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -229,6 +236,79 @@ class RosHarness:
 
     def wait_for_subscribers(self, publisher: Any, count: int = 1, timeout: float = 15.0) -> bool:
         return self.wait_for(lambda: publisher.get_subscription_count() >= count, timeout)
+
+    def _client(self, srv_type: Any, name: str) -> Any:
+        key = (srv_type, name)
+        if key not in self._clients:
+            self._clients[key] = self.node.create_client(srv_type, name)
+        return self._clients[key]
+
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0,
+             resend_after: Optional[float] = 5.0) -> Any:
+        """Call service `name` and return its response, or None if none came within `timeout`.
+
+        A request is sent again when no response came within `resend_after` seconds (None: never):
+        a Fast DDS service drops its response when the client's response reader has not matched
+        within 100 ms of the request (ros2/rmw_fastrtps#390, #467), which a loaded machine can
+        miss right after discovery. Resend only requests whose repetition is harmless (queries,
+        parameter sets); lifecycle transitions go through `change_state`.
+        """
+        client = self._client(srv_type, name)
+        deadline = time.monotonic() + timeout
+        if not client.wait_for_service(timeout_sec=timeout):
+            return None
+        futures = []
+        while time.monotonic() < deadline:
+            futures.append(client.call_async(request))
+            wait = deadline - time.monotonic()
+            if resend_after is not None:
+                wait = min(wait, resend_after)
+            if self.wait_for(lambda: any(f.done() for f in futures), max(wait, 0.0)):
+                return next(f for f in futures if f.done()).result()
+        return None
+
+    def state(self, node: str, timeout: float = 30.0) -> Optional[str]:
+        """Node `node`'s lifecycle state label ('inactive', ...), or None if it did not answer."""
+        answer = self.call(GetState, f'/{node.lstrip("/")}/get_state', GetState.Request(),
+                           timeout)
+        return None if answer is None else answer.current_state.label
+
+    def change_state(self, node: str, transition_id: int, timeout: float = 30.0,
+                     resend_after: float = 5.0) -> Optional[bool]:
+        """Ask node `node` for lifecycle transition `transition_id`; whether it succeeded, or None
+        if the node did not answer within `timeout`.
+
+        A transition is not resent blindly (a second 'activate' would fail where the first
+        succeeded): when no response came within `resend_after` seconds the node's state is
+        asked for; the transition counts as done if the node is in the transition's goal state,
+        is waited for while the node is mid-transition, and is asked for again if the node rests
+        in another state.
+        """
+        goal = {Transition.TRANSITION_CONFIGURE: 'inactive',
+                Transition.TRANSITION_CLEANUP: 'unconfigured',
+                Transition.TRANSITION_ACTIVATE: 'active',
+                Transition.TRANSITION_DEACTIVATE: 'inactive',
+                Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: 'finalized',
+                Transition.TRANSITION_INACTIVE_SHUTDOWN: 'finalized',
+                Transition.TRANSITION_ACTIVE_SHUTDOWN: 'finalized'}[transition_id]
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        name = f'/{node.lstrip("/")}/change_state'
+        client = self._client(ChangeState, name)
+        deadline = time.monotonic() + timeout
+        if not client.wait_for_service(timeout_sec=timeout):
+            return None
+        futures = [client.call_async(request)]
+        while time.monotonic() < deadline:
+            wait = max(min(resend_after, deadline - time.monotonic()), 0.0)
+            if self.wait_for(lambda: any(f.done() for f in futures), wait):
+                return bool(next(f for f in futures if f.done()).result().success)
+            state = self.state(node, timeout=max(deadline - time.monotonic(), 0.0))
+            if state == goal:
+                return True
+            if state in _STABLE_STATES:      # not mid-transition: the request was lost
+                futures.append(client.call_async(request))
+        return None
 
     def close(self) -> None:
         self._stop = True
