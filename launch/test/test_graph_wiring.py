@@ -76,11 +76,10 @@ def _write_inputs(tmp: Path) -> tuple[str, str]:
 
 def _list_parameters(ros: RosHarness, node_name: str) -> set:
     from rcl_interfaces.srv import ListParameters
-    client = ros.node.create_client(ListParameters, f'/{node_name}/list_parameters')
-    assert client.wait_for_service(timeout_sec=30), f'{node_name}: no list_parameters service'
-    future = client.call_async(ListParameters.Request(depth=0))
-    assert ros.wait_for(future.done, timeout=15), f'{node_name}: list_parameters timed out'
-    return set(future.result().result.names)
+    answer = ros.call(ListParameters, f'/{node_name}/list_parameters',
+                      ListParameters.Request(depth=0))
+    assert answer is not None, f'{node_name}: no answer from list_parameters'
+    return set(answer.result.names)
 
 
 @pytest.fixture(scope='module')
