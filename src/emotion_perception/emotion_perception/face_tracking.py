@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .face_detection import Detection, iou
 
@@ -51,6 +50,10 @@ class FaceTracker:
             raise ValueError('max_center_shift and lost_timeout must be >= 0')
         if min_hits < 1:
             raise ValueError(f'min_hits must be >= 1, got {min_hits}')
+        # scipy.optimize takes ~1 s to import on a cold start: imported when a tracker is built
+        # (face_node's configure), not with this module (before the node's first /diagnostics).
+        from scipy.optimize import linear_sum_assignment  # noqa: PLC0415 - heavy import
+        self._assign = linear_sum_assignment
         self.min_hits = int(min_hits)
         self.iou_threshold, self.max_center_shift = iou_threshold, max_center_shift
         self.lost_timeout, self.id_prefix = lost_timeout, id_prefix
@@ -89,7 +92,7 @@ class FaceTracker:
         if tracks and detections:
             cost = np.array([[self._cost(t, d) for d in detections] for t in tracks])
             finite = np.where(np.isfinite(cost), cost, 1e6)
-            rows, cols = linear_sum_assignment(finite)
+            rows, cols = self._assign(finite)
             for r, c in zip(rows, cols):
                 if np.isfinite(cost[r, c]):
                     matched[c] = tracks[r]

@@ -15,7 +15,6 @@ from typing import Any, Mapping, Optional
 
 import cv2
 import numpy as np
-from scipy import fft as sp_fft
 
 from .speaker_calibration import SpeakerCalibration
 
@@ -177,6 +176,9 @@ def _mel_power(samples: np.ndarray, vocal: Mapping[str, Any]) -> np.ndarray:
                            float(vocal['fmin']), float(vocal['fmax']))
     padded = np.pad(np.asarray(samples, np.float64), n_fft // 2)
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    # scipy.fft takes ~0.5 s to import on a cold start: kept off a node's start-up like
+    # scipy.signal above (model_loading.warm_up computes a log-mel during configure).
+    from scipy import fft as sp_fft  # noqa: PLC0415 - heavy import, see above
     spec = sp_fft.rfft(frames * window, axis=-1)
     power = spec.real ** 2 + spec.imag ** 2
     return basis @ power.T

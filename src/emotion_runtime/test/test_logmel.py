@@ -2,10 +2,10 @@
 
 ``preprocess.logmel`` used ``librosa.feature.melspectrogram``, whose numba code compiled at the
 first call (48 s on a fresh venv) inside a node.  It is now numpy/scipy; these tests check that no
-node module pulls in librosa or numba, and that the features, and the shipped bundle's vocal
-encoder outputs on them, are librosa's (which stays installed for the tests) on synthetic signals
-and on real EmoDB / RAVDESS clips ($EMOTION_DATA, else ``../shared/data`` beside the repository;
-skipped where absent).
+node module pulls in librosa, numba or scipy (scipy comes with the first log-mel and the first
+face tracker), and that the features, and the shipped bundle's vocal encoder outputs on them, are
+librosa's (which stays installed for the tests) on synthetic signals and on real EmoDB / RAVDESS
+clips ($EMOTION_DATA, else ``../shared/data`` beside the repository; skipped where absent).
 """
 from __future__ import annotations
 
@@ -67,6 +67,29 @@ def test_node_modules_import_neither_librosa_nor_numba():
                          timeout=120, env=dict(os.environ, PYTHONWARNINGS='ignore'))
     assert run.returncode == 0, run.stdout + run.stderr
     assert 'LOADED []' in run.stdout, run.stdout + run.stderr
+
+
+def test_node_modules_leave_scipy_to_configure():
+    """scipy.fft (log-mel) and scipy.optimize (face tracking) cost ~0.5 s and ~1 s to import on a
+    cold start: no node module imports scipy, so each node's first /diagnostics does not wait
+    for it; the first log-mel and the first FaceTracker (built in face_node's configure) do."""
+    code = textwrap.dedent(f'''
+        import importlib, sys
+        for name in {NODE_MODULES!r}:
+            importlib.import_module(name)
+        print('AT IMPORT', sorted(n for n in sys.modules if n.split('.')[0] == 'scipy'))
+        import numpy as np
+        from emotion_runtime import preprocess
+        preprocess.logmel(np.zeros(16000, np.float32), 16000, {VOCAL!r})
+        from emotion_perception.face_tracking import FaceTracker
+        FaceTracker()
+        print('AFTER', 'scipy.fft' in sys.modules, 'scipy.optimize' in sys.modules)
+    ''')
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, PYTHONWARNINGS='ignore'))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert 'AT IMPORT []' in run.stdout, run.stdout
+    assert 'AFTER True True' in run.stdout, run.stdout
 
 
 def test_filterbank_is_librosas_and_cached():
