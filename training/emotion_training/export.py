@@ -352,7 +352,8 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
                       seed: int = 0, seven_bit_vision: bool = False,
                       metrics: Optional[dict] = None, training: Optional[dict] = None,
                       vocal_decision: Sequence[tuple[torch.nn.Module, dict, Sequence[str], dict]]
-                      = (), voice_noise_subtraction: Optional[dict] = None) -> pathlib.Path:
+                      = (), voice_noise_subtraction: Optional[dict] = None,
+                      keep_fusion: bool = False) -> pathlib.Path:
     """A copy of the bundle at ``bundle_dir`` with some of its models replaced.
 
     ``fusion``: a new fusion head; ``vocal``: (encoder, preprocess, labels) from a vocal
@@ -374,6 +375,9 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     ``voice_noise_subtraction``: the vocal front end's ``noise_subtraction`` section
     (``preprocess.subtract_noise``; an empty dict removes it); a new ``vocal`` encoder otherwise
     comes with its own front end, without one.
+    ``keep_fusion``: the new ``vision`` encoder is the bundle's own model exported again (the
+    same float weights, e.g. another graph layout), so its embedding is the one the bundle's
+    fusion head learnt and the head is kept (the labels and embedding sizes must not change).
     ``fusion_record``/``vocal_record``/``vision_record`` go to the manifest's
     ``training.stream_fusion``, ``training.vocal`` and ``training.vision`` (their ``data``
     strings to ``training.data``).  ``metrics``: the new bundle's measured figures, in place
@@ -405,7 +409,12 @@ def replace_in_bundle(bundle_dir: str | pathlib.Path, out_dir: str | pathlib.Pat
     resized = voice_size != src.voice_embedding_size
     vision_size = (int(vision[0].config['embedding_size']) if vision
                    else src.vision_embedding_size)
-    if fusion is None and (labels != old_labels or resized or vision is not None):
+    if keep_fusion and (fusion is not None or labels != old_labels or resized
+                        or vision_size != src.vision_embedding_size):
+        raise ValueError('keep_fusion: the bundle\'s fusion head is kept only for a vision '
+                         'encoder with the same labels and embedding size, and no new head')
+    if fusion is None and (labels != old_labels or resized
+                           or (vision is not None and not keep_fusion)):
         va = va_table(labels)
         arch = src.manifest['fusion'].get('architecture', {})
         torch.manual_seed(seed)
@@ -645,6 +654,10 @@ def main(argv: list[str] | None = None) -> int:
                    'rest is copied byte for byte); a new vision encoder, new labels or a voice '
                    'embedding of another size without --fusion leave an untrained head for '
                    'emotion-train stream-fusion')
+    p.add_argument('--keep-fusion', action='store_true',
+                   help='with --from-bundle --vision: the vision checkpoints are the bundle\'s '
+                   'own encoder (the same float weights exported again), so the bundle\'s '
+                   'fusion head still reads its embedding and is kept')
     p.add_argument('--vision-head', metavar='HEAD_NPZ', default=None,
                    help='with --from-bundle: a head fitted on the bundle\'s vision embedding '
                    '(emotion-train vision-head), grafted into the vision graph')
@@ -690,6 +703,8 @@ def main(argv: list[str] | None = None) -> int:
                 'has 7-bit weights already)')
     if args.voice_noise_subtraction:
         p.error('--voice-noise-subtraction: only with --from-bundle')
+    if args.keep_fusion:
+        p.error('--keep-fusion: only with --from-bundle')
     missing = [f'--{k}' for k in ('vision', 'vocal', 'fusion') if not getattr(args, k)]
     if missing or args.vision_head or args.vocal_decision:
         only = '--vision-head' if args.vision_head else '--vocal-decision'
@@ -792,6 +807,8 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
     if args.int8_faces and not args.vision:
         p.error('--from-bundle: --int8-faces quantises a new --vision encoder; the bundle\'s '
                 'own vision graph is copied as it is')
+    if args.keep_fusion and (not args.vision or args.fusion):
+        p.error('--keep-fusion: only with --vision and without --fusion')
     if args.vision and (args.vision_head or args.vision_7bit_weights):
         p.error('--from-bundle --vision: a new vision encoder brings its own head, and an '
                 '--int8-faces export has 7-bit weights already')
@@ -837,7 +854,8 @@ def _main_from_bundle(p: argparse.ArgumentParser, args: argparse.Namespace) -> i
                                 vocal_record=vocal_record, version=args.version,
                                 seven_bit_vision=args.vision_7bit_weights, metrics=metrics,
                                 training=training, vocal_decision=decision,
-                                voice_noise_subtraction=subtraction)
+                                voice_noise_subtraction=subtraction,
+                                keep_fusion=args.keep_fusion)
     except (BundleError, ValueError) as exc:
         print(f'emotion-export: {exc}', file=sys.stderr)
         return 2

@@ -113,6 +113,13 @@ emotion-train voiceprint --data "$DATA" --bundle $SHIP --weights "$VP_WEIGHTS" \
   --train-speakers "$VP_SPK" --weight 0.25 --C 0.03 --noise-copies 1 --version 1.2.0 \
   --out $R/bundle120
 SHIP=$R/bundle120
+# 1.3.0: the same members exported again with the mirror view in the face's batch (one pass of
+# batch 2 per member; only the int8 activation ranges change), from 1.2.0's own int8 graph
+python "$ROOT/training/scripts/rebuild_vision_members.py" --bundle $SHIP --out $R/rebuilt120
+emotion-export --from-bundle $SHIP --vision $R/rebuilt120/member1.pt,$R/rebuilt120/member2.pt \
+  --vision-tta flip --keep-fusion --int8-faces "$DATA/fer2013/train" --version 1.3.0 \
+  --out $R/bundle130
+SHIP=$R/bundle130
 cp $SHIP/*.onnx $SHIP/manifest.json "$ROOT/src/emotion_runtime/models/default/"
 # 6. faces on the unseen FER2013 validation split
 emotion-eval faces --plot $R/faces_cm.png "$DATA/fer2013/validation" | tee $R/eval_faces.json

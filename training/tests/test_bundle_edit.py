@@ -204,6 +204,44 @@ def test_export_from_bundle_with_a_new_vision_ensemble_in_int8(tmp_path, capsys)
             export_main(['--from-bundle', str(src), *bad, '--out', str(tmp_path / 'x')])
 
 
+def test_keep_fusion_keeps_the_head_for_the_bundles_own_encoder_exported_again(tmp_path,
+                                                                                capsys):
+    """`--keep-fusion`: a vision encoder exported again (the same embedding) keeps the bundle's
+    fusion head byte for byte and its training record; a head cannot be kept for an embedding
+    of another size, nor without --vision or beside --fusion."""
+    src = make_test_bundle(tmp_path / 'src', LABELS6)
+    old = ModelBundle.load(src)
+    vision, _, _ = tiny_models(LABELS6, seed=6, embedding_size=old.vision_embedding_size)
+    path = tmp_path / 'v.pt'
+    torch.save({'stage': 'vision', 'labels': list(LABELS6), 'model_config': vision.config,
+                'model': vision.state_dict(), 'preprocess': dict(VISION_PREPROCESS),
+                'split': {'holdout': 0.1, 'seed': 0}, 'epoch': 3, 'best_uar': 0.5,
+                'best_epoch': 3}, path)
+    args = ['--from-bundle', str(src), '--vision', str(path), '--keep-fusion',
+            '--out', str(tmp_path / 'kept')]
+    assert export_main(args) == 0, capsys.readouterr().err
+    assert 'untrained' not in capsys.readouterr().err
+    kept = ModelBundle.load(tmp_path / 'kept')
+    assert sha256_of(tmp_path / 'kept' / 'fusion_step.onnx') == sha256_of(src /
+                                                                           'fusion_step.onnx')
+    assert sha256_of(tmp_path / 'kept' / 'vision_encoder.onnx') != sha256_of(
+        src / 'vision_encoder.onnx')
+    assert kept.manifest['fusion'] == old.manifest['fusion']
+    assert 'untrained' not in json.dumps(kept.manifest['training'])
+    assert export_main(args[:-3] + ['--out', str(tmp_path / 'fresh')]) == 0   # without it
+    assert sha256_of(tmp_path / 'fresh' / 'fusion_step.onnx') != sha256_of(src /
+                                                                            'fusion_step.onnx')
+    wider, _, _ = tiny_models(LABELS6, seed=6, embedding_size=old.vision_embedding_size + 8)
+    with pytest.raises(ValueError, match='keep_fusion'):
+        replace_in_bundle(src, tmp_path / 'w', vision=(wider, dict(VISION_PREPROCESS),
+                                                       list(LABELS6)), keep_fusion=True)
+    for bad in (['--keep-fusion'], ['--vision', str(path), '--keep-fusion', '--fusion', 'x.pt']):
+        with pytest.raises(SystemExit):
+            export_main(['--from-bundle', str(src), *bad, '--out', str(tmp_path / 'x')])
+    with pytest.raises(SystemExit):
+        export_main(['--vision', str(path), '--keep-fusion', '--out', str(tmp_path / 'y')])
+
+
 def test_fit_head_learns_and_folds_the_standardisation():
     rng = np.random.default_rng(0)
     labels = ['a', 'b', 'c']

@@ -39,6 +39,30 @@ def test_ensemble_means_logits_and_concatenates_embeddings():
     assert torch.allclose(l1, l2, atol=1e-5)
 
 
+def test_mirror_tta_runs_the_face_and_its_mirror_as_one_batch():
+    """Eval with flip_tta: every conv runs once, on the faces and their mirrors together
+    (weights read once per layer), and the result is the mean of the two views' own passes."""
+    enc = _member(0).eval()
+    enc.set_flip_tta(True)
+    x = torch.randn(3, 1, 48, 48)
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[0]))
+             for m in enc.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        e, lg = enc(x)
+    for h in hooks:
+        h.remove()
+    assert calls and len(calls) == len(hooks) and set(calls) == {6}
+    with torch.no_grad():
+        e1, l1 = enc._once(x)
+        e2, l2 = enc._once(torch.flip(x, dims=[3]))
+    assert torch.allclose(e, (e1 + e2) / 2, atol=1e-5) and torch.allclose(lg, (l1 + l2) / 2,
+                                                                          atol=1e-5)
+    enc.train()                                       # training never mirrors
+    with torch.no_grad():
+        assert enc(x)[1].shape == (3, enc.config['num_classes'])
+
+
 def test_ensemble_refuses_one_member_or_mixed_label_counts():
     with pytest.raises(ValueError, match='at least two'):
         VisionEnsemble([_member(0).config])
