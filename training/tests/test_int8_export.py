@@ -24,13 +24,15 @@ def test_int8_vision_graph_is_quantised_and_agrees_with_the_float_model(trained,
     from emotion_training.quantize import MIN_AGREEMENT, SEVEN_BIT, int8_weight_bound
     faces = syn_data / 'fer2013' / 'train'
     assert export_main(_export_args(trained, tmp_path / 'f')) == 0
+    # 192 faces, 96 to calibrate and 96 to check: the tiny synthetic model has near-tied logits,
+    # and calibrated on 48 its int8 graph flipped 4 of 48 (logits within 0.08 of the float's)
     assert export_main(_export_args(trained, tmp_path / 'q', '--int8-faces', str(faces),
-                                    '--int8-count', '96')) == 0
+                                    '--int8-count', '192')) == 0
     fb = ModelBundle.load(tmp_path / 'f', expected_labels=LABELS3)
     qb = ModelBundle.load(tmp_path / 'q', expected_labels=LABELS3)
     assert fb.manifest['vision']['quantization'] == 'none (float32)'
     q = qb.manifest['vision']['quantization']
-    assert q['calibration_faces'] == 48 and q['check_vs_float']['faces'] == 48
+    assert q['calibration_faces'] == 96 and q['check_vs_float']['faces'] == 96
     assert q['check_vs_float']['top1_agreement'] >= MIN_AGREEMENT
     assert q['weight_bound'] == int8_weight_bound(tmp_path / 'q' / 'vision_encoder.onnx')
     assert 0 < q['weight_bound'] <= SEVEN_BIT           # no overflow on x86 without VNNI
@@ -74,7 +76,10 @@ def test_an_8bit_graph_halved_to_7_bits_keeps_its_answers(trained, syn_data, tmp
     ref8 = kernel_agreement(q8, faces[32:])
     ref7 = kernel_agreement(q7, faces[32:])
     assert ref8['inputs'] == ref7['inputs'] == 32
-    assert ref7['top1_agreement'] == 1.0 and ref7['max_abs_diff'] < 1e-3
+    # the integer kernels compute what the QDQ reference does: at most a rounding step of the
+    # output's requantisation apart (~0.01 here, as a graph quantised to 7 bits directly),
+    # where an overflow moves logits by tens (test_shipped_int8)
+    assert ref7['top1_agreement'] == 1.0 and ref7['max_abs_diff'] < 0.05
     import onnxruntime as ort
 
     def reference(path):
