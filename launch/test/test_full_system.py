@@ -74,11 +74,15 @@ def test_pan_tilt_commands_reach_the_simulated_servos(system):
     runner, ros, topics, board = system
     # The face sweeps across the frame: the tracker must turn the head, so the simulated pan
     # servo's pulse leaves the 1500 us centre.
-    ok = ros.wait_for(lambda: board.pulses[0] is not None and abs(board.pulses[0] - 1500) > 50,
+    # (the simulator reports 0 us while the firmware drives no pulse yet, before the tracker's
+    # handshake: a width of 0 is no pulse, not a pan away from the centre)
+    ok = ros.wait_for(lambda: bool(board.pulses[0]) and abs(board.pulses[0] - 1500) > 50,
                       timeout=60)
     assert ok, f'pan pulse stayed at {board.pulses[0]} us\n' + runner.logs()
-    assert any(s.link == 1 for s in topics['state']), 'the tracker never reported LINK_UP'
-    assert any(s.mode == 1 for s in topics['state']), 'the tracker never reported TRACKING'
+    ok = ros.wait_for(lambda: any(s.link == 1 for s in topics['state']), timeout=10)
+    assert ok, 'the tracker never reported LINK_UP\n' + runner.logs()
+    ok = ros.wait_for(lambda: any(s.mode == 1 for s in topics['state']), timeout=10)
+    assert ok, 'the tracker never reported TRACKING\n' + runner.logs()
 
 
 def test_killing_the_vocal_node_falls_back_to_vision_only(system):
