@@ -50,6 +50,14 @@ def _librosa_logmel(samples: np.ndarray, rate: int, vocal: dict) -> np.ndarray:
     return np.log(_librosa_mel_power(x, vocal) + 1e-6).astype(np.float32)
 
 
+def _fresh_python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new interpreter (nothing imported yet); it must exit 0."""
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, PYTHONWARNINGS='ignore'))
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
 def test_node_modules_import_neither_librosa_nor_numba():
     code = textwrap.dedent(f'''
         import importlib, sys
@@ -63,9 +71,7 @@ def test_node_modules_import_neither_librosa_nor_numba():
         assert m.shape == (64, 101), m.shape
         print('LOADED', sorted(n for n in ('numba', 'librosa', 'llvmlite') if n in sys.modules))
     ''')
-    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         timeout=120, env=dict(os.environ, PYTHONWARNINGS='ignore'))
-    assert run.returncode == 0, run.stdout + run.stderr
+    run = _fresh_python(code)
     assert 'LOADED []' in run.stdout, run.stdout + run.stderr
 
 
@@ -85,9 +91,7 @@ def test_node_modules_leave_scipy_to_configure():
         FaceTracker()
         print('AFTER', 'scipy.fft' in sys.modules, 'scipy.optimize' in sys.modules)
     ''')
-    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         timeout=120, env=dict(os.environ, PYTHONWARNINGS='ignore'))
-    assert run.returncode == 0, run.stdout + run.stderr
+    run = _fresh_python(code)
     assert 'AT IMPORT []' in run.stdout, run.stdout
     assert 'AFTER True True' in run.stdout, run.stdout
 

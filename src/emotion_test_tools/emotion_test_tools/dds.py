@@ -263,8 +263,15 @@ class RosHarness:
             wait = deadline - time.monotonic()
             if resend_after is not None:
                 wait = min(wait, resend_after)
-            if self.wait_for(lambda: any(f.done() for f in futures), max(wait, 0.0)):
-                return next(f for f in futures if f.done()).result()
+            done = self._first_done(futures, wait)
+            if done is not None:
+                return done.result()
+        return None
+
+    def _first_done(self, futures: list, timeout: float) -> Any:
+        """The first of ``futures`` to complete within ``timeout`` seconds, or None."""
+        if self.wait_for(lambda: any(f.done() for f in futures), max(timeout, 0.0)):
+            return next(f for f in futures if f.done())
         return None
 
     def state(self, node: str, timeout: float = 30.0) -> Optional[str]:
@@ -300,9 +307,9 @@ class RosHarness:
             return None
         futures = [client.call_async(request)]
         while time.monotonic() < deadline:
-            wait = max(min(resend_after, deadline - time.monotonic()), 0.0)
-            if self.wait_for(lambda: any(f.done() for f in futures), wait):
-                return bool(next(f for f in futures if f.done()).result().success)
+            done = self._first_done(futures, min(resend_after, deadline - time.monotonic()))
+            if done is not None:
+                return bool(done.result().success)
             state = self.state(node, timeout=max(deadline - time.monotonic(), 0.0))
             if state == goal:
                 return True
